@@ -1,0 +1,302 @@
+//! The admin API under `/admin`: keys, the kill switch, reloads and status.
+//!
+//! Every call is authenticated like inference and then authorized by Cedar against an admin
+//! action (`admin.keys`, `admin.block`, `admin.reload`, `admin.read`), so who may administer
+//! is policy, not code. Each change is written to the database before memory, and logged.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Extension, Json, Router};
+use http::{HeaderMap, StatusCode};
+use rampart_policy::{Action, Quota};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::keys::NewKey;
+use crate::auth::Caller;
+use crate::blocks::{Block, BlockKind};
+use crate::error::ApiError;
+use crate::proxy::{authenticate, read_body, RequestId};
+use crate::state::{now, ConfigSource, Gateway};
+use crate::store::StoreError;
+
+/// Admin routes (nested under `/admin`).
+pub fn router() -> Router<Arc<Gateway>> {
+    Router::new()
+        .route("/status", get(status))
+        .route("/keys", get(list_keys).post(create_key))
+        .route("/keys/{id}", delete(revoke_key))
+        .route("/blocks", get(list_blocks).post(add_block))
+        .route("/blocks/{kind}/{value}", delete(remove_block))
+        .route("/reload", post(reload))
+}
+
+async fn admit(gw: &Gateway, headers: &HeaderMap, action: Action) -> Result<Caller, ApiError> {
+    let rt = gw.runtime.load_full();
+    let caller = authenticate(gw, &rt, headers).await?;
+    let decision = rt.policy.authorize(&caller.principal, action, "");
+    if !decision.allowed() {
+        return Err(ApiError::forbidden(
+            "admin_forbidden",
+            format!("this credential may not perform `{}`", action.id()),
+        ));
+    }
+    Ok(caller)
+}
+
+fn who(c: &Caller) -> String {
+    match &c.principal {
+        rampart_policy::Principal::Key { id, .. } => format!("key:{id}"),
+        rampart_policy::Principal::User { id, .. } => format!("user:{id}"),
+    }
+}
+
+fn store_error(e: StoreError) -> ApiError {
+    tracing::error!(error = %e, "database failure in admin API");
+    ApiError::internal(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "storage_unavailable",
+        "the gateway's database is unavailable; nothing was changed",
+    )
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map_err(store_error),
+        Err(_) => Err(ApiError::internal(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "the operation failed",
+        )),
+    }
+}
+
+async fn json_body<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<T, ApiError> {
+    let bytes = read_body(body, headers, 64 * 1024).await?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::invalid_request("invalid_json", format!("invalid request body: {e}"))
+    })
+}
+
+async fn status(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    admit(&gw, &headers, Action::AdminRead).await?;
+    let rt = gw.runtime.load_full();
+    let mut models: Vec<&String> = rt.routes.keys().collect();
+    models.sort();
+    let config = match &gw.source {
+        ConfigSource::Defaults => "embedded defaults".to_string(),
+        ConfigSource::File(p) => p.display().to_string(),
+    };
+    Ok(Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": gw.started.elapsed().as_secs(),
+        "config": config,
+        "config_loaded_at": rt.loaded_at,
+        "models": models,
+        "policies": rt.policy.len(),
+        "keys": gw.keys.all().iter().filter(|k| k.revoked_at.is_none()).count(),
+        "blocks": gw.store.blocks().map(|b| b.len()).unwrap_or(0),
+    }))
+    .into_response())
+}
+
+async fn list_keys(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    admit(&gw, &headers, Action::AdminRead).await?;
+    let keys: Vec<_> = gw
+        .keys
+        .all()
+        .iter()
+        .map(|k| serde_json::to_value(k.as_ref()).unwrap_or_default())
+        .collect();
+    Ok(Json(json!({"object": "list", "data": keys})).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateKey {
+    owner: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    models: Vec<String>,
+    #[serde(default)]
+    expires_in_days: Option<u32>,
+    #[serde(default)]
+    expires_at: Option<i64>,
+    #[serde(default)]
+    limits: Option<Quota>,
+    #[serde(default)]
+    admin: bool,
+}
+
+async fn create_key(
+    State(gw): State<Arc<Gateway>>,
+    Extension(rid): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let caller = admit(&gw, &headers, Action::AdminKeys).await?;
+    let req: CreateKey = json_body(&headers, body).await?;
+    if req.owner.trim().is_empty() || req.owner.len() > 256 {
+        return Err(ApiError::invalid_request(
+            "invalid_value",
+            "`owner` must be 1 to 256 characters",
+        )
+        .with_param("owner"));
+    }
+    let t = now();
+    let expires_at = match (req.expires_in_days, req.expires_at) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid_request(
+                "invalid_value",
+                "give `expires_in_days` or `expires_at`, not both",
+            ));
+        }
+        (Some(d), None) => Some(t + i64::from(d) * 86_400),
+        (None, Some(at)) if at <= t => {
+            return Err(
+                ApiError::invalid_request("invalid_value", "`expires_at` is in the past")
+                    .with_param("expires_at"),
+            );
+        }
+        (None, at) => at,
+    };
+    let new = NewKey::generate(
+        req.owner.trim(),
+        &req.name,
+        req.models,
+        req.admin,
+        expires_at,
+        req.limits,
+        t,
+    );
+    let record = new.record.clone();
+    let store = gw.store.clone();
+    blocking(move || store.insert_key(&record)).await?;
+    gw.keys.put(new.record.clone());
+    tracing::info!(request_id = %rid.0, admin = %who(&caller), key = %new.record.id, owner = %new.record.owner, "api key created");
+    let mut v = serde_json::to_value(&new.record).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("key".into(), json!(new.secret.as_str()));
+    }
+    Ok((StatusCode::CREATED, Json(v)).into_response())
+}
+
+async fn revoke_key(
+    State(gw): State<Arc<Gateway>>,
+    Extension(rid): Extension<RequestId>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let caller = admit(&gw, &headers, Action::AdminKeys).await?;
+    let t = now();
+    let store = gw.store.clone();
+    let key_id = id.clone();
+    let revoked = blocking(move || store.revoke_key(&key_id, t)).await?;
+    if !revoked {
+        return Err(ApiError::not_found(
+            "key_not_found",
+            "no live key has this id",
+        ));
+    }
+    gw.keys.revoke(&id, t);
+    tracing::info!(request_id = %rid.0, admin = %who(&caller), key = %id, "api key revoked");
+    Ok(Json(json!({"id": id, "revoked_at": t})).into_response())
+}
+
+async fn list_blocks(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    admit(&gw, &headers, Action::AdminRead).await?;
+    let store = gw.store.clone();
+    let blocks = blocking(move || store.blocks()).await?;
+    Ok(Json(json!({"object": "list", "data": blocks})).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddBlock {
+    kind: BlockKind,
+    value: String,
+    #[serde(default)]
+    reason: String,
+}
+
+async fn add_block(
+    State(gw): State<Arc<Gateway>>,
+    Extension(rid): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let caller = admit(&gw, &headers, Action::AdminBlock).await?;
+    let req: AddBlock = json_body(&headers, body).await?;
+    if req.value.is_empty() {
+        return Err(
+            ApiError::invalid_request("invalid_value", "`value` must not be empty")
+                .with_param("value"),
+        );
+    }
+    let block = Block {
+        kind: req.kind,
+        value: req.value,
+        reason: req.reason,
+        created_at: now(),
+    };
+    let store = gw.store.clone();
+    let stored = block.clone();
+    blocking(move || store.put_block(&stored)).await?;
+    gw.blocks.insert(block.kind, &block.value);
+    tracing::warn!(request_id = %rid.0, admin = %who(&caller), kind = %block.kind, value = %block.value, "kill switch: blocked");
+    Ok((StatusCode::CREATED, Json(block)).into_response())
+}
+
+async fn remove_block(
+    State(gw): State<Arc<Gateway>>,
+    Extension(rid): Extension<RequestId>,
+    headers: HeaderMap,
+    Path((kind, value)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let caller = admit(&gw, &headers, Action::AdminBlock).await?;
+    let kind: BlockKind = kind
+        .parse()
+        .map_err(|e: String| ApiError::invalid_request("invalid_value", e))?;
+    let store = gw.store.clone();
+    let v = value.clone();
+    let existed = blocking(move || store.delete_block(kind, &v)).await?;
+    if !existed {
+        return Err(ApiError::not_found("block_not_found", "no such block"));
+    }
+    gw.blocks.remove(kind, &value);
+    tracing::warn!(request_id = %rid.0, admin = %who(&caller), %kind, %value, "kill switch: unblocked");
+    Ok(Json(json!({"kind": kind, "value": value, "unblocked": true})).into_response())
+}
+
+async fn reload(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let caller = admit(&gw, &headers, Action::AdminReload).await?;
+    match gw.reload().await {
+        Ok(()) => {
+            tracing::info!(admin = %who(&caller), "configuration reloaded through the admin API");
+            Ok(
+                Json(json!({"status": "reloaded", "loaded_at": gw.runtime.load().loaded_at}))
+                    .into_response(),
+            )
+        }
+        Err(e) => Err(ApiError::invalid_request(
+            "config_invalid",
+            format!("the new configuration was refused and the running one kept: {e}"),
+        )),
+    }
+}

@@ -1,0 +1,216 @@
+//! The router and its layers, in one place.
+//!
+//! Layer order (outermost first): `observe` gives every request its id, renders any
+//! [`ApiError`] with that id, sets `x-request-id`, records metrics and writes the access log.
+//! Handlers are thin: they hand the request to `proxy` or `admin`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use rampart_policy::Action;
+use serde_json::json;
+
+use crate::error::{ApiError, Cause, RenderedError};
+use crate::metrics::{CodeLabels, RequestLabels, RouteLabels};
+use crate::openai::Endpoint;
+use crate::proxy::{self, RequestId};
+use crate::state::Gateway;
+
+/// The whole HTTP surface of the gateway.
+pub fn app(gw: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .route("/v1/completions", post(completions))
+        .route("/v1/embeddings", post(embeddings))
+        .route("/v1/models", get(models))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .nest("/admin", crate::admin::router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(gw.clone(), observe))
+        .with_state(gw)
+}
+
+fn route_label(path: &str) -> &'static str {
+    match path {
+        "/v1/chat/completions" => "chat",
+        "/v1/completions" => "completions",
+        "/v1/embeddings" => "embeddings",
+        "/v1/models" => "models",
+        "/healthz" | "/readyz" => "health",
+        "/metrics" => "metrics",
+        p if p.starts_with("/admin/") => "admin",
+        _ => "other",
+    }
+}
+
+async fn observe(State(gw): State<Arc<Gateway>>, mut req: Request, next: Next) -> Response {
+    let rid = RequestId::new();
+    req.extensions_mut().insert(rid.clone());
+    let route = route_label(req.uri().path());
+    let method = req.method().clone();
+    let started = Instant::now();
+    let mut resp = next.run(req).await;
+    let mut cause = None;
+    if let Some(err) = resp.extensions_mut().remove::<ApiError>() {
+        cause = Some(err.cause());
+        resp = err.into_response_with_id(&rid.0);
+    }
+    if let Ok(v) = HeaderValue::from_str(&rid.0) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    let elapsed = started.elapsed();
+    let status = resp.status();
+    let code = resp.extensions().get::<RenderedError>().map(|e| e.0);
+    gw.metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            route,
+            status: status.as_u16(),
+        })
+        .inc();
+    gw.metrics
+        .latency
+        .get_or_create(&RouteLabels { route })
+        .observe(elapsed.as_secs_f64());
+    if let Some(code) = code {
+        gw.metrics
+            .refusals
+            .get_or_create(&CodeLabels { code })
+            .inc();
+    }
+    let micros = elapsed.as_micros() as u64;
+    match (cause, code) {
+        (Some(Cause::Upstream | Cause::Internal), Some(code)) => {
+            tracing::warn!(request_id = %rid.0, %method, route, status = status.as_u16(), code, micros, "request failed")
+        }
+        (_, Some(code)) => {
+            tracing::info!(request_id = %rid.0, %method, route, status = status.as_u16(), code, micros, "request refused")
+        }
+        _ => {
+            tracing::debug!(request_id = %rid.0, %method, route, status = status.as_u16(), micros, "request")
+        }
+    }
+    resp
+}
+
+async fn chat(
+    State(gw): State<Arc<Gateway>>,
+    Extension(rid): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    proxy::inference(gw, Endpoint::Chat, rid, headers, body).await
+}
+
+async fn completions(
+    State(gw): State<Arc<Gateway>>,
+    Extension(rid): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    proxy::inference(gw, Endpoint::Completions, rid, headers, body).await
+}
+
+async fn embeddings(
+    State(gw): State<Arc<Gateway>>,
+    Extension(rid): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    proxy::inference(gw, Endpoint::Embeddings, rid, headers, body).await
+}
+
+/// Only the models this caller may use, and not blocked ones.
+async fn models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let rt = gw.runtime.load_full();
+    let caller = proxy::authenticate(&gw, &rt, &headers).await?;
+    let mut names: Vec<&String> = rt
+        .routes
+        .keys()
+        .filter(|m| {
+            gw.blocks
+                .check(caller.key_id.as_deref(), caller.principal.user(), Some(m))
+                .is_none()
+        })
+        .filter(|m| {
+            [Action::Chat, Action::Complete, Action::Embed]
+                .into_iter()
+                .any(|a| rt.policy.authorize(&caller.principal, a, m).allowed())
+        })
+        .collect();
+    names.sort();
+    let data: Vec<_> = names
+        .iter()
+        .map(
+            |n| json!({"id": n, "object": "model", "created": rt.loaded_at, "owned_by": "rampart"}),
+        )
+        .collect();
+    Ok(Json(json!({"object": "list", "data": data})).into_response())
+}
+
+async fn healthz() -> Response {
+    Json(json!({"status": "ok"})).into_response()
+}
+
+async fn readyz(State(gw): State<Arc<Gateway>>) -> Response {
+    let store = gw.store.clone();
+    let ok = matches!(
+        tokio::task::spawn_blocking(move || store.ping()).await,
+        Ok(Ok(()))
+    );
+    if ok {
+        Json(json!({"status": "ready"})).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "not ready", "reason": "database unavailable"})),
+        )
+            .into_response()
+    }
+}
+
+async fn metrics(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let rt = gw.runtime.load_full();
+    if rt.config.server.metrics_require_admin {
+        let caller = proxy::authenticate(&gw, &rt, &headers).await?;
+        if !rt
+            .policy
+            .authorize(&caller.principal, Action::AdminRead, "")
+            .allowed()
+        {
+            return Err(ApiError::forbidden(
+                "admin_forbidden",
+                "metrics need an admin credential",
+            ));
+        }
+    }
+    Ok((
+        [(
+            http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        gw.metrics.encode(),
+    )
+        .into_response())
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("unknown_route", "no such endpoint")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::invalid_request(
+        "method_not_allowed",
+        "this endpoint does not accept that method",
+    )
+}

@@ -1,0 +1,222 @@
+//! Prometheus metrics. The registry is built once at start-up and handed down; each stage
+//! records into the families it owns.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// Labels of a finished request.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// Route label (`chat`, `completions`, `embeddings`, `models`, `admin`, ...).
+    pub route: &'static str,
+    /// HTTP status.
+    pub status: u16,
+}
+
+/// Labels of a refusal.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CodeLabels {
+    /// The stable error code.
+    pub code: &'static str,
+}
+
+/// Route-only labels.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// Route label.
+    pub route: &'static str,
+}
+
+/// Token counters' labels.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenLabels {
+    /// The model clients asked for.
+    pub model: String,
+    /// `prompt` or `completion`.
+    pub kind: &'static str,
+}
+
+/// Upstream labels.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamLabels {
+    /// Upstream name.
+    pub upstream: String,
+    /// `connect`, `timeout`, `status_5xx`, `invalid_response`, `stream_broken`, ...
+    pub kind: &'static str,
+}
+
+/// Upstream latency labels.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamNameLabels {
+    /// Upstream name.
+    pub upstream: String,
+}
+
+/// Result label for reloads.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// `ok` or `error`.
+    pub result: &'static str,
+}
+
+type Hist<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 100 µs .. ~13 s.
+    Histogram::new(exponential_buckets(0.0001, 2.0, 18))
+}
+
+/// Every metric the gateway exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Requests by route and status.
+    pub requests: Family<RequestLabels, Counter>,
+    /// Time to response headers, by route.
+    pub latency: Hist<RouteLabels>,
+    /// Refusals by error code.
+    pub refusals: Family<CodeLabels, Counter>,
+    /// Tokens by model and kind.
+    pub tokens: Family<TokenLabels, Counter>,
+    /// Upstream failures.
+    pub upstream_errors: Family<UpstreamLabels, Counter>,
+    /// Upstream time to headers.
+    pub upstream_latency: Hist<UpstreamNameLabels>,
+    /// Requests in flight.
+    pub inflight: Gauge<i64, std::sync::atomic::AtomicI64>,
+    /// Streams the client closed before the end.
+    pub streams_cancelled: Counter<u64, AtomicU64>,
+    /// Failovers to a later target.
+    pub failovers: Counter<u64, AtomicU64>,
+    /// Config reloads.
+    pub reloads: Family<ResultLabels, Counter>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("rampart");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "HTTP requests handled, by route and status",
+            requests.clone(),
+        );
+        let latency: Hist<RouteLabels> = Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "request_duration_seconds",
+            "Time until response headers, by route",
+            latency.clone(),
+        );
+        let refusals = Family::<CodeLabels, Counter>::default();
+        registry.register(
+            "refusals",
+            "Requests refused or failed, by error code",
+            refusals.clone(),
+        );
+        let tokens = Family::<TokenLabels, Counter>::default();
+        registry.register(
+            "tokens",
+            "Tokens processed, by model and kind",
+            tokens.clone(),
+        );
+        let upstream_errors = Family::<UpstreamLabels, Counter>::default();
+        registry.register(
+            "upstream_errors",
+            "Upstream failures, by upstream and kind",
+            upstream_errors.clone(),
+        );
+        let upstream_latency: Hist<UpstreamNameLabels> =
+            Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "upstream_duration_seconds",
+            "Upstream time until response headers",
+            upstream_latency.clone(),
+        );
+        let inflight = Gauge::default();
+        registry.register(
+            "inflight_requests",
+            "Inference requests in flight",
+            inflight.clone(),
+        );
+        let streams_cancelled = Counter::default();
+        registry.register(
+            "streams_cancelled",
+            "Streams closed by the client before the end",
+            streams_cancelled.clone(),
+        );
+        let failovers = Counter::default();
+        registry.register(
+            "upstream_failovers",
+            "Requests moved to a later target",
+            failovers.clone(),
+        );
+        let reloads = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "config_reloads",
+            "Configuration reloads, by result",
+            reloads.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            latency,
+            refusals,
+            tokens,
+            upstream_errors,
+            upstream_latency,
+            inflight,
+            streams_cancelled,
+            failovers,
+            reloads,
+        }
+    }
+
+    /// Counts an upstream failure.
+    pub fn upstream_error(&self, upstream: &str, kind: &'static str) {
+        self.upstream_errors
+            .get_or_create(&UpstreamLabels {
+                upstream: upstream.to_string(),
+                kind,
+            })
+            .inc();
+    }
+
+    /// Counts tokens.
+    pub fn add_tokens(&self, model: &str, kind: &'static str, n: u64) {
+        if n > 0 {
+            self.tokens
+                .get_or_create(&TokenLabels {
+                    model: model.to_string(),
+                    kind,
+                })
+                .inc_by(n);
+        }
+    }
+
+    /// The text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

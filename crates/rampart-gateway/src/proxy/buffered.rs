@@ -1,0 +1,117 @@
+//! Relaying a non-streamed answer: read it whole (bounded, with the idle timeout), check it is
+//! the JSON the endpoint promises, charge usage, and only then send it on.
+
+use axum::body::Body;
+use axum::response::Response;
+use bytes::{Bytes, BytesMut};
+use http::StatusCode;
+use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::openai::Endpoint;
+
+use super::{upstream_status_error, Relayed};
+
+/// Largest upstream answer accepted (embeddings of big batches are the large case).
+const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
+
+pub(super) async fn read_upstream(
+    x: &Relayed,
+    mut resp: reqwest::Response,
+) -> Result<Bytes, ApiError> {
+    let mut buf = BytesMut::new();
+    loop {
+        match tokio::time::timeout(x.upstream.idle_timeout, resp.chunk()).await {
+            Err(_) => {
+                x.gw.metrics.upstream_error(&x.upstream.name, "timeout");
+                return Err(ApiError::upstream(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "upstream_timeout",
+                    "the model API stopped sending its answer",
+                ));
+            }
+            Ok(Ok(Some(chunk))) => {
+                if buf.len() + chunk.len() > MAX_UPSTREAM_BODY {
+                    x.gw.metrics.upstream_error(&x.upstream.name, "too_large");
+                    return Err(ApiError::upstream(
+                        StatusCode::BAD_GATEWAY,
+                        "upstream_invalid_response",
+                        "the model API's answer is too large",
+                    ));
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            Ok(Ok(None)) => return Ok(buf.freeze()),
+            Ok(Err(_)) => {
+                x.gw.metrics.upstream_error(&x.upstream.name, "body_broken");
+                return Err(ApiError::upstream(
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_invalid_response",
+                    "the model API's answer was cut off",
+                ));
+            }
+        }
+    }
+}
+
+pub(super) async fn relay(
+    x: Relayed,
+    endpoint: Endpoint,
+    resp: reqwest::Response,
+) -> Result<Response, ApiError> {
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = read_upstream(&x, resp).await?;
+    if !status.is_success() {
+        return Err(upstream_status_error(
+            &x.gw,
+            &x.upstream.name,
+            status,
+            &body,
+            &headers,
+        ));
+    }
+    let invalid = |what: &str| {
+        x.gw.metrics
+            .upstream_error(&x.upstream.name, "invalid_response");
+        ApiError::upstream(
+            StatusCode::BAD_GATEWAY,
+            "upstream_invalid_response",
+            format!("the model API's answer is not valid: {what}"),
+        )
+    };
+    let value: Value = serde_json::from_slice(&body).map_err(|_| invalid("not JSON"))?;
+    let Value::Object(obj) = &value else {
+        return Err(invalid("not a JSON object"));
+    };
+    let list = match endpoint {
+        Endpoint::Chat | Endpoint::Completions => "choices",
+        Endpoint::Embeddings => "data",
+    };
+    if !obj.get(list).is_some_and(Value::is_array) {
+        return Err(invalid(&format!("no `{list}` array")));
+    }
+    let usage = obj.get("usage");
+    let prompt = usage
+        .and_then(|u| u.get("prompt_tokens"))
+        .and_then(Value::as_u64);
+    let completion = usage
+        .and_then(|u| u.get("completion_tokens"))
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    x.account(prompt, completion);
+
+    let mut builder = Response::builder()
+        .status(StatusCode::OK)
+        .header(http::header::CONTENT_TYPE, "application/json");
+    for (k, v) in &x.permit.headers {
+        builder = builder.header(k, v);
+    }
+    builder.body(Body::from(body)).map_err(|_| {
+        ApiError::internal(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "cannot build the response",
+        )
+    })
+}

@@ -1,0 +1,340 @@
+//! The request path for inference, top to bottom:
+//!
+//! 1. authenticate (API key or OIDC JWT) — before the body is read, so strangers cannot make
+//!    the gateway buffer anything;
+//! 2. read the body within `limits.max_body_bytes` and parse it (`openai.rs`);
+//! 3. resolve the model to its route; check the kill switch; authorize with Cedar;
+//! 4. check prompt size, cap `max_tokens`, and admit against the limits;
+//! 5. send upstream with failover (`send.rs`);
+//! 6. relay the answer: buffered and checked (`buffered.rs`) or streamed event by event
+//!    (`stream.rs`), charging completion tokens from the upstream's usage.
+//!
+//! Each step either adds to the exchange or ends it with an [`ApiError`].
+
+mod buffered;
+mod send;
+mod stream;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::response::Response;
+use http::{HeaderMap, StatusCode};
+use http_body_util::BodyExt;
+use rampart_policy::Action;
+
+use crate::auth::{self, Caller};
+use crate::error::ApiError;
+use crate::limits::{Scope, Subject};
+use crate::openai::{Endpoint, InferenceRequest};
+use crate::state::{now, Gateway, Runtime};
+
+/// The id of one exchange, set by the request-id layer.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub Arc<str>);
+
+impl RequestId {
+    /// A fresh, time-ordered id.
+    pub fn new() -> RequestId {
+        RequestId(Arc::from(format!("req_{}", uuid::Uuid::now_v7().simple())))
+    }
+}
+
+impl Default for RequestId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Decrements the in-flight gauge when dropped.
+pub(crate) struct InFlight(Arc<Gateway>);
+
+impl InFlight {
+    fn enter(gw: &Arc<Gateway>) -> InFlight {
+        gw.metrics.inflight.inc();
+        InFlight(gw.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.metrics.inflight.dec();
+    }
+}
+
+/// Authenticates against the current runtime.
+pub async fn authenticate(
+    gw: &Gateway,
+    rt: &Runtime,
+    headers: &HeaderMap,
+) -> Result<Caller, ApiError> {
+    auth::authenticate(
+        headers,
+        &gw.keys,
+        rt.config.auth.api_keys,
+        rt.oidc.as_deref(),
+        now(),
+    )
+    .await
+}
+
+/// Reads a request body within `max` bytes.
+pub async fn read_body(
+    body: Body,
+    headers: &HeaderMap,
+    max: usize,
+) -> Result<bytes::Bytes, ApiError> {
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(ApiError::too_large(format!(
+            "the request body exceeds the limit of {max} bytes"
+        )));
+    }
+    match http_body_util::Limited::new(body, max).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::too_large(format!(
+            "the request body exceeds the limit of {max} bytes"
+        ))),
+        Err(_) => Err(ApiError::invalid_request(
+            "body_read_error",
+            "the request body could not be read completely",
+        )),
+    }
+}
+
+fn action_for(endpoint: Endpoint) -> Action {
+    match endpoint {
+        Endpoint::Chat => Action::Chat,
+        Endpoint::Completions => Action::Complete,
+        Endpoint::Embeddings => Action::Embed,
+    }
+}
+
+/// Handles one inference request end to end.
+pub async fn inference(
+    gw: Arc<Gateway>,
+    endpoint: Endpoint,
+    rid: RequestId,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let rt = gw.runtime.load_full();
+
+    // 1. Who is calling.
+    let caller = authenticate(&gw, &rt, &headers).await?;
+
+    // 2. What they ask.
+    let bytes = read_body(body, &headers, rt.config.limits.max_body_bytes).await?;
+    let mut req = InferenceRequest::parse(endpoint, &bytes, &gw.tokenizer)?;
+    drop(bytes);
+
+    // 3. Whether they may.
+    let route = rt.routes.get(&req.model).cloned().ok_or_else(|| {
+        ApiError::not_found(
+            "model_not_found",
+            format!(
+                "the model `{}` does not exist or you do not have access to it",
+                short(&req.model)
+            ),
+        )
+        .with_param("model")
+    })?;
+    if let Some(kind) = gw.blocks.check(
+        caller.key_id.as_deref(),
+        caller.principal.user(),
+        Some(&req.model),
+    ) {
+        return Err(ApiError::forbidden(
+            "blocked",
+            format!("access is blocked by an administrator ({kind})"),
+        ));
+    }
+    let decision = rt
+        .policy
+        .authorize(&caller.principal, action_for(endpoint), &req.model);
+    if !decision.allowed() {
+        if !decision.errors.is_empty() {
+            tracing::warn!(request_id = %rid.0, errors = ?decision.errors, "policy evaluation failed; request denied");
+            return Err(ApiError::internal(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "policy_error",
+                "the access policy could not be evaluated; the request was refused",
+            ));
+        }
+        return Err(ApiError::forbidden(
+            "model_not_allowed",
+            format!(
+                "you do not have access to the model `{}`",
+                short(&req.model)
+            ),
+        )
+        .with_param("model"));
+    }
+
+    // 4. Whether they may now.
+    let limits = &rt.config.limits;
+    if let Some(max) = limits.max_prompt_tokens {
+        if req.prompt_tokens > max {
+            return Err(ApiError::invalid_request(
+                "context_length_exceeded",
+                format!(
+                    "the prompt has {} tokens; this gateway accepts at most {max}",
+                    req.prompt_tokens
+                ),
+            ));
+        }
+    }
+    if let Some(cap) = limits.max_tokens_cap {
+        req.cap_max_tokens(cap);
+    }
+    let key_quota = caller.key_limits.unwrap_or(limits.per_key);
+    let mut subjects = Vec::with_capacity(3);
+    if let Some(id) = caller.key_id.as_deref() {
+        subjects.push(Subject {
+            scope: Scope::Key,
+            id,
+            quota: key_quota,
+        });
+    }
+    subjects.push(Subject {
+        scope: Scope::User,
+        id: caller.principal.user(),
+        quota: limits.per_user,
+    });
+    subjects.push(Subject {
+        scope: Scope::Model,
+        id: &route.name,
+        quota: route.limits,
+    });
+    let permit = gw
+        .limiter
+        .admit(&subjects, req.prompt_tokens)
+        .map_err(|r| {
+            ApiError::rate_limited(r.code, r.message, r.retry_after).with_headers(r.headers)
+        })?;
+    let inflight = InFlight::enter(&gw);
+    gw.metrics
+        .add_tokens(&route.name, "prompt", req.prompt_tokens);
+
+    // 5. Ask the model.
+    let (resp, upstream) = send::send(&gw, &route, &req, &rid).await?;
+
+    // 6. Relay the answer.
+    let exchange = Relayed {
+        gw: gw.clone(),
+        route,
+        upstream,
+        permit,
+        inflight,
+        prompt_tokens: req.prompt_tokens,
+    };
+    if req.stream {
+        stream::relay(
+            exchange,
+            resp,
+            !req.client_wants_stream_usage && endpoint == Endpoint::Chat,
+        )
+        .await
+    } else {
+        buffered::relay(exchange, endpoint, resp).await
+    }
+}
+
+/// What the relay stage needs of the exchange.
+pub(crate) struct Relayed {
+    gw: Arc<Gateway>,
+    route: Arc<crate::state::Route>,
+    upstream: Arc<crate::upstream::Upstream>,
+    permit: crate::limits::Permit,
+    #[allow(
+        dead_code,
+        reason = "held for its Drop, which lowers the in-flight gauge"
+    )]
+    inflight: InFlight,
+    prompt_tokens: u64,
+}
+
+impl Relayed {
+    /// Charges usage once the upstream reports (or the relay counted) it.
+    fn account(&self, upstream_prompt: Option<u64>, completion: u64) {
+        let correction = upstream_prompt.map_or(0, |p| p as i64 - self.prompt_tokens as i64);
+        self.permit.charge(completion as i64 + correction);
+        self.gw
+            .metrics
+            .add_tokens(&self.route.name, "completion", completion);
+    }
+}
+
+/// User input quoted in messages is cut short.
+fn short(s: &str) -> String {
+    let mut out: String = s.chars().take(64).collect();
+    if out.len() < s.len() {
+        out.push('…');
+    }
+    out
+}
+
+/// Maps an upstream's non-2xx answer to Rampart's error.
+fn upstream_status_error(
+    gw: &Gateway,
+    upstream: &str,
+    status: StatusCode,
+    body: &[u8],
+    headers: &HeaderMap,
+) -> ApiError {
+    let upstream_message = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            v.get("error")
+                .and_then(|e| e.get("message"))
+                .and_then(|m| m.as_str())
+                .map(|s| short_text(s, 300))
+        });
+    match status.as_u16() {
+        401 | 403 => {
+            gw.metrics.upstream_error(upstream, "auth");
+            tracing::warn!(upstream, %status, "upstream refused the gateway's credentials");
+            ApiError::upstream(
+                StatusCode::BAD_GATEWAY,
+                "upstream_auth_failed",
+                "the model API refused the gateway's credentials",
+            )
+        }
+        429 => {
+            gw.metrics.upstream_error(upstream, "rate_limited");
+            let retry = headers
+                .get(http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(1);
+            ApiError::rate_limited(
+                "upstream_rate_limited",
+                "the model API is rate limiting this gateway",
+                std::time::Duration::from_secs(retry),
+            )
+        }
+        400 | 404 | 409 | 413 | 422 => {
+            gw.metrics.upstream_error(upstream, "rejected");
+            let msg = match upstream_message {
+                Some(m) => format!("the model API rejected the request: {m}"),
+                None => "the model API rejected the request".into(),
+            };
+            ApiError::upstream(status, "upstream_rejected_request", msg)
+        }
+        _ => {
+            gw.metrics.upstream_error(upstream, "status_error");
+            ApiError::upstream(
+                StatusCode::BAD_GATEWAY,
+                "upstream_error",
+                format!("the model API failed (status {})", status.as_u16()),
+            )
+        }
+    }
+}
+
+fn short_text(s: &str, n: usize) -> String {
+    s.chars().filter(|c| !c.is_control()).take(n).collect()
+}

@@ -1,0 +1,279 @@
+//! Relaying a streamed answer event by event.
+//!
+//! Each upstream chunk is framed (`sse.rs`), every event's JSON is checked, and the events are
+//! forwarded in the same poll that received them: nothing waits for a later chunk. When the
+//! upstream stalls past its idle timeout, breaks, sends garbage or ends without `[DONE]`, the
+//! client gets a final OpenAI-style error event instead of a silently truncated answer. When
+//! the client goes away, the body stream is dropped, which drops the upstream response and
+//! closes that connection: the model stops generating for nobody.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+
+use axum::body::Body;
+use axum::response::Response;
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use http::StatusCode;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::sse::{Event, Framer};
+
+use super::{buffered, upstream_status_error, Relayed};
+
+/// Largest single event accepted from upstream.
+const MAX_EVENT: usize = 4 * 1024 * 1024;
+
+type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+
+struct Relay {
+    x: Relayed,
+    upstream: ByteStream,
+    framer: Framer,
+    events: Vec<Event>,
+    strip_usage: bool,
+    saw_done: bool,
+    finished: bool,
+    upstream_prompt: Option<u64>,
+    upstream_completion: Option<u64>,
+    counted_completion: u64,
+}
+
+pub(super) async fn relay(
+    x: Relayed,
+    resp: reqwest::Response,
+    strip_usage: bool,
+) -> Result<Response, ApiError> {
+    let status = resp.status();
+    if !status.is_success() {
+        let headers = resp.headers().clone();
+        let body = buffered::read_upstream(&x, resp).await?;
+        return Err(upstream_status_error(
+            &x.gw,
+            &x.upstream.name,
+            status,
+            &body,
+            &headers,
+        ));
+    }
+    let is_sse = resp
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    if !is_sse {
+        x.gw.metrics
+            .upstream_error(&x.upstream.name, "invalid_response");
+        return Err(ApiError::upstream(
+            StatusCode::BAD_GATEWAY,
+            "upstream_invalid_response",
+            "the model API did not answer with an event stream",
+        ));
+    }
+    let mut builder = Response::builder()
+        .status(StatusCode::OK)
+        .header(http::header::CONTENT_TYPE, "text/event-stream")
+        .header(http::header::CACHE_CONTROL, "no-cache")
+        .header("x-accel-buffering", "no");
+    for (k, v) in &x.permit.headers {
+        builder = builder.header(k, v);
+    }
+    let relay = Relay {
+        x,
+        upstream: Box::pin(resp.bytes_stream()),
+        framer: Framer::new(MAX_EVENT),
+        events: Vec::new(),
+        strip_usage,
+        saw_done: false,
+        finished: false,
+        upstream_prompt: None,
+        upstream_completion: None,
+        counted_completion: 0,
+    };
+    let body = futures_util::stream::unfold(relay, |mut r| async move {
+        let frame = r.next_frame().await?;
+        Some((Ok::<_, Infallible>(frame), r))
+    });
+    builder.body(Body::from_stream(body)).map_err(|_| {
+        ApiError::internal(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "cannot build the response",
+        )
+    })
+}
+
+fn error_event(code: &str, message: &str) -> Bytes {
+    let v = json!({"error": {"message": message, "type": "upstream_error", "param": null, "code": code}});
+    Bytes::from(format!("data: {v}\n\n"))
+}
+
+impl Relay {
+    async fn next_frame(&mut self) -> Option<Bytes> {
+        loop {
+            if self.finished {
+                return None;
+            }
+            let chunk = match tokio::time::timeout(
+                self.x.upstream.idle_timeout,
+                self.upstream.next(),
+            )
+            .await
+            {
+                Err(_) => {
+                    return Some(self.fail(
+                        "timeout",
+                        "upstream_timeout",
+                        "the model API stopped sending",
+                    ))
+                }
+                Ok(None) => {
+                    return Some(self.fail(
+                        "stream_truncated",
+                        "upstream_stream_truncated",
+                        "the model API's stream ended before it was complete",
+                    ))
+                }
+                Ok(Some(Err(_))) => {
+                    return Some(self.fail(
+                        "stream_broken",
+                        "upstream_stream_broken",
+                        "the model API's stream broke off",
+                    ))
+                }
+                Ok(Some(Ok(chunk))) => chunk,
+            };
+            let mut events = std::mem::take(&mut self.events);
+            if self.framer.push(&chunk, &mut events).is_err() {
+                return Some(self.fail(
+                    "invalid_response",
+                    "upstream_invalid_response",
+                    "the model API sent an invalid event stream",
+                ));
+            }
+            let mut out = BytesMut::new();
+            for ev in events.drain(..) {
+                if ev.data == "[DONE]" {
+                    out.extend_from_slice(b"data: [DONE]\n\n");
+                    self.saw_done = true;
+                    break;
+                }
+                let value: Value = match serde_json::from_str(&ev.data) {
+                    Ok(v @ Value::Object(_)) => v,
+                    _ => {
+                        out.extend_from_slice(&self.fail(
+                            "invalid_response",
+                            "upstream_invalid_response",
+                            "the model API sent an event that is not a JSON object",
+                        ));
+                        return Some(out.freeze());
+                    }
+                };
+                if value.get("error").is_some() {
+                    // The upstream reported a failure mid-stream: pass it on and end here.
+                    self.x
+                        .gw
+                        .metrics
+                        .upstream_error(&self.x.upstream.name, "stream_error_event");
+                    out.extend_from_slice(format!("data: {}\n\n", ev.data).as_bytes());
+                    self.finish();
+                    return Some(out.freeze());
+                }
+                let usage_only = self.take_usage(&value);
+                if usage_only && self.strip_usage {
+                    continue;
+                }
+                self.count(&value);
+                if let Some(name) = &ev.name {
+                    out.extend_from_slice(format!("event: {name}\n").as_bytes());
+                }
+                out.extend_from_slice(b"data: ");
+                out.extend_from_slice(ev.data.as_bytes());
+                out.extend_from_slice(b"\n\n");
+            }
+            self.events = events;
+            if self.saw_done {
+                self.finish();
+            }
+            if !out.is_empty() {
+                return Some(out.freeze());
+            }
+        }
+    }
+
+    /// Records usage; true when the chunk carries nothing but usage.
+    fn take_usage(&mut self, v: &Value) -> bool {
+        let Some(usage) = v.get("usage").filter(|u| u.is_object()) else {
+            return false;
+        };
+        self.upstream_prompt = usage
+            .get("prompt_tokens")
+            .and_then(Value::as_u64)
+            .or(self.upstream_prompt);
+        self.upstream_completion = usage
+            .get("completion_tokens")
+            .and_then(Value::as_u64)
+            .or(self.upstream_completion);
+        v.get("choices")
+            .and_then(Value::as_array)
+            .is_some_and(|c| c.is_empty())
+    }
+
+    /// Counts streamed text so completion tokens are charged even when no usage arrives.
+    fn count(&mut self, v: &Value) {
+        let Some(choices) = v.get("choices").and_then(Value::as_array) else {
+            return;
+        };
+        for c in choices {
+            if let Some(t) = c.get("text").and_then(Value::as_str) {
+                self.counted_completion += self.x.gw.tokenizer.count(t);
+            }
+            if let Some(delta) = c.get("delta") {
+                if let Some(t) = delta.get("content").and_then(Value::as_str) {
+                    self.counted_completion += self.x.gw.tokenizer.count(t);
+                }
+                if let Some(calls) = delta.get("tool_calls").and_then(Value::as_array) {
+                    for call in calls {
+                        if let Some(a) = call
+                            .get("function")
+                            .and_then(|f| f.get("arguments"))
+                            .and_then(Value::as_str)
+                        {
+                            self.counted_completion += self.x.gw.tokenizer.count(a);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn fail(&mut self, metric: &'static str, code: &str, message: &str) -> Bytes {
+        self.x
+            .gw
+            .metrics
+            .upstream_error(&self.x.upstream.name, metric);
+        tracing::warn!(upstream = %self.x.upstream.name, code, "stream ended with an error event");
+        self.finish();
+        error_event(code, message)
+    }
+
+    fn finish(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        let completion = self.upstream_completion.unwrap_or(self.counted_completion);
+        self.x.account(self.upstream_prompt, completion);
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        if !self.finished {
+            // The client went away mid-stream; what it received is still charged.
+            self.x.gw.metrics.streams_cancelled.inc();
+            self.finish();
+        }
+    }
+}

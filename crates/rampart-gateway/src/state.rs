@@ -1,0 +1,255 @@
+//! What the gateway holds while it runs: the reloadable [`Runtime`] (config, policies,
+//! upstreams) behind an `ArcSwap`, and the long-lived parts (database, key cache, blocks,
+//! limits, metrics, tokenizer) that survive reloads.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use rampart_policy::{Config, ConfigError, PolicyEngine, PolicyError, Quota, Target};
+
+use crate::auth::keys::{KeyCache, NewKey};
+use crate::auth::oidc::{OidcError, OidcVerifier};
+use crate::blocks::Blocklist;
+use crate::limits::Limiter;
+use crate::metrics::Metrics;
+use crate::store::{Store, StoreError};
+use crate::tokens::{Tokenizer, TokenizerError};
+use crate::upstream::{CredentialError, Upstream};
+
+/// A configuration could not be turned into a running gateway.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The file is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The policies are invalid.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// An upstream's key is missing.
+    #[error(transparent)]
+    Credential(#[from] CredentialError),
+    /// The OIDC settings are unusable.
+    #[error("oidc: {0}")]
+    Oidc(#[from] OidcError),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The tokenizer failed to load.
+    #[error(transparent)]
+    Tokenizer(#[from] TokenizerError),
+}
+
+/// A model as routed: its failover list of (upstream, pinned model).
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// The name clients use.
+    pub name: String,
+    /// In failover order.
+    pub targets: Vec<(Arc<Upstream>, String)>,
+    /// Per-model limits.
+    pub limits: Quota,
+}
+
+/// Everything a reload replaces at once.
+#[derive(Debug)]
+pub struct Runtime {
+    /// The parsed config.
+    pub config: Config,
+    /// Cedar policies.
+    pub policy: PolicyEngine,
+    /// Routes by client-facing model name.
+    pub routes: HashMap<String, Arc<Route>>,
+    /// JWT verification, when OIDC is configured.
+    pub oidc: Option<Arc<OidcVerifier>>,
+    /// When it was built (unix seconds).
+    pub loaded_at: i64,
+}
+
+impl Runtime {
+    /// Builds a runtime from a checked config. `demo_base` is the demo upstream's URL.
+    pub fn build(
+        config: Config,
+        demo_base: Option<&str>,
+        http: &reqwest::Client,
+    ) -> Result<Runtime, BuildError> {
+        let policy = PolicyEngine::from_config(&config, |p| std::fs::read_to_string(p))?;
+        let mut upstreams = HashMap::new();
+        for u in &config.upstreams {
+            upstreams.insert(u.name.get_ref().clone(), Upstream::build(u, demo_base)?);
+        }
+        let mut routes = HashMap::new();
+        for m in &config.models {
+            let targets = m
+                .targets
+                .iter()
+                .filter_map(|Target { upstream, model }| {
+                    upstreams
+                        .get(upstream.get_ref())
+                        .map(|u| (u.clone(), model.clone()))
+                })
+                .collect();
+            let limits = m.limits.unwrap_or(config.limits.per_model);
+            let name = m.name.get_ref().clone();
+            routes.insert(
+                name.clone(),
+                Arc::new(Route {
+                    name,
+                    targets,
+                    limits,
+                }),
+            );
+        }
+        let oidc = match &config.auth.oidc {
+            Some(o) => Some(Arc::new(OidcVerifier::new(o.clone(), http.clone())?)),
+            None => None,
+        };
+        Ok(Runtime {
+            config,
+            policy,
+            routes,
+            oidc,
+            loaded_at: now(),
+        })
+    }
+}
+
+/// Unix seconds.
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Where the config comes from, for reloads.
+#[derive(Debug, Clone)]
+pub enum ConfigSource {
+    /// Embedded defaults (no file); a reload keeps them.
+    Defaults,
+    /// A file, read again on each reload.
+    File(PathBuf),
+}
+
+impl ConfigSource {
+    /// Reads and checks the config.
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        match self {
+            ConfigSource::Defaults => Ok(Config::default()),
+            ConfigSource::File(p) => Config::from_file(&p.display().to_string()),
+        }
+    }
+}
+
+/// Shared state of a running gateway.
+#[derive(Debug)]
+pub struct Gateway {
+    /// The current runtime.
+    pub runtime: ArcSwap<Runtime>,
+    /// Where reloads read from.
+    pub source: ConfigSource,
+    /// Durable state.
+    pub store: Store,
+    /// API keys.
+    pub keys: KeyCache,
+    /// Kill switch.
+    pub blocks: Blocklist,
+    /// Limits.
+    pub limiter: Limiter,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Prompt tokenizer.
+    pub tokenizer: Tokenizer,
+    /// For OIDC fetches.
+    pub http: reqwest::Client,
+    /// The built-in demo model's base URL, when one is running.
+    pub demo_base: Option<String>,
+    /// Start time.
+    pub started: Instant,
+    reload_lock: tokio::sync::Mutex<()>,
+}
+
+impl Gateway {
+    /// Opens the store under the config's data directory and builds the first runtime.
+    pub fn new(
+        config: Config,
+        source: ConfigSource,
+        demo_base: Option<String>,
+    ) -> Result<Gateway, BuildError> {
+        let store = Store::open(std::path::Path::new(&config.server.data_dir))?;
+        let keys = KeyCache::default();
+        keys.load(store.keys()?);
+        let blocks = Blocklist::default();
+        blocks.load(&store.blocks()?);
+        let http = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| {
+                BuildError::Credential(CredentialError::Client("oidc".into(), e.to_string()))
+            })?;
+        let runtime = Runtime::build(config, demo_base.as_deref(), &http)?;
+        Ok(Gateway {
+            runtime: ArcSwap::from_pointee(runtime),
+            source,
+            store,
+            keys,
+            blocks,
+            limiter: Limiter::default(),
+            metrics: Metrics::new(),
+            tokenizer: Tokenizer::load()?,
+            http,
+            demo_base,
+            started: Instant::now(),
+            reload_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Creates the admin credential when none exists; returns its secret to show once.
+    pub fn ensure_admin_credential(&self) -> Result<Option<String>, StoreError> {
+        if self.store.has_admin_key()? {
+            return Ok(None);
+        }
+        let k = NewKey::generate(
+            "admin",
+            "first-start admin credential",
+            vec![],
+            true,
+            None,
+            None,
+            now(),
+        );
+        self.store.insert_key(&k.record)?;
+        self.keys.put(k.record);
+        Ok(Some(k.secret.to_string()))
+    }
+
+    /// Re-reads the config and swaps it in; on any error the running config stays.
+    pub async fn reload(&self) -> Result<(), BuildError> {
+        let _guard = self.reload_lock.lock().await;
+        let result = (|| {
+            let config = self.source.load()?;
+            Runtime::build(config, self.demo_base.as_deref(), &self.http)
+        })();
+        match result {
+            Ok(rt) => {
+                self.runtime.store(Arc::new(rt));
+                self.metrics
+                    .reloads
+                    .get_or_create(&crate::metrics::ResultLabels { result: "ok" })
+                    .inc();
+                tracing::info!("configuration reloaded");
+                Ok(())
+            }
+            Err(e) => {
+                self.metrics
+                    .reloads
+                    .get_or_create(&crate::metrics::ResultLabels { result: "error" })
+                    .inc();
+                tracing::warn!(error = %e, "configuration reload refused; the running configuration stays");
+                Err(e)
+            }
+        }
+    }
+}

@@ -1,0 +1,278 @@
+//! The gateway's durable state in SQLite: API keys (hashed) and kill-switch blocks.
+//!
+//! The hot path never touches the database: keys and blocks are loaded into memory at start-up
+//! and every admin change writes here first, then updates the in-memory copy, so a restart
+//! comes back to the same state.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::auth::keys::KeyRecord;
+use crate::blocks::{Block, BlockKind};
+
+/// A database failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// SQLite refused the operation.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The data directory could not be created.
+    #[error("cannot create data directory `{path}`: {reason}")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// A stored value does not decode.
+    #[error("corrupt stored value in `{table}`: {reason}")]
+    Corrupt {
+        /// The table.
+        table: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The connection lock was poisoned by a panic elsewhere.
+    #[error("database connection is unusable after an earlier failure")]
+    Poisoned,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS keys (
+    id          TEXT PRIMARY KEY,
+    secret_hash BLOB NOT NULL,
+    owner       TEXT NOT NULL,
+    name        TEXT NOT NULL DEFAULT '',
+    models      TEXT NOT NULL,
+    admin       INTEGER NOT NULL,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER,
+    revoked_at  INTEGER,
+    limits      TEXT
+);
+CREATE TABLE IF NOT EXISTS blocks (
+    kind       TEXT NOT NULL,
+    value      TEXT NOT NULL,
+    reason     TEXT NOT NULL DEFAULT '',
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (kind, value)
+);
+";
+
+/// A handle on the SQLite database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store")
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) `rampart.db` under `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| StoreError::DataDir {
+            path: data_dir.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let conn = Connection::open(data_dir.join("rampart.db"))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Store {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
+        f(&conn)
+    }
+
+    /// Checks the database answers (for `/readyz`).
+    pub fn ping(&self) -> Result<(), StoreError> {
+        self.with(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
+    }
+
+    /// Stores a new key.
+    pub fn insert_key(&self, k: &KeyRecord) -> Result<(), StoreError> {
+        let models = serde_json::to_string(&k.models).map_err(|e| StoreError::Corrupt {
+            table: "keys",
+            reason: e.to_string(),
+        })?;
+        let limits = match &k.limits {
+            Some(q) => Some(serde_json::to_string(q).map_err(|e| StoreError::Corrupt {
+                table: "keys",
+                reason: e.to_string(),
+            })?),
+            None => None,
+        };
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO keys (id, secret_hash, owner, name, models, admin, created_at, expires_at, revoked_at, limits)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![k.id, k.secret_hash.as_slice(), k.owner, k.name, models, k.admin, k.created_at, k.expires_at, k.revoked_at, limits],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Marks a key revoked; returns whether it existed and was live.
+    pub fn revoke_key(&self, id: &str, at: i64) -> Result<bool, StoreError> {
+        self.with(|c| {
+            Ok(c.execute(
+                "UPDATE keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+                params![id, at],
+            )? > 0)
+        })
+    }
+
+    /// Every key, revoked ones included.
+    pub fn keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT id, secret_hash, owner, name, models, admin, created_at, expires_at, revoked_at, limits FROM keys ORDER BY created_at, id",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, bool>(5)?,
+                    r.get::<_, i64>(6)?,
+                    r.get::<_, Option<i64>>(7)?,
+                    r.get::<_, Option<i64>>(8)?,
+                    r.get::<_, Option<String>>(9)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, hash, owner, name, models, admin, created_at, expires_at, revoked_at, limits) = row?;
+                let corrupt = |reason: String| StoreError::Corrupt { table: "keys", reason };
+                let secret_hash: [u8; 32] = hash.try_into().map_err(|_| corrupt(format!("key `{id}` has a bad hash length")))?;
+                let models: Vec<String> = serde_json::from_str(&models).map_err(|e| corrupt(e.to_string()))?;
+                let limits = match limits {
+                    Some(l) => Some(serde_json::from_str(&l).map_err(|e| corrupt(e.to_string()))?),
+                    None => None,
+                };
+                out.push(KeyRecord { id, secret_hash, owner, name, models, admin, created_at, expires_at, revoked_at, limits });
+            }
+            Ok(out)
+        })
+    }
+
+    /// Whether a live admin credential exists.
+    pub fn has_admin_key(&self) -> Result<bool, StoreError> {
+        self.with(|c| {
+            Ok(c.query_row(
+                "SELECT 1 FROM keys WHERE admin = 1 AND revoked_at IS NULL LIMIT 1",
+                [],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+        })
+    }
+
+    /// Adds or replaces a block.
+    pub fn put_block(&self, b: &Block) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT OR REPLACE INTO blocks (kind, value, reason, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![b.kind.as_str(), b.value, b.reason, b.created_at],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Removes a block; returns whether it existed.
+    pub fn delete_block(&self, kind: BlockKind, value: &str) -> Result<bool, StoreError> {
+        self.with(|c| {
+            Ok(c.execute(
+                "DELETE FROM blocks WHERE kind = ?1 AND value = ?2",
+                params![kind.as_str(), value],
+            )? > 0)
+        })
+    }
+
+    /// Every block.
+    pub fn blocks(&self) -> Result<Vec<Block>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT kind, value, reason, created_at FROM blocks ORDER BY created_at",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (kind, value, reason, created_at) = row?;
+                let kind = kind.parse().map_err(|reason| StoreError::Corrupt {
+                    table: "blocks",
+                    reason,
+                })?;
+                out.push(Block {
+                    kind,
+                    value,
+                    reason,
+                    created_at,
+                });
+            }
+            Ok(out)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_blocks_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let new = crate::auth::keys::NewKey::generate(
+            "alice",
+            "ci",
+            vec!["m".into()],
+            false,
+            None,
+            None,
+            100,
+        );
+        store.insert_key(&new.record).unwrap();
+        store
+            .put_block(&Block {
+                kind: BlockKind::User,
+                value: "bob".into(),
+                reason: "abuse".into(),
+                created_at: 1,
+            })
+            .unwrap();
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        let keys = store.keys().unwrap();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].secret_hash, new.record.secret_hash);
+        assert_eq!(store.blocks().unwrap()[0].value, "bob");
+        assert!(store.revoke_key(&new.record.id, 5).unwrap());
+        assert!(!store.revoke_key(&new.record.id, 6).unwrap());
+    }
+}

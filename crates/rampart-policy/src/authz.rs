@@ -1,0 +1,438 @@
+//! Cedar authorization: who may do what to which model.
+//!
+//! Deny by default, and fail closed: Cedar skips a policy whose evaluation errors, which could
+//! let a request through that a broken `forbid` was meant to stop, so any evaluation error here
+//! turns the decision into a denial.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::str::FromStr;
+
+use cedar_policy::{
+    Authorizer, Context, Entities, Entity, EntityId, EntityTypeName, EntityUid, Policy, PolicyId,
+    PolicySet, Request, RestrictedExpression,
+};
+
+use crate::config::Config;
+use crate::error::PolicyError;
+
+const BUILTIN: &str = include_str!("../policies/builtin.cedar");
+
+/// Who is asking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// A Rampart API key.
+    Key {
+        /// The key's public id.
+        id: String,
+        /// Who the key belongs to (a user name).
+        owner: String,
+        /// Models the key may call; empty means all (unless `admin`).
+        models: Vec<String>,
+        /// The key is an admin credential (member of group `admins`, no inference).
+        admin: bool,
+    },
+    /// A user signed in through OIDC.
+    User {
+        /// The user claim (usually `sub`).
+        id: String,
+        /// Groups from the token's groups claim.
+        groups: Vec<String>,
+    },
+}
+
+impl Principal {
+    /// The user this principal acts for: a key's owner or the OIDC subject.
+    pub fn user(&self) -> &str {
+        match self {
+            Principal::Key { owner, .. } => owner,
+            Principal::User { id, .. } => id,
+        }
+    }
+}
+
+/// What is being done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// `POST /v1/chat/completions`.
+    Chat,
+    /// `POST /v1/completions`.
+    Complete,
+    /// `POST /v1/embeddings`.
+    Embed,
+    /// Create, list or revoke keys.
+    AdminKeys,
+    /// Block or unblock keys, users or models.
+    AdminBlock,
+    /// Reload the configuration.
+    AdminReload,
+    /// Read admin state (status, blocks, keys list).
+    AdminRead,
+}
+
+impl Action {
+    /// Every action, for building the action hierarchy.
+    pub const ALL: [Action; 7] = [
+        Action::Chat,
+        Action::Complete,
+        Action::Embed,
+        Action::AdminKeys,
+        Action::AdminBlock,
+        Action::AdminReload,
+        Action::AdminRead,
+    ];
+
+    /// The Cedar action id.
+    pub fn id(self) -> &'static str {
+        match self {
+            Action::Chat => "chat",
+            Action::Complete => "complete",
+            Action::Embed => "embed",
+            Action::AdminKeys => "admin.keys",
+            Action::AdminBlock => "admin.block",
+            Action::AdminReload => "admin.reload",
+            Action::AdminRead => "admin.read",
+        }
+    }
+
+    fn group(self) -> &'static str {
+        match self {
+            Action::Chat | Action::Complete | Action::Embed => "infer",
+            _ => "admin",
+        }
+    }
+
+    /// Whether the resource is a model (otherwise it is the gateway).
+    pub fn is_inference(self) -> bool {
+        self.group() == "infer"
+    }
+}
+
+impl FromStr for Action {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Action::ALL
+            .into_iter()
+            .find(|a| a.id() == s)
+            .ok_or_else(|| format!("unknown action `{s}`"))
+    }
+}
+
+/// The outcome of one authorization, with what it rests on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    allowed: bool,
+    /// Ids of the policies that decided (permits when allowed, forbids when denied).
+    pub policies: Vec<String>,
+    /// Evaluation errors; any error denies.
+    pub errors: Vec<String>,
+}
+
+impl Decision {
+    /// Whether the request may go on.
+    pub fn allowed(&self) -> bool {
+        self.allowed
+    }
+}
+
+impl fmt::Display for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verdict = if self.allowed { "ALLOW" } else { "DENY" };
+        write!(f, "{verdict}")?;
+        if self.policies.is_empty() {
+            if !self.allowed {
+                write!(f, " (no policy permits this request)")?;
+            }
+        } else {
+            write!(f, " (by {})", self.policies.join(", "))?;
+        }
+        for e in &self.errors {
+            write!(f, "\n  error: {e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A compiled Cedar policy set plus Rampart's entity model.
+pub struct PolicyEngine {
+    policies: PolicySet,
+    authorizer: Authorizer,
+    action_entities: Vec<Entity>,
+}
+
+impl fmt::Debug for PolicyEngine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PolicyEngine")
+            .field("policies", &self.policies.policies().count())
+            .finish()
+    }
+}
+
+fn uid(ty: &str, id: &str) -> Result<EntityUid, String> {
+    let ty = EntityTypeName::from_str(ty).map_err(|e| e.to_string())?;
+    Ok(EntityUid::from_type_name_and_id(ty, EntityId::new(id)))
+}
+
+impl PolicyEngine {
+    /// Builds the engine from the built-in policies and the config's policy files.
+    /// `read` loads a file (a trait seam so tests need no files).
+    pub fn from_config(
+        config: &Config,
+        read: impl Fn(&str) -> std::io::Result<String>,
+    ) -> Result<Self, PolicyError> {
+        let mut sources: Vec<(String, String)> = Vec::new();
+        if !config.policy.replace_builtin {
+            sources.push(("built-in".into(), BUILTIN.into()));
+        }
+        for path in &config.policy.files {
+            let text = read(path).map_err(|e| PolicyError::Read {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            sources.push((path.clone(), text));
+        }
+        Self::from_sources(&sources)
+    }
+
+    /// Builds the engine from named policy texts.
+    pub fn from_sources(sources: &[(String, String)]) -> Result<Self, PolicyError> {
+        let mut policies = PolicySet::new();
+        for (name, text) in sources {
+            let parsed = PolicySet::from_str(text).map_err(|e| PolicyError::Parse {
+                source_name: name.clone(),
+                reason: format!("{e:?}").chars().take(2000).collect(),
+            })?;
+            for (n, policy) in parsed.policies().enumerate() {
+                let id = policy
+                    .annotation("id")
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("{name}#{n}"));
+                let renamed: Policy = policy.new_id(PolicyId::new(&id));
+                policies.add(renamed).map_err(|e| PolicyError::Parse {
+                    source_name: name.clone(),
+                    reason: e.to_string(),
+                })?;
+            }
+        }
+        let mut action_entities = Vec::new();
+        let build = || -> Result<Vec<Entity>, String> {
+            let mut out = Vec::new();
+            for group in ["infer", "admin"] {
+                out.push(Entity::new_no_attrs(
+                    uid("Rampart::Action", group)?,
+                    HashSet::new(),
+                ));
+            }
+            for a in Action::ALL {
+                let parents = HashSet::from([uid("Rampart::Action", a.group())?]);
+                out.push(Entity::new_no_attrs(
+                    uid("Rampart::Action", a.id())?,
+                    parents,
+                ));
+            }
+            Ok(out)
+        };
+        action_entities.extend(build().map_err(|reason| PolicyError::Parse {
+            source_name: "built-in".into(),
+            reason,
+        })?);
+        Ok(PolicyEngine {
+            policies,
+            authorizer: Authorizer::new(),
+            action_entities,
+        })
+    }
+
+    /// How many policies are loaded.
+    pub fn len(&self) -> usize {
+        self.policies.policies().count()
+    }
+
+    /// Whether no policy is loaded (everything is then denied).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Decides whether `principal` may do `action` on `model` (ignored for admin actions).
+    pub fn authorize(&self, principal: &Principal, action: Action, model: &str) -> Decision {
+        match self.try_authorize(principal, action, model) {
+            Ok(d) => d,
+            Err(e) => Decision {
+                allowed: false,
+                policies: vec![],
+                errors: vec![e],
+            },
+        }
+    }
+
+    fn try_authorize(
+        &self,
+        principal: &Principal,
+        action: Action,
+        model: &str,
+    ) -> Result<Decision, String> {
+        let mut entities: Vec<Entity> = self.action_entities.clone();
+        let principal_uid = match principal {
+            Principal::Key {
+                id,
+                owner,
+                models,
+                admin,
+            } => {
+                let key = uid("Rampart::Key", id)?;
+                let mut parents = HashSet::from([uid("Rampart::User", owner)?]);
+                if *admin {
+                    parents.insert(uid("Rampart::Group", "admins")?);
+                }
+                let attrs = HashMap::from([
+                    (
+                        "owner".to_string(),
+                        RestrictedExpression::new_string(owner.clone()),
+                    ),
+                    (
+                        "models".to_string(),
+                        RestrictedExpression::new_set(
+                            models.iter().cloned().map(RestrictedExpression::new_string),
+                        ),
+                    ),
+                    (
+                        "all_models".to_string(),
+                        RestrictedExpression::new_bool(models.is_empty() && !*admin),
+                    ),
+                    ("admin".to_string(), RestrictedExpression::new_bool(*admin)),
+                ]);
+                entities.push(Entity::new(key.clone(), attrs, parents).map_err(|e| e.to_string())?);
+                entities.push(Entity::new_no_attrs(
+                    uid("Rampart::User", owner)?,
+                    HashSet::new(),
+                ));
+                key
+            }
+            Principal::User { id, groups } => {
+                let user = uid("Rampart::User", id)?;
+                let mut parents = HashSet::new();
+                for g in groups {
+                    let g = uid("Rampart::Group", g)?;
+                    entities.push(Entity::new_no_attrs(g.clone(), HashSet::new()));
+                    parents.insert(g);
+                }
+                entities.push(Entity::new_no_attrs(user.clone(), parents));
+                user
+            }
+        };
+        let resource = if action.is_inference() {
+            let r = uid("Rampart::Model", model)?;
+            let attrs = HashMap::from([(
+                "name".to_string(),
+                RestrictedExpression::new_string(model.to_string()),
+            )]);
+            entities
+                .push(Entity::new(r.clone(), attrs, HashSet::new()).map_err(|e| e.to_string())?);
+            r
+        } else {
+            let r = uid("Rampart::Gateway", "admin")?;
+            entities.push(Entity::new_no_attrs(r.clone(), HashSet::new()));
+            r
+        };
+        let entities = Entities::from_entities(entities, None).map_err(|e| e.to_string())?;
+        let request = Request::new(
+            principal_uid,
+            uid("Rampart::Action", action.id())?,
+            resource,
+            Context::empty(),
+            None,
+        )
+        .map_err(|e| e.to_string())?;
+        let response = self
+            .authorizer
+            .is_authorized(&request, &self.policies, &entities);
+        let diagnostics = response.diagnostics();
+        let errors: Vec<String> = diagnostics.errors().map(|e| e.to_string()).collect();
+        let policies: Vec<String> = diagnostics.reason().map(|p| p.to_string()).collect();
+        let allowed = response.decision() == cedar_policy::Decision::Allow && errors.is_empty();
+        Ok(Decision {
+            allowed,
+            policies,
+            errors,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine(extra: &str) -> PolicyEngine {
+        let mut sources = vec![("built-in".to_string(), BUILTIN.to_string())];
+        if !extra.is_empty() {
+            sources.push(("extra.cedar".into(), extra.into()));
+        }
+        PolicyEngine::from_sources(&sources).unwrap()
+    }
+
+    fn key(models: &[&str]) -> Principal {
+        Principal::Key {
+            id: "k1".into(),
+            owner: "alice".into(),
+            models: models.iter().map(|s| s.to_string()).collect(),
+            admin: false,
+        }
+    }
+
+    #[test]
+    fn key_is_limited_to_its_models() {
+        let e = engine("");
+        assert!(e.authorize(&key(&["a"]), Action::Chat, "a").allowed());
+        let d = e.authorize(&key(&["a"]), Action::Chat, "b");
+        assert!(!d.allowed());
+        assert!(e.authorize(&key(&[]), Action::Embed, "b").allowed());
+    }
+
+    #[test]
+    fn plain_keys_cannot_administer_and_admins_cannot_infer() {
+        let e = engine("");
+        assert!(!e.authorize(&key(&[]), Action::AdminBlock, "").allowed());
+        let admin = Principal::Key {
+            id: "adm".into(),
+            owner: "admin".into(),
+            models: vec![],
+            admin: true,
+        };
+        let d = e.authorize(&admin, Action::AdminBlock, "");
+        assert!(d.allowed(), "{d}");
+        assert_eq!(d.policies, vec!["admins-administer".to_string()]);
+        assert!(!e.authorize(&admin, Action::Chat, "m").allowed());
+    }
+
+    #[test]
+    fn forbid_wins_and_is_named() {
+        let e = engine("@id(\"no-interns-on-big\")\nforbid(principal in Rampart::Group::\"interns\", action, resource == Rampart::Model::\"big\");");
+        let intern = Principal::User {
+            id: "bob".into(),
+            groups: vec!["interns".into()],
+        };
+        let d = e.authorize(&intern, Action::Chat, "big");
+        assert!(!d.allowed());
+        assert_eq!(d.policies, vec!["no-interns-on-big".to_string()]);
+        assert!(e.authorize(&intern, Action::Chat, "small").allowed());
+    }
+
+    #[test]
+    fn erroring_forbid_denies() {
+        // `principal.nope` errors for every principal: Cedar would skip it; Rampart denies.
+        let e = engine(
+            "@id(\"broken\")\nforbid(principal, action, resource) when { principal.nope == 1 };",
+        );
+        let d = e.authorize(&key(&[]), Action::Chat, "a");
+        assert!(!d.allowed());
+        assert!(!d.errors.is_empty());
+    }
+
+    #[test]
+    fn owner_policies_apply_to_their_keys() {
+        let e = engine(
+            "@id(\"alice-out\")\nforbid(principal in Rampart::User::\"alice\", action, resource);",
+        );
+        assert!(!e.authorize(&key(&[]), Action::Chat, "a").allowed());
+    }
+}

@@ -1,0 +1,633 @@
+//! The configuration model: what `rampart.toml` may say, its defaults, and the checks that
+//! run before any port is bound.
+//!
+//! Every field has a default so an empty file (or none at all) gives a working gateway on
+//! embedded defaults. Unknown keys are errors. Secrets are never inline: an upstream names the
+//! environment variable or file that holds its key.
+
+use std::collections::HashSet;
+use std::ops::Range;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::error::{ConfigError, ConfigProblem};
+
+/// The only configuration format version this build understands.
+pub const CONFIG_VERSION: u32 = 1;
+
+/// A whole `rampart.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Format version; must be 1.
+    pub version: u32,
+    /// Listener, data directory and TLS.
+    pub server: ServerConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// Model APIs that requests are forwarded to.
+    pub upstreams: Vec<UpstreamConfig>,
+    /// The model names clients may ask for, and where each goes.
+    pub models: Vec<ModelConfig>,
+    /// How callers prove who they are.
+    pub auth: AuthConfig,
+    /// Cedar policies on top of (or instead of) the built-in set.
+    pub policy: PolicyConfig,
+    /// Rate limits, quotas and size caps.
+    pub limits: LimitsConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            version: CONFIG_VERSION,
+            server: ServerConfig::default(),
+            log: LogConfig::default(),
+            upstreams: vec![UpstreamConfig::builtin_demo()],
+            models: vec![ModelConfig::builtin_demo()],
+            auth: AuthConfig::default(),
+            policy: PolicyConfig::default(),
+            limits: LimitsConfig::default(),
+        }
+    }
+}
+
+/// Listener, state and TLS settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: String,
+    /// Where the SQLite database and other state live.
+    pub data_dir: String,
+    /// Serve HTTPS with these files instead of plain HTTP.
+    pub tls: Option<TlsConfig>,
+    /// Whether the `/metrics` endpoint needs the admin credential.
+    pub metrics_require_admin: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: "rampart-data".into(),
+            tls: None,
+            metrics_require_admin: false,
+        }
+    }
+}
+
+/// A rustls listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain.
+    pub cert_file: String,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: String,
+    /// Refuse TLS 1.2 clients.
+    #[serde(default)]
+    pub tls13_only: bool,
+}
+
+/// Log output.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `rampart_gateway=debug`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// What kind of upstream this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum UpstreamKind {
+    /// Any OpenAI-compatible HTTP API (OpenAI, vLLM, Ollama, llama.cpp server, ...).
+    #[default]
+    Openai,
+    /// The deterministic demo model built into Rampart, served on a loopback port.
+    Demo,
+}
+
+/// One OpenAI-compatible model API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// Name used by `[[models]]` targets.
+    pub name: Spanned<String>,
+    /// `openai` (default) or `demo`.
+    #[serde(default)]
+    pub kind: UpstreamKind,
+    /// Base URL including the version path, e.g. `https://api.openai.com/v1`.
+    #[serde(default)]
+    pub base_url: Option<Spanned<String>>,
+    /// Environment variable that holds the upstream's API key.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// File that holds the upstream's API key.
+    #[serde(default)]
+    pub api_key_file: Option<String>,
+    /// Time allowed to open a connection.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_ms: u64,
+    /// Time allowed until the response headers arrive.
+    #[serde(default = "default_timeout")]
+    pub timeout_ms: u64,
+    /// Longest silence allowed between two chunks of a response body.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_ms: u64,
+    /// Extra attempts on connection failure only (never once the request was sent).
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+}
+
+fn default_connect_timeout() -> u64 {
+    2_000
+}
+fn default_timeout() -> u64 {
+    60_000
+}
+fn default_idle_timeout() -> u64 {
+    30_000
+}
+fn default_retries() -> u32 {
+    1
+}
+
+impl UpstreamConfig {
+    fn builtin_demo() -> Self {
+        UpstreamConfig {
+            name: Spanned::new(0..0, "demo".into()),
+            kind: UpstreamKind::Demo,
+            base_url: None,
+            api_key_env: None,
+            api_key_file: None,
+            connect_timeout_ms: default_connect_timeout(),
+            timeout_ms: default_timeout(),
+            idle_timeout_ms: default_idle_timeout(),
+            retries: default_retries(),
+        }
+    }
+}
+
+/// A model name clients may request and the upstream models that serve it, in failover order.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// The name (or alias) clients send in `model`.
+    pub name: Spanned<String>,
+    /// Where it is served, first target first; later ones are failovers.
+    pub targets: Vec<Target>,
+    /// Limits for this model (all callers together), replacing `[limits.per_model]`.
+    #[serde(default)]
+    pub limits: Option<Quota>,
+}
+
+impl ModelConfig {
+    fn builtin_demo() -> Self {
+        ModelConfig {
+            name: Spanned::new(0..0, "rampart-demo".into()),
+            targets: vec![Target {
+                upstream: Spanned::new(0..0, "demo".into()),
+                model: "rampart-demo-1".into(),
+            }],
+            limits: None,
+        }
+    }
+}
+
+/// One place a model is served: an upstream and the exact model version it is pinned to there.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// The upstream's `name`.
+    pub upstream: Spanned<String>,
+    /// The exact model id sent upstream (pin a dated version here).
+    pub model: String,
+}
+
+/// Authentication.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Accept Rampart API keys (`Authorization: Bearer rk-...`).
+    pub api_keys: bool,
+    /// Accept JWT bearer tokens from this OIDC issuer.
+    pub oidc: Option<OidcConfig>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            api_keys: true,
+            oidc: None,
+        }
+    }
+}
+
+/// An OIDC issuer whose JWTs are accepted.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    /// Expected `iss`; discovery is read from `{issuer}/.well-known/openid-configuration`.
+    pub issuer: String,
+    /// Accepted `aud` values.
+    pub audiences: Vec<String>,
+    /// JWKS URL; skips discovery when set.
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    /// Accepted algorithms, among `RS256`, `ES256`, `EdDSA` (and `RS384`, `RS512`, `ES384`, `PS256`).
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<String>,
+    /// Claim that names the user.
+    #[serde(default = "default_user_claim")]
+    pub user_claim: String,
+    /// Claim that lists the user's groups.
+    #[serde(default = "default_groups_claim")]
+    pub groups_claim: String,
+    /// How long fetched keys are trusted before they are fetched again.
+    #[serde(default = "default_jwks_ttl")]
+    pub jwks_cache_secs: u64,
+    /// Clock skew allowed on `exp` and `nbf`.
+    #[serde(default = "default_leeway")]
+    pub leeway_secs: u64,
+}
+
+fn default_algorithms() -> Vec<String> {
+    vec!["RS256".into(), "ES256".into(), "EdDSA".into()]
+}
+fn default_user_claim() -> String {
+    "sub".into()
+}
+fn default_groups_claim() -> String {
+    "groups".into()
+}
+fn default_jwks_ttl() -> u64 {
+    300
+}
+fn default_leeway() -> u64 {
+    30
+}
+
+/// Cedar policies.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// Policy files added to the built-in set.
+    pub files: Vec<String>,
+    /// Use only `files`, without the built-in policies.
+    pub replace_builtin: bool,
+}
+
+/// Limits: size caps and quotas per key, per user and per model.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+    /// Largest prompt, in tokens, accepted.
+    pub max_prompt_tokens: Option<u64>,
+    /// `max_tokens` is lowered to this (and set to it when absent).
+    pub max_tokens_cap: Option<u64>,
+    /// Applied to each API key (a key may carry its own instead).
+    pub per_key: Quota,
+    /// Applied to each user (JWT subject, or a key's owner).
+    pub per_user: Quota,
+    /// Applied to each model, all callers together.
+    pub per_model: Quota,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_body_bytes: 1024 * 1024,
+            max_prompt_tokens: Some(128_000),
+            max_tokens_cap: None,
+            per_key: Quota {
+                requests_per_minute: Some(600),
+                tokens_per_minute: Some(1_000_000),
+                concurrent_requests: Some(64),
+            },
+            per_user: Quota::default(),
+            per_model: Quota::default(),
+        }
+    }
+}
+
+/// A set of limits; an absent field is unlimited.
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Quota {
+    /// Requests per minute.
+    pub requests_per_minute: Option<u32>,
+    /// Prompt plus completion tokens per minute.
+    pub tokens_per_minute: Option<u64>,
+    /// Requests in flight at once.
+    pub concurrent_requests: Option<u32>,
+}
+
+impl Config {
+    /// Reads and checks a configuration file.
+    pub fn from_file(path: &str) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.into(),
+            reason: e.to_string(),
+        })?;
+        Config::from_toml_str(&text, path)
+    }
+
+    /// Parses and checks configuration text; `name` is used in messages.
+    pub fn from_toml_str(text: &str, name: &str) -> Result<Config, ConfigError> {
+        let locate = LineIndex::new(text);
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let (line, column) = match e.span() {
+                Some(span) => {
+                    let (l, c) = locate.position(span.start);
+                    (Some(l), Some(c))
+                }
+                None => (None, None),
+            };
+            ConfigError::Invalid {
+                path: name.into(),
+                problems: vec![ConfigProblem {
+                    line,
+                    column,
+                    message: hint_for(e.message()),
+                }],
+            }
+        })?;
+        let problems = config.check(&locate);
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid {
+                path: name.into(),
+                problems,
+            })
+        }
+    }
+
+    /// Looks a model up by the name clients use.
+    pub fn model(&self, name: &str) -> Option<&ModelConfig> {
+        self.models.iter().find(|m| m.name.get_ref() == name)
+    }
+
+    fn check(&self, locate: &LineIndex) -> Vec<ConfigProblem> {
+        let mut problems = Vec::new();
+        let mut at = |span: Range<usize>, message: String| {
+            let (line, column) = if span.is_empty() && span.start == 0 {
+                (None, None)
+            } else {
+                let (l, c) = locate.position(span.start);
+                (Some(l), Some(c))
+            };
+            problems.push(ConfigProblem {
+                line,
+                column,
+                message,
+            });
+        };
+        if self.version != CONFIG_VERSION {
+            at(
+                0..0,
+                format!(
+                    "unsupported `version = {}`; this build reads version {CONFIG_VERSION}",
+                    self.version
+                ),
+            );
+        }
+        if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
+            at(
+                0..0,
+                format!(
+                    "`server.listen` must be an address such as `127.0.0.1:8080`, not `{}`",
+                    self.server.listen
+                ),
+            );
+        }
+        if self.limits.max_body_bytes == 0 {
+            at(
+                0..0,
+                "`limits.max_body_bytes` must be greater than 0".into(),
+            );
+        }
+        let mut upstream_names = HashSet::new();
+        for u in &self.upstreams {
+            if !upstream_names.insert(u.name.get_ref().as_str()) {
+                at(
+                    u.name.span(),
+                    format!("upstream `{}` is defined twice", u.name.get_ref()),
+                );
+            }
+            match (u.kind, &u.base_url) {
+                (UpstreamKind::Openai, None) => at(
+                    u.name.span(),
+                    format!("upstream `{}` needs a `base_url`", u.name.get_ref()),
+                ),
+                (UpstreamKind::Openai, Some(url)) => {
+                    let s = url.get_ref();
+                    if !(s.starts_with("http://") || s.starts_with("https://")) {
+                        at(
+                            url.span(),
+                            format!(
+                                "`base_url` must start with `http://` or `https://`, not `{s}`"
+                            ),
+                        );
+                    }
+                }
+                (UpstreamKind::Demo, Some(url)) => at(
+                    url.span(),
+                    "a `demo` upstream is built in and takes no `base_url`".into(),
+                ),
+                (UpstreamKind::Demo, None) => {}
+            }
+            if u.api_key_env.is_some() && u.api_key_file.is_some() {
+                at(
+                    u.name.span(),
+                    format!(
+                        "upstream `{}` sets both `api_key_env` and `api_key_file`; choose one",
+                        u.name.get_ref()
+                    ),
+                );
+            }
+            if u.timeout_ms == 0 || u.connect_timeout_ms == 0 || u.idle_timeout_ms == 0 {
+                at(
+                    u.name.span(),
+                    format!(
+                        "upstream `{}`: timeouts must be greater than 0",
+                        u.name.get_ref()
+                    ),
+                );
+            }
+        }
+        let mut model_names = HashSet::new();
+        for m in &self.models {
+            if !model_names.insert(m.name.get_ref().as_str()) {
+                at(
+                    m.name.span(),
+                    format!("model `{}` is defined twice", m.name.get_ref()),
+                );
+            }
+            if m.targets.is_empty() {
+                at(
+                    m.name.span(),
+                    format!("model `{}` has no `targets`", m.name.get_ref()),
+                );
+            }
+            for t in &m.targets {
+                if !upstream_names.contains(t.upstream.get_ref().as_str()) {
+                    at(
+                        t.upstream.span(),
+                        format!(
+                            "model `{}` names upstream `{}`, which is not defined",
+                            m.name.get_ref(),
+                            t.upstream.get_ref()
+                        ),
+                    );
+                }
+            }
+        }
+        if let Some(oidc) = &self.auth.oidc {
+            for alg in &oidc.algorithms {
+                if !SUPPORTED_ALGORITHMS.contains(&alg.as_str()) {
+                    at(
+                        0..0,
+                        format!(
+                            "`auth.oidc.algorithms`: `{alg}` is not supported (use one of {})",
+                            SUPPORTED_ALGORITHMS.join(", ")
+                        ),
+                    );
+                }
+            }
+            if oidc.audiences.is_empty() {
+                at(
+                    0..0,
+                    "`auth.oidc.audiences` must list at least one audience".into(),
+                );
+            }
+        }
+        if !self.auth.api_keys && self.auth.oidc.is_none() {
+            at(
+                0..0,
+                "no way to authenticate: enable `auth.api_keys` or configure `auth.oidc`".into(),
+            );
+        }
+        problems
+    }
+}
+
+/// JWT algorithms the gateway accepts (asymmetric only: a shared secret is no identity).
+pub const SUPPORTED_ALGORITHMS: &[&str] = &[
+    "RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA",
+];
+
+/// Turns toml's message into one that tells the user what to do where we can.
+fn hint_for(message: &str) -> String {
+    let message = message.trim();
+    if message.contains("unknown field `api_key`") {
+        return format!("{message}; secrets are never inline: use `api_key_env` or `api_key_file`");
+    }
+    message.to_string()
+}
+
+/// Byte offset → 1-based line and column (in characters).
+struct LineIndex<'a> {
+    text: &'a str,
+    starts: Vec<usize>,
+}
+
+impl<'a> LineIndex<'a> {
+    fn new(text: &'a str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        LineIndex { text, starts }
+    }
+
+    fn position(&self, offset: usize) -> (usize, usize) {
+        let line = self.starts.partition_point(|&s| s <= offset).max(1);
+        let start = self.starts.get(line - 1).copied().unwrap_or(0);
+        let column = self
+            .text
+            .get(start..offset.min(self.text.len()))
+            .map_or(1, |s| s.chars().count() + 1);
+        (line, column)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(text: &str) -> Vec<ConfigProblem> {
+        match Config::from_toml_str(text, "t.toml") {
+            Ok(_) => vec![],
+            Err(e) => e.problems().to_vec(),
+        }
+    }
+
+    #[test]
+    fn empty_file_gives_embedded_defaults() {
+        let c = Config::from_toml_str("", "t").unwrap();
+        assert_eq!(c.server.listen, "127.0.0.1:8080");
+        assert!(c.model("rampart-demo").is_some());
+    }
+
+    #[test]
+    fn unknown_key_is_located() {
+        let p = problems("version = 1\n[server]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n");
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].line, Some(4));
+        assert!(
+            p[0].message.contains("unknown field `lisen`"),
+            "{}",
+            p[0].message
+        );
+    }
+
+    #[test]
+    fn inline_secret_is_refused_with_a_hint() {
+        let p =
+            problems("[[upstreams]]\nname = \"x\"\nbase_url = \"http://a\"\napi_key = \"sk-1\"\n");
+        assert_eq!(p[0].line, Some(4));
+        assert!(p[0].message.contains("api_key_env"));
+    }
+
+    #[test]
+    fn dangling_upstream_reference_points_at_its_line() {
+        let text = "[[upstreams]]\nname = \"a\"\nbase_url = \"http://x/v1\"\n\n[[models]]\nname = \"m\"\ntargets = [\n  { upstream = \"a\", model = \"m1\" },\n  { upstream = \"b\", model = \"m2\" },\n]\n";
+        let p = problems(text);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].line, Some(9));
+        assert!(p[0].message.contains("`b`"));
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let text =
+            "[[upstreams]]\nname = \"a\"\n[[upstreams]]\nname = \"a\"\nbase_url = \"ftp://x\"\n";
+        let p = problems(text);
+        assert_eq!(p.len(), 3, "{p:?}");
+    }
+}

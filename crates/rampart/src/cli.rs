@@ -1,0 +1,427 @@
+//! Arguments and subcommands.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use rampart_gateway::blocks::BlockKind;
+use rampart_policy::{Action, Config, PolicyEngine, Principal};
+
+use crate::admin_client::AdminClient;
+
+/// Rampart: the security layer for AI applications.
+///
+/// Point your OpenAI SDK's base URL at `rampart serve` and every model call is authenticated,
+/// authorized, rate-limited and checked on its way in and out.
+#[derive(Debug, Parser)]
+#[command(name = "rampart", version, about, long_about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway.
+    ///
+    /// With no config it runs on embedded defaults: it listens on 127.0.0.1:8080, keeps its
+    /// state in ./rampart-data (SQLite), and serves the built-in demo model `rampart-demo`, so
+    /// no API key is needed. On first start it prints an admin credential once.
+    /// SIGHUP reloads the config; a config that does not check out is refused and the running
+    /// one stays.
+    Serve(ServeArgs),
+    /// Check configuration files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Evaluate access policies.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Create, list and revoke API keys on a running gateway (admin API).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Kill switch, reload and status on a running gateway (admin API).
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Run only the built-in demo model as a standalone OpenAI-compatible server.
+    ///
+    /// Useful as a fast local upstream for tests and benchmarks.
+    DemoUpstream(DemoArgs),
+}
+
+/// Options of `rampart serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Configuration file (TOML). Without it, embedded defaults are used.
+    #[arg(short, long, env = "RAMPART_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Listen address, overriding `server.listen` (use port 0 for any free port).
+    #[arg(long, env = "RAMPART_LISTEN")]
+    pub listen: Option<String>,
+    /// Data directory, overriding `server.data_dir`.
+    #[arg(long, env = "RAMPART_DATA_DIR")]
+    pub data_dir: Option<String>,
+    /// Log format, overriding `log.format`: `text` or `json`.
+    #[arg(long, value_parser = ["text", "json"])]
+    pub log_format: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate a config file: every problem is reported with its line and column.
+    ///
+    /// Exit status: 0 valid, 1 invalid, 2 unreadable.
+    Check {
+        /// The file to check.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Decide one request against the configured policies and explain the decision.
+    ///
+    /// Exit status: 0 allowed, 1 denied.
+    ///
+    /// Example: rampart policy test --principal user:bob --groups interns --action chat --model gpt-4o
+    Test(PolicyTestArgs),
+}
+
+#[derive(Debug, Args)]
+struct PolicyTestArgs {
+    /// Config whose `[policy]` section to use (default: the built-in policies).
+    #[arg(short, long, env = "RAMPART_CONFIG")]
+    config: Option<PathBuf>,
+    /// `key:ID` or `user:NAME`.
+    #[arg(long)]
+    principal: String,
+    /// For a key: its owner.
+    #[arg(long, default_value = "unknown")]
+    owner: String,
+    /// For a key: the models it was created for (comma-separated; none = all).
+    #[arg(long, value_delimiter = ',')]
+    key_models: Vec<String>,
+    /// For a key: it is an admin credential.
+    #[arg(long)]
+    admin: bool,
+    /// For a user: groups from the token (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    groups: Vec<String>,
+    /// chat, complete, embed, admin.keys, admin.block, admin.reload or admin.read.
+    #[arg(long)]
+    action: String,
+    /// The model (for inference actions).
+    #[arg(long, default_value = "")]
+    model: String,
+}
+
+/// Where the admin API is and the credential to use.
+#[derive(Debug, Args)]
+pub struct AdminTarget {
+    /// Gateway URL.
+    #[arg(
+        long,
+        env = "RAMPART_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    pub url: String,
+    /// Admin credential (printed by the first `rampart serve`).
+    #[arg(long, env = "RAMPART_ADMIN_KEY", hide_env_values = true, global = true)]
+    pub admin_key: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Create a key; its secret is printed once.
+    Create {
+        #[command(flatten)]
+        target: AdminTarget,
+        /// Who the key belongs to.
+        #[arg(long)]
+        owner: String,
+        /// A label.
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Models it may call (comma-separated; none = all).
+        #[arg(long, value_delimiter = ',')]
+        models: Vec<String>,
+        /// Days until it expires.
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+        /// Its own requests-per-minute limit.
+        #[arg(long)]
+        rpm: Option<u32>,
+        /// Its own tokens-per-minute limit.
+        #[arg(long)]
+        tpm: Option<u64>,
+        /// Its own concurrent-requests limit.
+        #[arg(long)]
+        concurrency: Option<u32>,
+    },
+    /// List keys (never their secrets).
+    List {
+        #[command(flatten)]
+        target: AdminTarget,
+    },
+    /// Revoke a key at once.
+    Revoke {
+        #[command(flatten)]
+        target: AdminTarget,
+        /// The key id (the 16 hex characters after `rk-`).
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Block a key, a user or a model at once.
+    Block {
+        #[command(flatten)]
+        target: AdminTarget,
+        /// key, user or model.
+        kind: BlockKind,
+        /// The key id, user name or model name.
+        value: String,
+        /// Why (kept for admins, not shown to the blocked caller).
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Lift a block.
+    Unblock {
+        #[command(flatten)]
+        target: AdminTarget,
+        /// key, user or model.
+        kind: BlockKind,
+        /// The key id, user name or model name.
+        value: String,
+    },
+    /// List blocks.
+    Blocks {
+        #[command(flatten)]
+        target: AdminTarget,
+    },
+    /// Reload the gateway's config (same as SIGHUP).
+    Reload {
+        #[command(flatten)]
+        target: AdminTarget,
+    },
+    /// Show the gateway's status.
+    Status {
+        #[command(flatten)]
+        target: AdminTarget,
+    },
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// Listen address.
+    #[arg(long, default_value = "127.0.0.1:9000")]
+    listen: String,
+    /// Pause between streamed chunks, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    chunk_delay_ms: u64,
+}
+
+/// Runs the chosen subcommand.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(args) => crate::serve::run(args).await,
+        Command::Config(ConfigCommand::Check { file }) => config_check(&file),
+        Command::Policy(PolicyCommand::Test(args)) => policy_test(args),
+        Command::Keys(cmd) => keys(cmd).await,
+        Command::Admin(cmd) => admin(cmd).await,
+        Command::DemoUpstream(args) => demo(args).await,
+    }
+}
+
+fn config_check(file: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let name = file.display().to_string();
+    let config = match Config::from_file(&name) {
+        Ok(c) => c,
+        Err(e @ rampart_policy::ConfigError::Read { .. }) => return Err(e.into()),
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let base = file
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    let engine = match PolicyEngine::from_config(&config, |p| {
+        std::fs::read_to_string(base.join(p)).or_else(|_| std::fs::read_to_string(p))
+    }) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let mut warnings = 0;
+    for u in &config.upstreams {
+        if let Some(var) = &u.api_key_env {
+            if std::env::var_os(var).is_none() {
+                eprintln!("{name}: warning: upstream `{}` reads its key from `{var}`, which is not set here", u.name.get_ref());
+                warnings += 1;
+            }
+        }
+    }
+    println!(
+        "{name}: ok ({} upstreams, {} models, {} policies{})",
+        config.upstreams.len(),
+        config.models.len(),
+        engine.len(),
+        if warnings > 0 {
+            format!(", {warnings} warnings")
+        } else {
+            String::new()
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn policy_test(args: PolicyTestArgs) -> anyhow::Result<ExitCode> {
+    let config = match &args.config {
+        Some(p) => Config::from_file(&p.display().to_string())?,
+        None => Config::default(),
+    };
+    let engine = PolicyEngine::from_config(&config, |p| std::fs::read_to_string(p))?;
+    let (kind, id) = args
+        .principal
+        .split_once(':')
+        .context("`--principal` must be `key:ID` or `user:NAME`")?;
+    let principal = match kind {
+        "key" => Principal::Key {
+            id: id.into(),
+            owner: args.owner,
+            models: args.key_models,
+            admin: args.admin,
+        },
+        "user" => Principal::User {
+            id: id.into(),
+            groups: args.groups,
+        },
+        other => anyhow::bail!("unknown principal kind `{other}`; use `key:ID` or `user:NAME`"),
+    };
+    let action: Action = args.action.parse().map_err(anyhow::Error::msg)?;
+    if action.is_inference() && args.model.is_empty() {
+        anyhow::bail!("`--model` is required for `{}`", action.id());
+    }
+    let decision = engine.authorize(&principal, action, &args.model);
+    println!("{decision}");
+    Ok(if decision.allowed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+async fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        KeysCommand::Create {
+            target,
+            owner,
+            name,
+            models,
+            expires_in_days,
+            rpm,
+            tpm,
+            concurrency,
+        } => {
+            let client = AdminClient::new(&target)?;
+            let limits = (rpm.is_some() || tpm.is_some() || concurrency.is_some()).then(|| {
+                serde_json::json!({"requests_per_minute": rpm, "tokens_per_minute": tpm, "concurrent_requests": concurrency})
+            });
+            let body = serde_json::json!({"owner": owner, "name": name, "models": models, "expires_in_days": expires_in_days, "limits": limits});
+            let v = client.post("/admin/keys", &body).await?;
+            println!(
+                "{}",
+                v.get("key").and_then(|k| k.as_str()).unwrap_or_default()
+            );
+            eprintln!(
+                "created key {} for {} (the secret above is shown only once)",
+                v["id"].as_str().unwrap_or_default(),
+                v["owner"].as_str().unwrap_or_default()
+            );
+        }
+        KeysCommand::List { target } => {
+            let v = AdminClient::new(&target)?.get("/admin/keys").await?;
+            println!("{}", serde_json::to_string_pretty(&v["data"])?);
+        }
+        KeysCommand::Revoke { target, id } => {
+            AdminClient::new(&target)?
+                .delete(&format!("/admin/keys/{id}"))
+                .await?;
+            eprintln!("revoked key {id}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn admin(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        AdminCommand::Block {
+            target,
+            kind,
+            value,
+            reason,
+        } => {
+            AdminClient::new(&target)?
+                .post(
+                    "/admin/blocks",
+                    &serde_json::json!({"kind": kind, "value": value, "reason": reason}),
+                )
+                .await?;
+            eprintln!("blocked {kind} `{value}`");
+        }
+        AdminCommand::Unblock {
+            target,
+            kind,
+            value,
+        } => {
+            AdminClient::new(&target)?
+                .delete(&format!(
+                    "/admin/blocks/{kind}/{}",
+                    crate::admin_client::path_segment(&value)
+                ))
+                .await?;
+            eprintln!("unblocked {kind} `{value}`");
+        }
+        AdminCommand::Blocks { target } => {
+            let v = AdminClient::new(&target)?.get("/admin/blocks").await?;
+            println!("{}", serde_json::to_string_pretty(&v["data"])?);
+        }
+        AdminCommand::Reload { target } => {
+            AdminClient::new(&target)?
+                .post("/admin/reload", &serde_json::json!({}))
+                .await?;
+            eprintln!("configuration reloaded");
+        }
+        AdminCommand::Status { target } => {
+            let v = AdminClient::new(&target)?.get("/admin/status").await?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    crate::serve::init_logging("text", "info");
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on `{}`", args.listen))?;
+    let addr = listener.local_addr()?;
+    println!("rampart demo upstream listening on http://{addr}/v1");
+    let opts = rampart_gateway::demo::DemoOptions {
+        chunk_delay: std::time::Duration::from_millis(args.chunk_delay_ms),
+    };
+    rampart_gateway::server::serve(
+        listener,
+        None,
+        rampart_gateway::demo::router(opts),
+        crate::serve::shutdown_signal(),
+    )
+    .await;
+    Ok(ExitCode::SUCCESS)
+}
