@@ -77,14 +77,10 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-async fn json_body<T: serde::de::DeserializeOwned>(
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<T, ApiError> {
+async fn json_body<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: Body) -> Result<T, ApiError> {
     let bytes = read_body(body, headers, 64 * 1024).await?;
-    serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::invalid_request("invalid_json", format!("invalid request body: {e}"))
-    })
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::invalid_request("invalid_json", format!("invalid request body: {e}")))
 }
 
 async fn status(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Result<Response, ApiError> {
@@ -109,10 +105,7 @@ async fn status(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Result<Re
     .into_response())
 }
 
-async fn list_keys(
-    State(gw): State<Arc<Gateway>>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
+async fn list_keys(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Result<Response, ApiError> {
     admit(&gw, &headers, Action::AdminRead).await?;
     let keys: Vec<_> = gw
         .keys
@@ -150,11 +143,9 @@ async fn create_key(
     let caller = admit(&gw, &headers, Action::AdminKeys).await?;
     let req: CreateKey = json_body(&headers, body).await?;
     if req.owner.trim().is_empty() || req.owner.len() > 256 {
-        return Err(ApiError::invalid_request(
-            "invalid_value",
-            "`owner` must be 1 to 256 characters",
-        )
-        .with_param("owner"));
+        return Err(
+            ApiError::invalid_request("invalid_value", "`owner` must be 1 to 256 characters").with_param("owner"),
+        );
     }
     let t = now();
     let expires_at = match (req.expires_in_days, req.expires_at) {
@@ -167,8 +158,7 @@ async fn create_key(
         (Some(d), None) => Some(t + i64::from(d) * 86_400),
         (None, Some(at)) if at <= t => {
             return Err(
-                ApiError::invalid_request("invalid_value", "`expires_at` is in the past")
-                    .with_param("expires_at"),
+                ApiError::invalid_request("invalid_value", "`expires_at` is in the past").with_param("expires_at"),
             );
         }
         (None, at) => at,
@@ -206,20 +196,14 @@ async fn revoke_key(
     let key_id = id.clone();
     let revoked = blocking(move || store.revoke_key(&key_id, t)).await?;
     if !revoked {
-        return Err(ApiError::not_found(
-            "key_not_found",
-            "no live key has this id",
-        ));
+        return Err(ApiError::not_found("key_not_found", "no live key has this id"));
     }
     gw.keys.revoke(&id, t);
     tracing::info!(request_id = %rid.0, admin = %who(&caller), key = %id, "api key revoked");
     Ok(Json(json!({"id": id, "revoked_at": t})).into_response())
 }
 
-async fn list_blocks(
-    State(gw): State<Arc<Gateway>>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
+async fn list_blocks(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Result<Response, ApiError> {
     admit(&gw, &headers, Action::AdminRead).await?;
     let store = gw.store.clone();
     let blocks = blocking(move || store.blocks()).await?;
@@ -244,10 +228,7 @@ async fn add_block(
     let caller = admit(&gw, &headers, Action::AdminBlock).await?;
     let req: AddBlock = json_body(&headers, body).await?;
     if req.value.is_empty() {
-        return Err(
-            ApiError::invalid_request("invalid_value", "`value` must not be empty")
-                .with_param("value"),
-        );
+        return Err(ApiError::invalid_request("invalid_value", "`value` must not be empty").with_param("value"));
     }
     let block = Block {
         kind: req.kind,
@@ -289,10 +270,7 @@ async fn reload(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Result<Re
     match gw.reload().await {
         Ok(()) => {
             tracing::info!(admin = %who(&caller), "configuration reloaded through the admin API");
-            Ok(
-                Json(json!({"status": "reloaded", "loaded_at": gw.runtime.load().loaded_at}))
-                    .into_response(),
-            )
+            Ok(Json(json!({"status": "reloaded", "loaded_at": gw.runtime.load().loaded_at})).into_response())
         }
         Err(e) => Err(ApiError::invalid_request(
             "config_invalid",

@@ -83,10 +83,7 @@ async fn observe(State(gw): State<Arc<Gateway>>, mut req: Request, next: Next) -
         .get_or_create(&RouteLabels { route })
         .observe(elapsed.as_secs_f64());
     if let Some(code) = code {
-        gw.metrics
-            .refusals
-            .get_or_create(&CodeLabels { code })
-            .inc();
+        gw.metrics.refusals.get_or_create(&CodeLabels { code }).inc();
     }
     let micros = elapsed.as_micros() as u64;
     match (cause, code) {
@@ -151,9 +148,7 @@ async fn models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Result<Re
     names.sort();
     let data: Vec<_> = names
         .iter()
-        .map(
-            |n| json!({"id": n, "object": "model", "created": rt.loaded_at, "owned_by": "rampart"}),
-        )
+        .map(|n| json!({"id": n, "object": "model", "created": rt.loaded_at, "owned_by": "rampart"}))
         .collect();
     Ok(Json(json!({"object": "list", "data": data})).into_response())
 }
@@ -164,10 +159,7 @@ async fn healthz() -> Response {
 
 async fn readyz(State(gw): State<Arc<Gateway>>) -> Response {
     let store = gw.store.clone();
-    let ok = matches!(
-        tokio::task::spawn_blocking(move || store.ping()).await,
-        Ok(Ok(()))
-    );
+    let ok = matches!(tokio::task::spawn_blocking(move || store.ping()).await, Ok(Ok(())));
     if ok {
         Json(json!({"status": "ready"})).into_response()
     } else {
@@ -183,11 +175,7 @@ async fn metrics(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Result<R
     let rt = gw.runtime.load_full();
     if rt.config.server.metrics_require_admin {
         let caller = proxy::authenticate(&gw, &rt, &headers).await?;
-        if !rt
-            .policy
-            .authorize(&caller.principal, Action::AdminRead, "")
-            .allowed()
-        {
+        if !rt.policy.authorize(&caller.principal, Action::AdminRead, "").allowed() {
             return Err(ApiError::forbidden(
                 "admin_forbidden",
                 "metrics need an admin credential",
@@ -209,8 +197,5 @@ async fn not_found() -> ApiError {
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::invalid_request(
-        "method_not_allowed",
-        "this endpoint does not accept that method",
-    )
+    ApiError::method_not_allowed()
 }

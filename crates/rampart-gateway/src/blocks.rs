@@ -43,9 +43,7 @@ impl FromStr for BlockKind {
             "key" => Ok(BlockKind::Key),
             "user" => Ok(BlockKind::User),
             "model" => Ok(BlockKind::Model),
-            other => Err(format!(
-                "unknown block kind `{other}` (use key, user or model)"
-            )),
+            other => Err(format!("unknown block kind `{other}` (use key, user or model)")),
         }
     }
 }

@@ -52,11 +52,7 @@ fn error(status: StatusCode, message: &str) -> Response {
 }
 
 fn json_response(v: &Value) -> Response {
-    (
-        [(http::header::CONTENT_TYPE, "application/json")],
-        v.to_string(),
-    )
-        .into_response()
+    ([(http::header::CONTENT_TYPE, "application/json")], v.to_string()).into_response()
 }
 
 async fn models() -> Response {
@@ -97,16 +93,10 @@ fn text_of(content: Option<&Value>) -> String {
 /// The reply text, cut to `max_tokens` words; the bool says whether it was cut.
 fn reply_for(prompt: &str, max_tokens: Option<u64>) -> (String, bool) {
     let quoted: String = prompt.chars().take(200).collect();
-    let full = format!(
-        "Hello from the Rampart demo model. You said: \"{}\"",
-        quoted.trim()
-    );
+    let full = format!("Hello from the Rampart demo model. You said: \"{}\"", quoted.trim());
     match max_tokens {
         Some(n) if (n as usize) < full.split_whitespace().count() => (
-            full.split_whitespace()
-                .take(n as usize)
-                .collect::<Vec<_>>()
-                .join(" "),
+            full.split_whitespace().take(n as usize).collect::<Vec<_>>().join(" "),
             true,
         ),
         _ => (full, false),
@@ -123,9 +113,7 @@ fn max_tokens(req: &Map<String, Value>) -> Option<u64> {
 fn tool_arguments(function: &Value) -> String {
     let mut args = Map::new();
     let params = function.get("parameters");
-    let props = params
-        .and_then(|p| p.get("properties"))
-        .and_then(Value::as_object);
+    let props = params.and_then(|p| p.get("properties")).and_then(Value::as_object);
     let required: Vec<&str> = params
         .and_then(|p| p.get("required"))
         .and_then(Value::as_array)
@@ -141,11 +129,7 @@ fn tool_arguments(function: &Value) -> String {
                 Some("boolean") => json!(true),
                 Some("array") => json!([]),
                 Some("object") => json!({}),
-                _ => match schema
-                    .get("enum")
-                    .and_then(Value::as_array)
-                    .and_then(|e| e.first())
-                {
+                _ => match schema.get("enum").and_then(Value::as_array).and_then(|e| e.first()) {
                     Some(first) => first.clone(),
                     None => json!("demo"),
                 },
@@ -157,19 +141,16 @@ fn tool_arguments(function: &Value) -> String {
 }
 
 fn sse(events: Vec<String>, delay: Duration) -> Response {
-    let s = stream::unfold(
-        (events.into_iter(), true),
-        move |(mut it, first)| async move {
-            let next = it.next()?;
-            if !first && !delay.is_zero() {
-                tokio::time::sleep(delay).await;
-            }
-            Some((
-                Ok::<_, Infallible>(Bytes::from(format!("data: {next}\n\n"))),
-                (it, false),
-            ))
-        },
-    );
+    let s = stream::unfold((events.into_iter(), true), move |(mut it, first)| async move {
+        let next = it.next()?;
+        if !first && !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        Some((
+            Ok::<_, Infallible>(Bytes::from(format!("data: {next}\n\n"))),
+            (it, false),
+        ))
+    });
     Response::builder()
         .header(http::header::CONTENT_TYPE, "text/event-stream")
         .header(http::header::CACHE_CONTROL, "no-cache")
@@ -196,26 +177,14 @@ async fn chat(State(opts): State<DemoOptions>, body: Bytes) -> Response {
         .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
         .map(|m| text_of(m.get("content")))
         .unwrap_or_default();
-    let prompt_tokens: u64 = messages
-        .iter()
-        .map(|m| words(&text_of(m.get("content"))))
-        .sum();
-    let tool = match (
-        req.get("tools").and_then(Value::as_array),
-        req.get("tool_choice"),
-    ) {
+    let prompt_tokens: u64 = messages.iter().map(|m| words(&text_of(m.get("content")))).sum();
+    let tool = match (req.get("tools").and_then(Value::as_array), req.get("tool_choice")) {
         (_, Some(Value::String(c))) if c == "none" => None,
         (Some(tools), _) => tools.first().and_then(|t| t.get("function")).cloned(),
         _ => None,
     };
     // After a tool result, answer in text so agent loops end.
-    let tool = tool.filter(|_| {
-        messages
-            .last()
-            .and_then(|m| m.get("role"))
-            .and_then(Value::as_str)
-            != Some("tool")
-    });
+    let tool = tool.filter(|_| messages.last().and_then(|m| m.get("role")).and_then(Value::as_str) != Some("tool"));
     let id = request_id("chatcmpl", &body);
     let stream = req.get("stream").and_then(Value::as_bool).unwrap_or(false);
     let include_usage = req
@@ -253,10 +222,7 @@ async fn chat(State(opts): State<DemoOptions>, body: Bytes) -> Response {
             Value::Null,
         )];
         let mid = arguments.len() / 2;
-        let split = (0..=mid)
-            .rev()
-            .find(|&i| arguments.is_char_boundary(i))
-            .unwrap_or(0);
+        let split = (0..=mid).rev().find(|&i| arguments.is_char_boundary(i)).unwrap_or(0);
         let (a, b) = arguments.split_at(split);
         for part in [a, b] {
             events.push(chunk(
@@ -288,16 +254,9 @@ async fn chat(State(opts): State<DemoOptions>, body: Bytes) -> Response {
                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
         .to_string()
     };
-    let mut events = vec![chunk(
-        json!({"role": "assistant", "content": ""}),
-        Value::Null,
-    )];
+    let mut events = vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null)];
     for (i, w) in text.split(' ').enumerate() {
-        let piece = if i == 0 {
-            w.to_string()
-        } else {
-            format!(" {w}")
-        };
+        let piece = if i == 0 { w.to_string() } else { format!(" {w}") };
         events.push(chunk(json!({"content": piece}), Value::Null));
     }
     events.push(chunk(json!({}), json!(finish)));
@@ -320,11 +279,7 @@ async fn completions(State(opts): State<DemoOptions>, body: Bytes) -> Response {
         .to_string();
     let prompt = match req.get("prompt") {
         Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(Value::as_str)
-            .collect::<Vec<_>>()
-            .join(" "),
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" "),
         _ => String::new(),
     };
     let (text, cut) = reply_for(&prompt, max_tokens(&req));
@@ -348,16 +303,7 @@ async fn completions(State(opts): State<DemoOptions>, body: Bytes) -> Response {
     let mut events: Vec<String> = text
         .split(' ')
         .enumerate()
-        .map(|(i, w)| {
-            chunk(
-                &if i == 0 {
-                    w.to_string()
-                } else {
-                    format!(" {w}")
-                },
-                Value::Null,
-            )
-        })
+        .map(|(i, w)| chunk(&if i == 0 { w.to_string() } else { format!(" {w}") }, Value::Null))
         .collect();
     events.push(chunk("", json!(finish)));
     if req
@@ -389,12 +335,7 @@ pub fn embed(text: &str, dims: usize) -> Vec<f32> {
         }
         counter += 1;
     }
-    let norm = out
-        .iter()
-        .map(|x| x * x)
-        .sum::<f32>()
-        .sqrt()
-        .max(f32::EPSILON);
+    let norm = out.iter().map(|x| x * x).sum::<f32>().sqrt().max(f32::EPSILON);
     out.iter_mut().for_each(|x| *x /= norm);
     out
 }

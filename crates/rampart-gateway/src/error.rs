@@ -72,21 +72,12 @@ impl ApiError {
             Cause::Client,
             message,
         )
-        .with_header(
-            http::header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer"),
-        )
+        .with_header(http::header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
     }
 
     /// 403: authenticated but not allowed.
     pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::FORBIDDEN,
-            code,
-            "permission_error",
-            Cause::Client,
-            message,
-        )
+        Self::new(StatusCode::FORBIDDEN, code, "permission_error", Cause::Client, message)
     }
 
     /// 404: unknown model or route.
@@ -97,6 +88,17 @@ impl ApiError {
             "invalid_request_error",
             Cause::Client,
             message,
+        )
+    }
+
+    /// 405: the route exists but not for this method.
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "invalid_request_error",
+            Cause::Client,
+            "this endpoint does not accept that method",
         )
     }
 
@@ -112,11 +114,7 @@ impl ApiError {
     }
 
     /// 429 with `Retry-After`.
-    pub fn rate_limited(
-        code: &'static str,
-        message: impl Into<String>,
-        retry_after: Duration,
-    ) -> Self {
+    pub fn rate_limited(code: &'static str, message: impl Into<String>, retry_after: Duration) -> Self {
         let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
         let mut e = Self::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -154,10 +152,7 @@ impl ApiError {
     }
 
     /// Adds several response headers.
-    pub fn with_headers(
-        mut self,
-        headers: impl IntoIterator<Item = (HeaderName, HeaderValue)>,
-    ) -> Self {
+    pub fn with_headers(mut self, headers: impl IntoIterator<Item = (HeaderName, HeaderValue)>) -> Self {
         self.headers.extend(headers);
         self
     }
@@ -199,12 +194,7 @@ impl ApiError {
     /// Renders with the request id in the body.
     pub fn into_response_with_id(self, request_id: &str) -> Response {
         let body = self.body(Some(request_id)).to_string();
-        let mut resp = (
-            self.status,
-            [(http::header::CONTENT_TYPE, "application/json")],
-            body,
-        )
-            .into_response();
+        let mut resp = (self.status, [(http::header::CONTENT_TYPE, "application/json")], body).into_response();
         for (k, v) in &self.headers {
             resp.headers_mut().append(k.clone(), v.clone());
         }

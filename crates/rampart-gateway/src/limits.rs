@@ -87,13 +87,9 @@ struct Bucket {
 
 impl Bucket {
     fn new(quota: Quota) -> Bucket {
-        let rpm = quota
-            .requests_per_minute
-            .and_then(NonZeroU32::new)
-            .map(|n| {
-                RateLimiter::direct(governor::Quota::per_minute(n))
-                    .with_middleware::<StateInformationMiddleware>()
-            });
+        let rpm = quota.requests_per_minute.and_then(NonZeroU32::new).map(|n| {
+            RateLimiter::direct(governor::Quota::per_minute(n)).with_middleware::<StateInformationMiddleware>()
+        });
         let tpm = quota.tokens_per_minute.filter(|&n| n > 0).map(|n| {
             Mutex::new(TokenBucket {
                 per_minute: n as f64,
@@ -129,9 +125,7 @@ pub struct Limiter {
 
 impl std::fmt::Debug for Limiter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Limiter")
-            .field("buckets", &self.buckets.len())
-            .finish()
+        f.debug_struct("Limiter").field("buckets", &self.buckets.len()).finish()
     }
 }
 
@@ -145,9 +139,7 @@ pub struct Permit {
 
 impl std::fmt::Debug for Permit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Permit")
-            .field("scopes", &self.held.len())
-            .finish()
+        f.debug_struct("Permit").field("scopes", &self.held.len()).finish()
     }
 }
 
@@ -243,19 +235,16 @@ impl Limiter {
                 match rpm.check() {
                     Ok(snapshot) => {
                         if first_headers {
-                            permit
-                                .headers
-                                .extend(header("x-ratelimit-limit-requests", limit));
+                            permit.headers.extend(header("x-ratelimit-limit-requests", limit));
                             permit.headers.extend(header(
                                 "x-ratelimit-remaining-requests",
                                 snapshot.remaining_burst_capacity(),
                             ));
                             let per_cell = Duration::from_secs_f64(60.0 / f64::from(limit.max(1)));
                             let missing = limit.saturating_sub(snapshot.remaining_burst_capacity());
-                            permit.headers.extend(header(
-                                "x-ratelimit-reset-requests",
-                                reset(per_cell * missing),
-                            ));
+                            permit
+                                .headers
+                                .extend(header("x-ratelimit-reset-requests", reset(per_cell * missing)));
                         }
                     }
                     Err(not_until) => {
@@ -290,15 +279,18 @@ impl Limiter {
                 if prompt_tokens > limit {
                     return Err(Refusal {
                         code: "tokens_limit_exceeded",
-                        message: format!("the prompt ({prompt_tokens} tokens) exceeds this {}'s limit of {limit} tokens per minute", s.scope.as_str()),
+                        message: format!(
+                            "the prompt ({prompt_tokens} tokens) exceeds this {}'s limit of {limit} tokens per minute",
+                            s.scope.as_str()
+                        ),
                         retry_after: Duration::from_secs(60),
                         headers: std::mem::take(&mut permit.headers),
                     });
                 }
                 if t.level <= 0.0 || (t.level as u64) < prompt_tokens {
                     let deficit = prompt_tokens as f64 - t.level;
-                    let wait = Duration::from_secs_f64(deficit.max(1.0) * 60.0 / t.per_minute)
-                        .max(t.wait_until_positive());
+                    let wait =
+                        Duration::from_secs_f64(deficit.max(1.0) * 60.0 / t.per_minute).max(t.wait_until_positive());
                     let mut headers = std::mem::take(&mut permit.headers);
                     headers.extend(header("x-ratelimit-limit-tokens", limit));
                     headers.extend(header("x-ratelimit-remaining-tokens", 0));
@@ -315,13 +307,10 @@ impl Limiter {
                 }
                 t.level -= prompt_tokens as f64;
                 if first_headers {
+                    permit.headers.extend(header("x-ratelimit-limit-tokens", limit));
                     permit
                         .headers
-                        .extend(header("x-ratelimit-limit-tokens", limit));
-                    permit.headers.extend(header(
-                        "x-ratelimit-remaining-tokens",
-                        t.level.max(0.0) as u64,
-                    ));
+                        .extend(header("x-ratelimit-remaining-tokens", t.level.max(0.0) as u64));
                     let missing = limit as f64 - t.level.max(0.0);
                     permit.headers.extend(header(
                         "x-ratelimit-reset-tokens",
@@ -370,10 +359,7 @@ mod tests {
             quota: q(None, None, Some(1)),
         }];
         let p = l.admit(&s, 0).unwrap();
-        assert_eq!(
-            l.admit(&s, 0).err().unwrap().code,
-            "concurrency_limit_exceeded"
-        );
+        assert_eq!(l.admit(&s, 0).err().unwrap().code, "concurrency_limit_exceeded");
         drop(p);
         assert!(l.admit(&s, 0).is_ok());
     }
@@ -390,10 +376,7 @@ mod tests {
         p.charge(200);
         let r = l.admit(&s, 1).err().unwrap();
         assert_eq!(r.code, "tokens_limit_exceeded");
-        assert!(r
-            .headers
-            .iter()
-            .any(|(k, _)| k == "x-ratelimit-remaining-tokens"));
+        assert!(r.headers.iter().any(|(k, _)| k == "x-ratelimit-remaining-tokens"));
     }
 
     #[test]

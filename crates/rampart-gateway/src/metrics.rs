@@ -132,30 +132,21 @@ impl Metrics {
             refusals.clone(),
         );
         let tokens = Family::<TokenLabels, Counter>::default();
-        registry.register(
-            "tokens",
-            "Tokens processed, by model and kind",
-            tokens.clone(),
-        );
+        registry.register("tokens", "Tokens processed, by model and kind", tokens.clone());
         let upstream_errors = Family::<UpstreamLabels, Counter>::default();
         registry.register(
             "upstream_errors",
             "Upstream failures, by upstream and kind",
             upstream_errors.clone(),
         );
-        let upstream_latency: Hist<UpstreamNameLabels> =
-            Family::new_with_constructor(latency_histogram);
+        let upstream_latency: Hist<UpstreamNameLabels> = Family::new_with_constructor(latency_histogram);
         registry.register(
             "upstream_duration_seconds",
             "Upstream time until response headers",
             upstream_latency.clone(),
         );
         let inflight = Gauge::default();
-        registry.register(
-            "inflight_requests",
-            "Inference requests in flight",
-            inflight.clone(),
-        );
+        registry.register("inflight_requests", "Inference requests in flight", inflight.clone());
         let streams_cancelled = Counter::default();
         registry.register(
             "streams_cancelled",
@@ -169,11 +160,7 @@ impl Metrics {
             failovers.clone(),
         );
         let reloads = Family::<ResultLabels, Counter>::default();
-        registry.register(
-            "config_reloads",
-            "Configuration reloads, by result",
-            reloads.clone(),
-        );
+        registry.register("config_reloads", "Configuration reloads, by result", reloads.clone());
         Metrics {
             registry,
             requests,

@@ -41,14 +41,7 @@ impl Endpoint {
     }
 }
 
-const ROLES: &[&str] = &[
-    "system",
-    "developer",
-    "user",
-    "assistant",
-    "tool",
-    "function",
-];
+const ROLES: &[&str] = &["system", "developer", "user", "assistant", "tool", "function"];
 
 /// A checked inference request.
 #[derive(Debug, Clone)]
@@ -72,20 +65,12 @@ fn bad(code: &'static str, param: &str, message: impl Into<String>) -> ApiError 
 }
 
 fn wrong_type(param: &str, expected: &str) -> ApiError {
-    bad(
-        "invalid_type",
-        param,
-        format!("`{param}` must be {expected}"),
-    )
+    bad("invalid_type", param, format!("`{param}` must be {expected}"))
 }
 
 impl InferenceRequest {
     /// Parses and checks a body for `endpoint`, counting prompt tokens.
-    pub fn parse(
-        endpoint: Endpoint,
-        bytes: &[u8],
-        tokenizer: &Tokenizer,
-    ) -> Result<InferenceRequest, ApiError> {
+    pub fn parse(endpoint: Endpoint, bytes: &[u8], tokenizer: &Tokenizer) -> Result<InferenceRequest, ApiError> {
         if bytes.is_empty() {
             return Err(ApiError::invalid_request(
                 "invalid_json",
@@ -95,17 +80,11 @@ impl InferenceRequest {
         let text = std::str::from_utf8(bytes).map_err(|e| {
             ApiError::invalid_request(
                 "invalid_utf8",
-                format!(
-                    "the request body is not valid UTF-8 (at byte {})",
-                    e.valid_up_to()
-                ),
+                format!("the request body is not valid UTF-8 (at byte {})", e.valid_up_to()),
             )
         })?;
         let value: Value = serde_json::from_str(text).map_err(|e| {
-            ApiError::invalid_request(
-                "invalid_json",
-                format!("the request body is not valid JSON: {e}"),
-            )
+            ApiError::invalid_request("invalid_json", format!("the request body is not valid JSON: {e}"))
         })?;
         let Value::Object(body) = value else {
             return Err(ApiError::invalid_request(
@@ -115,9 +94,7 @@ impl InferenceRequest {
         };
         let model = match body.get("model") {
             Some(Value::String(m)) if !m.is_empty() => m.clone(),
-            Some(Value::String(_)) | None => {
-                return Err(bad("missing_parameter", "model", "`model` is required"))
-            }
+            Some(Value::String(_)) | None => return Err(bad("missing_parameter", "model", "`model` is required")),
             Some(_) => return Err(wrong_type("model", "a string")),
         };
         let stream = match body.get("stream") {
@@ -126,11 +103,7 @@ impl InferenceRequest {
             Some(_) => return Err(wrong_type("stream", "a boolean")),
         };
         if stream && endpoint == Endpoint::Embeddings {
-            return Err(bad(
-                "invalid_value",
-                "stream",
-                "embeddings cannot be streamed",
-            ));
+            return Err(bad("invalid_value", "stream", "embeddings cannot be streamed"));
         }
         let client_wants_stream_usage = match body.get("stream_options") {
             None | Some(Value::Null) => false,
@@ -213,20 +186,8 @@ impl InferenceRequest {
 fn check_chat(body: &Map<String, Value>, tokenizer: &Tokenizer) -> Result<u64, ApiError> {
     let messages = match body.get("messages") {
         Some(Value::Array(m)) if !m.is_empty() => m,
-        Some(Value::Array(_)) => {
-            return Err(bad(
-                "invalid_value",
-                "messages",
-                "`messages` must not be empty",
-            ))
-        }
-        None => {
-            return Err(bad(
-                "missing_parameter",
-                "messages",
-                "`messages` is required",
-            ))
-        }
+        Some(Value::Array(_)) => return Err(bad("invalid_value", "messages", "`messages` must not be empty")),
+        None => return Err(bad("missing_parameter", "messages", "`messages` is required")),
         Some(_) => return Err(wrong_type("messages", "an array of messages")),
     };
     let mut texts: Vec<&str> = Vec::with_capacity(messages.len());
@@ -324,28 +285,15 @@ fn check_chat(body: &Map<String, Value>, tokenizer: &Tokenizer) -> Result<u64, A
 
 /// Counts `prompt` (completions) or `input` (embeddings): a string, an array of strings, an
 /// array of token ids, or an array of such arrays.
-fn count_prompt(
-    value: Option<&Value>,
-    param: &str,
-    tokenizer: &Tokenizer,
-    optional: bool,
-) -> Result<u64, ApiError> {
+fn count_prompt(value: Option<&Value>, param: &str, tokenizer: &Tokenizer, optional: bool) -> Result<u64, ApiError> {
     let expected = "a string, an array of strings, or an array of token arrays";
     match value {
         None | Some(Value::Null) if optional => Ok(0),
-        None | Some(Value::Null) => Err(bad(
-            "missing_parameter",
-            param,
-            format!("`{param}` is required"),
-        )),
+        None | Some(Value::Null) => Err(bad("missing_parameter", param, format!("`{param}` is required"))),
         Some(Value::String(s)) => Ok(tokenizer.count(s)),
         Some(Value::Array(items)) => {
             if items.is_empty() {
-                return Err(bad(
-                    "invalid_value",
-                    param,
-                    format!("`{param}` must not be empty"),
-                ));
+                return Err(bad("invalid_value", param, format!("`{param}` must not be empty")));
             }
             let mut total = 0;
             for (i, item) in items.iter().enumerate() {
@@ -436,17 +384,10 @@ mod tests {
 
     #[test]
     fn broken_utf8_and_bad_json_are_refused() {
-        let e =
-            InferenceRequest::parse(Endpoint::Chat, b"{\"model\":\"\xff\"}", tok()).unwrap_err();
+        let e = InferenceRequest::parse(Endpoint::Chat, b"{\"model\":\"\xff\"}", tok()).unwrap_err();
         assert_eq!(e.code(), "invalid_utf8");
-        assert_eq!(
-            parse(Endpoint::Chat, "{\"model\":").unwrap_err().code(),
-            "invalid_json"
-        );
-        assert_eq!(
-            parse(Endpoint::Chat, "[1]").unwrap_err().code(),
-            "invalid_json"
-        );
+        assert_eq!(parse(Endpoint::Chat, "{\"model\":").unwrap_err().code(), "invalid_json");
+        assert_eq!(parse(Endpoint::Chat, "[1]").unwrap_err().code(), "invalid_json");
     }
 
     #[test]
@@ -478,27 +419,19 @@ mod tests {
     #[test]
     fn embeddings_inputs() {
         assert_eq!(
-            parse(
-                Endpoint::Embeddings,
-                r#"{"model":"e","input":[[1,2,3],[4]]}"#
-            )
-            .unwrap()
-            .prompt_tokens,
+            parse(Endpoint::Embeddings, r#"{"model":"e","input":[[1,2,3],[4]]}"#)
+                .unwrap()
+                .prompt_tokens,
             4
         );
         assert_eq!(
-            parse(Endpoint::Embeddings, r#"{"model":"e"}"#)
-                .unwrap_err()
-                .code(),
+            parse(Endpoint::Embeddings, r#"{"model":"e"}"#).unwrap_err().code(),
             "missing_parameter"
         );
         assert_eq!(
-            parse(
-                Endpoint::Embeddings,
-                r#"{"model":"e","input":"x","stream":true}"#
-            )
-            .unwrap_err()
-            .code(),
+            parse(Endpoint::Embeddings, r#"{"model":"e","input":"x","stream":true}"#)
+                .unwrap_err()
+                .code(),
             "invalid_value"
         );
     }
@@ -534,12 +467,8 @@ mod tests {
         leaf.prop_recursive(4, 32, 6, |inner| {
             prop_oneof![
                 proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-                proptest::collection::btree_map(
-                    "role|content|type|text|function|name|x",
-                    inner,
-                    0..5
-                )
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
+                proptest::collection::btree_map("role|content|type|text|function|name|x", inner, 0..5)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
             ]
         })
     }

@@ -3,7 +3,7 @@
 //! limits, metrics, tokenizer) that survive reloads.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -70,13 +70,15 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// Builds a runtime from a checked config. `demo_base` is the demo upstream's URL.
+    /// Builds a runtime from a checked config. `demo_base` is the demo upstream's URL;
+    /// relative policy paths are read from `base` (the config file's directory).
     pub fn build(
         config: Config,
+        base: &Path,
         demo_base: Option<&str>,
         http: &reqwest::Client,
     ) -> Result<Runtime, BuildError> {
-        let policy = PolicyEngine::from_config(&config, |p| std::fs::read_to_string(p))?;
+        let policy = PolicyEngine::from_config(&config, |p| std::fs::read_to_string(base.join(p)))?;
         let mut upstreams = HashMap::new();
         for u in &config.upstreams {
             upstreams.insert(u.name.get_ref().clone(), Upstream::build(u, demo_base)?);
@@ -87,21 +89,12 @@ impl Runtime {
                 .targets
                 .iter()
                 .filter_map(|Target { upstream, model }| {
-                    upstreams
-                        .get(upstream.get_ref())
-                        .map(|u| (u.clone(), model.clone()))
+                    upstreams.get(upstream.get_ref()).map(|u| (u.clone(), model.clone()))
                 })
                 .collect();
             let limits = m.limits.unwrap_or(config.limits.per_model);
             let name = m.name.get_ref().clone();
-            routes.insert(
-                name.clone(),
-                Arc::new(Route {
-                    name,
-                    targets,
-                    limits,
-                }),
-            );
+            routes.insert(name.clone(), Arc::new(Route { name, targets, limits }));
         }
         let oidc = match &config.auth.oidc {
             Some(o) => Some(Arc::new(OidcVerifier::new(o.clone(), http.clone())?)),
@@ -134,6 +127,14 @@ pub enum ConfigSource {
 }
 
 impl ConfigSource {
+    /// The directory relative paths in the config are read from.
+    pub fn base_dir(&self) -> PathBuf {
+        match self {
+            ConfigSource::Defaults => PathBuf::from("."),
+            ConfigSource::File(p) => p.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(".")),
+        }
+    }
+
     /// Reads and checks the config.
     pub fn load(&self) -> Result<Config, ConfigError> {
         match self {
@@ -173,11 +174,7 @@ pub struct Gateway {
 
 impl Gateway {
     /// Opens the store under the config's data directory and builds the first runtime.
-    pub fn new(
-        config: Config,
-        source: ConfigSource,
-        demo_base: Option<String>,
-    ) -> Result<Gateway, BuildError> {
+    pub fn new(config: Config, source: ConfigSource, demo_base: Option<String>) -> Result<Gateway, BuildError> {
         let store = Store::open(std::path::Path::new(&config.server.data_dir))?;
         let keys = KeyCache::default();
         keys.load(store.keys()?);
@@ -186,10 +183,8 @@ impl Gateway {
         let http = reqwest::Client::builder()
             .tcp_nodelay(true)
             .build()
-            .map_err(|e| {
-                BuildError::Credential(CredentialError::Client("oidc".into(), e.to_string()))
-            })?;
-        let runtime = Runtime::build(config, demo_base.as_deref(), &http)?;
+            .map_err(|e| BuildError::Credential(CredentialError::Client("oidc".into(), e.to_string())))?;
+        let runtime = Runtime::build(config, &source.base_dir(), demo_base.as_deref(), &http)?;
         Ok(Gateway {
             runtime: ArcSwap::from_pointee(runtime),
             source,
@@ -211,15 +206,7 @@ impl Gateway {
         if self.store.has_admin_key()? {
             return Ok(None);
         }
-        let k = NewKey::generate(
-            "admin",
-            "first-start admin credential",
-            vec![],
-            true,
-            None,
-            None,
-            now(),
-        );
+        let k = NewKey::generate("admin", "first-start admin credential", vec![], true, None, None, now());
         self.store.insert_key(&k.record)?;
         self.keys.put(k.record);
         Ok(Some(k.secret.to_string()))
@@ -230,7 +217,7 @@ impl Gateway {
         let _guard = self.reload_lock.lock().await;
         let result = (|| {
             let config = self.source.load()?;
-            Runtime::build(config, self.demo_base.as_deref(), &self.http)
+            Runtime::build(config, &self.source.base_dir(), self.demo_base.as_deref(), &self.http)
         })();
         match result {
             Ok(rt) => {

@@ -91,10 +91,7 @@ impl Store {
         })
     }
 
-    fn with<T>(
-        &self,
-        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
         f(&conn)
     }
@@ -210,9 +207,7 @@ impl Store {
     /// Every block.
     pub fn blocks(&self) -> Result<Vec<Block>, StoreError> {
         self.with(|c| {
-            let mut stmt = c.prepare(
-                "SELECT kind, value, reason, created_at FROM blocks ORDER BY created_at",
-            )?;
+            let mut stmt = c.prepare("SELECT kind, value, reason, created_at FROM blocks ORDER BY created_at")?;
             let rows = stmt.query_map([], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
@@ -248,15 +243,7 @@ mod tests {
     fn keys_and_blocks_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let new = crate::auth::keys::NewKey::generate(
-            "alice",
-            "ci",
-            vec!["m".into()],
-            false,
-            None,
-            None,
-            100,
-        );
+        let new = crate::auth::keys::NewKey::generate("alice", "ci", vec!["m".into()], false, None, None, 100);
         store.insert_key(&new.record).unwrap();
         store
             .put_block(&Block {

@@ -44,11 +44,7 @@ impl Tokenizer {
     }
 
     /// Tokens of a chat prompt whose messages' texts are given.
-    pub fn count_chat<'a>(
-        &self,
-        messages: impl IntoIterator<Item = &'a str>,
-        message_count: usize,
-    ) -> u64 {
+    pub fn count_chat<'a>(&self, messages: impl IntoIterator<Item = &'a str>, message_count: usize) -> u64 {
         let content: u64 = messages.into_iter().map(|t| self.count(t)).sum();
         content + PER_MESSAGE * message_count as u64 + REPLY_PRIMING
     }

@@ -78,18 +78,11 @@ impl std::fmt::Debug for Upstream {
 
 impl Upstream {
     /// Builds a client from config; `demo_base` is the built-in demo model's URL.
-    pub fn build(
-        cfg: &UpstreamConfig,
-        demo_base: Option<&str>,
-    ) -> Result<Arc<Upstream>, CredentialError> {
+    pub fn build(cfg: &UpstreamConfig, demo_base: Option<&str>) -> Result<Arc<Upstream>, CredentialError> {
         let name = cfg.name.get_ref().clone();
         let base_url = match cfg.kind {
             UpstreamKind::Demo => demo_base.unwrap_or("http://127.0.0.1:9/v1").to_string(),
-            UpstreamKind::Openai => cfg
-                .base_url
-                .as_ref()
-                .map(|u| u.get_ref().clone())
-                .unwrap_or_default(),
+            UpstreamKind::Openai => cfg.base_url.as_ref().map(|u| u.get_ref().clone()).unwrap_or_default(),
         };
         let api_key = if let Some(var) = &cfg.api_key_env {
             let v = std::env::var(var).map_err(|_| CredentialError::MissingEnv {
@@ -129,12 +122,7 @@ impl Upstream {
 
     /// POSTs a JSON body to `path`, retrying connection failures, and returns once the
     /// response headers are in.
-    pub async fn post(
-        &self,
-        path: &str,
-        body: Bytes,
-        request_id: &str,
-    ) -> Result<reqwest::Response, UpstreamError> {
+    pub async fn post(&self, path: &str, body: Bytes, request_id: &str) -> Result<reqwest::Response, UpstreamError> {
         let url = format!("{}{}", self.base_url, path);
         let mut attempt = 0;
         loop {
@@ -157,9 +145,7 @@ impl Upstream {
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(25 * u64::from(attempt))).await;
                 }
-                Ok(Err(e)) if e.is_timeout() => {
-                    return Err(UpstreamError::Timeout(self.name.clone()))
-                }
+                Ok(Err(e)) if e.is_timeout() => return Err(UpstreamError::Timeout(self.name.clone())),
                 Ok(Err(e)) => return Err(UpstreamError::Failed(self.name.clone(), without_url(e))),
             }
         }

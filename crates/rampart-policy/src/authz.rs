@@ -9,8 +9,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use cedar_policy::{
-    Authorizer, Context, Entities, Entity, EntityId, EntityTypeName, EntityUid, Policy, PolicyId,
-    PolicySet, Request, RestrictedExpression,
+    Authorizer, Context, Entities, Entity, EntityId, EntityTypeName, EntityUid, Policy, PolicyId, PolicySet, Request,
+    RestrictedExpression,
 };
 
 use crate::config::Config;
@@ -176,10 +176,7 @@ fn uid(ty: &str, id: &str) -> Result<EntityUid, String> {
 impl PolicyEngine {
     /// Builds the engine from the built-in policies and the config's policy files.
     /// `read` loads a file (a trait seam so tests need no files).
-    pub fn from_config(
-        config: &Config,
-        read: impl Fn(&str) -> std::io::Result<String>,
-    ) -> Result<Self, PolicyError> {
+    pub fn from_config(config: &Config, read: impl Fn(&str) -> std::io::Result<String>) -> Result<Self, PolicyError> {
         let mut sources: Vec<(String, String)> = Vec::new();
         if !config.policy.replace_builtin {
             sources.push(("built-in".into(), BUILTIN.into()));
@@ -218,17 +215,11 @@ impl PolicyEngine {
         let build = || -> Result<Vec<Entity>, String> {
             let mut out = Vec::new();
             for group in ["infer", "admin"] {
-                out.push(Entity::new_no_attrs(
-                    uid("Rampart::Action", group)?,
-                    HashSet::new(),
-                ));
+                out.push(Entity::new_no_attrs(uid("Rampart::Action", group)?, HashSet::new()));
             }
             for a in Action::ALL {
                 let parents = HashSet::from([uid("Rampart::Action", a.group())?]);
-                out.push(Entity::new_no_attrs(
-                    uid("Rampart::Action", a.id())?,
-                    parents,
-                ));
+                out.push(Entity::new_no_attrs(uid("Rampart::Action", a.id())?, parents));
             }
             Ok(out)
         };
@@ -265,12 +256,7 @@ impl PolicyEngine {
         }
     }
 
-    fn try_authorize(
-        &self,
-        principal: &Principal,
-        action: Action,
-        model: &str,
-    ) -> Result<Decision, String> {
+    fn try_authorize(&self, principal: &Principal, action: Action, model: &str) -> Result<Decision, String> {
         let mut entities: Vec<Entity> = self.action_entities.clone();
         let principal_uid = match principal {
             Principal::Key {
@@ -285,15 +271,10 @@ impl PolicyEngine {
                     parents.insert(uid("Rampart::Group", "admins")?);
                 }
                 let attrs = HashMap::from([
-                    (
-                        "owner".to_string(),
-                        RestrictedExpression::new_string(owner.clone()),
-                    ),
+                    ("owner".to_string(), RestrictedExpression::new_string(owner.clone())),
                     (
                         "models".to_string(),
-                        RestrictedExpression::new_set(
-                            models.iter().cloned().map(RestrictedExpression::new_string),
-                        ),
+                        RestrictedExpression::new_set(models.iter().cloned().map(RestrictedExpression::new_string)),
                     ),
                     (
                         "all_models".to_string(),
@@ -302,10 +283,7 @@ impl PolicyEngine {
                     ("admin".to_string(), RestrictedExpression::new_bool(*admin)),
                 ]);
                 entities.push(Entity::new(key.clone(), attrs, parents).map_err(|e| e.to_string())?);
-                entities.push(Entity::new_no_attrs(
-                    uid("Rampart::User", owner)?,
-                    HashSet::new(),
-                ));
+                entities.push(Entity::new_no_attrs(uid("Rampart::User", owner)?, HashSet::new()));
                 key
             }
             Principal::User { id, groups } => {
@@ -322,12 +300,8 @@ impl PolicyEngine {
         };
         let resource = if action.is_inference() {
             let r = uid("Rampart::Model", model)?;
-            let attrs = HashMap::from([(
-                "name".to_string(),
-                RestrictedExpression::new_string(model.to_string()),
-            )]);
-            entities
-                .push(Entity::new(r.clone(), attrs, HashSet::new()).map_err(|e| e.to_string())?);
+            let attrs = HashMap::from([("name".to_string(), RestrictedExpression::new_string(model.to_string()))]);
+            entities.push(Entity::new(r.clone(), attrs, HashSet::new()).map_err(|e| e.to_string())?);
             r
         } else {
             let r = uid("Rampart::Gateway", "admin")?;
@@ -343,9 +317,7 @@ impl PolicyEngine {
             None,
         )
         .map_err(|e| e.to_string())?;
-        let response = self
-            .authorizer
-            .is_authorized(&request, &self.policies, &entities);
+        let response = self.authorizer.is_authorized(&request, &self.policies, &entities);
         let diagnostics = response.diagnostics();
         let errors: Vec<String> = diagnostics.errors().map(|e| e.to_string()).collect();
         let policies: Vec<String> = diagnostics.reason().map(|p| p.to_string()).collect();
@@ -420,9 +392,7 @@ mod tests {
     #[test]
     fn erroring_forbid_denies() {
         // `principal.nope` errors for every principal: Cedar would skip it; Rampart denies.
-        let e = engine(
-            "@id(\"broken\")\nforbid(principal, action, resource) when { principal.nope == 1 };",
-        );
+        let e = engine("@id(\"broken\")\nforbid(principal, action, resource) when { principal.nope == 1 };");
         let d = e.authorize(&key(&[]), Action::Chat, "a");
         assert!(!d.allowed());
         assert!(!d.errors.is_empty());
@@ -430,9 +400,7 @@ mod tests {
 
     #[test]
     fn owner_policies_apply_to_their_keys() {
-        let e = engine(
-            "@id(\"alice-out\")\nforbid(principal in Rampart::User::\"alice\", action, resource);",
-        );
+        let e = engine("@id(\"alice-out\")\nforbid(principal in Rampart::User::\"alice\", action, resource);");
         assert!(!e.authorize(&key(&[]), Action::Chat, "a").allowed());
     }
 }

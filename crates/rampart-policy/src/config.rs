@@ -26,9 +26,12 @@ pub struct Config {
     pub server: ServerConfig,
     /// Logging.
     pub log: LogConfig,
-    /// Model APIs that requests are forwarded to.
+    /// Model APIs that requests are forwarded to. With neither upstreams nor models given,
+    /// the built-in demo model is served.
+    #[serde(default)]
     pub upstreams: Vec<UpstreamConfig>,
     /// The model names clients may ask for, and where each goes.
+    #[serde(default)]
     pub models: Vec<ModelConfig>,
     /// How callers prove who they are.
     pub auth: AuthConfig,
@@ -361,7 +364,7 @@ impl Config {
     /// Parses and checks configuration text; `name` is used in messages.
     pub fn from_toml_str(text: &str, name: &str) -> Result<Config, ConfigError> {
         let locate = LineIndex::new(text);
-        let config: Config = toml::from_str(text).map_err(|e| {
+        let mut config: Config = toml::from_str(text).map_err(|e| {
             let (line, column) = match e.span() {
                 Some(span) => {
                     let (l, c) = locate.position(span.start);
@@ -378,6 +381,10 @@ impl Config {
                 }],
             }
         })?;
+        if config.upstreams.is_empty() && config.models.is_empty() {
+            config.upstreams = vec![UpstreamConfig::builtin_demo()];
+            config.models = vec![ModelConfig::builtin_demo()];
+        }
         let problems = config.check(&locate);
         if problems.is_empty() {
             Ok(config)
@@ -403,11 +410,7 @@ impl Config {
                 let (l, c) = locate.position(span.start);
                 (Some(l), Some(c))
             };
-            problems.push(ConfigProblem {
-                line,
-                column,
-                message,
-            });
+            problems.push(ConfigProblem { line, column, message });
         };
         if self.version != CONFIG_VERSION {
             at(
@@ -428,10 +431,7 @@ impl Config {
             );
         }
         if self.limits.max_body_bytes == 0 {
-            at(
-                0..0,
-                "`limits.max_body_bytes` must be greater than 0".into(),
-            );
+            at(0..0, "`limits.max_body_bytes` must be greater than 0".into());
         }
         let mut upstream_names = HashSet::new();
         for u in &self.upstreams {
@@ -451,9 +451,7 @@ impl Config {
                     if !(s.starts_with("http://") || s.starts_with("https://")) {
                         at(
                             url.span(),
-                            format!(
-                                "`base_url` must start with `http://` or `https://`, not `{s}`"
-                            ),
+                            format!("`base_url` must start with `http://` or `https://`, not `{s}`"),
                         );
                     }
                 }
@@ -475,26 +473,17 @@ impl Config {
             if u.timeout_ms == 0 || u.connect_timeout_ms == 0 || u.idle_timeout_ms == 0 {
                 at(
                     u.name.span(),
-                    format!(
-                        "upstream `{}`: timeouts must be greater than 0",
-                        u.name.get_ref()
-                    ),
+                    format!("upstream `{}`: timeouts must be greater than 0", u.name.get_ref()),
                 );
             }
         }
         let mut model_names = HashSet::new();
         for m in &self.models {
             if !model_names.insert(m.name.get_ref().as_str()) {
-                at(
-                    m.name.span(),
-                    format!("model `{}` is defined twice", m.name.get_ref()),
-                );
+                at(m.name.span(), format!("model `{}` is defined twice", m.name.get_ref()));
             }
             if m.targets.is_empty() {
-                at(
-                    m.name.span(),
-                    format!("model `{}` has no `targets`", m.name.get_ref()),
-                );
+                at(m.name.span(), format!("model `{}` has no `targets`", m.name.get_ref()));
             }
             for t in &m.targets {
                 if !upstream_names.contains(t.upstream.get_ref().as_str()) {
@@ -522,10 +511,7 @@ impl Config {
                 }
             }
             if oidc.audiences.is_empty() {
-                at(
-                    0..0,
-                    "`auth.oidc.audiences` must list at least one audience".into(),
-                );
+                at(0..0, "`auth.oidc.audiences` must list at least one audience".into());
             }
         }
         if !self.auth.api_keys && self.auth.oidc.is_none() {
@@ -539,9 +525,7 @@ impl Config {
 }
 
 /// JWT algorithms the gateway accepts (asymmetric only: a shared secret is no identity).
-pub const SUPPORTED_ALGORITHMS: &[&str] = &[
-    "RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA",
-];
+pub const SUPPORTED_ALGORITHMS: &[&str] = &["RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"];
 
 /// Turns toml's message into one that tells the user what to do where we can.
 fn hint_for(message: &str) -> String {
@@ -599,17 +583,12 @@ mod tests {
         let p = problems("version = 1\n[server]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n");
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].line, Some(4));
-        assert!(
-            p[0].message.contains("unknown field `lisen`"),
-            "{}",
-            p[0].message
-        );
+        assert!(p[0].message.contains("unknown field `lisen`"), "{}", p[0].message);
     }
 
     #[test]
     fn inline_secret_is_refused_with_a_hint() {
-        let p =
-            problems("[[upstreams]]\nname = \"x\"\nbase_url = \"http://a\"\napi_key = \"sk-1\"\n");
+        let p = problems("[[upstreams]]\nname = \"x\"\nbase_url = \"http://a\"\napi_key = \"sk-1\"\n");
         assert_eq!(p[0].line, Some(4));
         assert!(p[0].message.contains("api_key_env"));
     }
@@ -625,8 +604,7 @@ mod tests {
 
     #[test]
     fn every_problem_is_reported() {
-        let text =
-            "[[upstreams]]\nname = \"a\"\n[[upstreams]]\nname = \"a\"\nbase_url = \"ftp://x\"\n";
+        let text = "[[upstreams]]\nname = \"a\"\n[[upstreams]]\nname = \"a\"\nbase_url = \"ftp://x\"\n";
         let p = problems(text);
         assert_eq!(p.len(), 3, "{p:?}");
     }

@@ -26,7 +26,7 @@ mod error;
 
 pub use authz::{Action, Decision, PolicyEngine, Principal};
 pub use config::{
-    AuthConfig, Config, LimitsConfig, LogConfig, LogFormat, ModelConfig, OidcConfig, PolicyConfig,
-    Quota, ServerConfig, Target, TlsConfig, UpstreamConfig, UpstreamKind,
+    AuthConfig, Config, LimitsConfig, LogConfig, LogFormat, ModelConfig, OidcConfig, PolicyConfig, Quota, ServerConfig,
+    Target, TlsConfig, UpstreamConfig, UpstreamKind,
 };
 pub use error::{ConfigError, ConfigProblem, PolicyError};

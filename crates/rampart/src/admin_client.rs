@@ -15,9 +15,7 @@ pub struct AdminClient {
 pub fn path_segment(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -29,9 +27,7 @@ impl AdminClient {
             .admin_key
             .clone()
             .context("no admin credential: pass `--admin-key` or set RAMPART_ADMIN_KEY")?;
-        let http = reqwest::Client::builder()
-            .build()
-            .context("cannot build HTTP client")?;
+        let http = reqwest::Client::builder().build().context("cannot build HTTP client")?;
         Ok(AdminClient {
             http,
             url: target.url.trim_end_matches('/').to_string(),
@@ -56,8 +52,7 @@ impl AdminClient {
     }
 
     pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        self.send(self.http.get(format!("{}{path}", self.url)))
-            .await
+        self.send(self.http.get(format!("{}{path}", self.url))).await
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
@@ -66,7 +61,6 @@ impl AdminClient {
     }
 
     pub async fn delete(&self, path: &str) -> anyhow::Result<Value> {
-        self.send(self.http.delete(format!("{}{path}", self.url)))
-            .await
+        self.send(self.http.delete(format!("{}{path}", self.url))).await
     }
 }

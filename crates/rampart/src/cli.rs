@@ -119,12 +119,7 @@ struct PolicyTestArgs {
 #[derive(Debug, Args)]
 pub struct AdminTarget {
     /// Gateway URL.
-    #[arg(
-        long,
-        env = "RAMPART_URL",
-        default_value = "http://127.0.0.1:8080",
-        global = true
-    )]
+    #[arg(long, env = "RAMPART_URL", default_value = "http://127.0.0.1:8080", global = true)]
     pub url: String,
     /// Admin credential (printed by the first `rampart serve`).
     #[arg(long, env = "RAMPART_ADMIN_KEY", hide_env_values = true, global = true)]
@@ -245,10 +240,7 @@ fn config_check(file: &std::path::Path) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
-    let base = file
-        .parent()
-        .map(std::path::Path::to_path_buf)
-        .unwrap_or_default();
+    let base = file.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
     let engine = match PolicyEngine::from_config(&config, |p| {
         std::fs::read_to_string(base.join(p)).or_else(|_| std::fs::read_to_string(p))
     }) {
@@ -262,7 +254,10 @@ fn config_check(file: &std::path::Path) -> anyhow::Result<ExitCode> {
     for u in &config.upstreams {
         if let Some(var) = &u.api_key_env {
             if std::env::var_os(var).is_none() {
-                eprintln!("{name}: warning: upstream `{}` reads its key from `{var}`, which is not set here", u.name.get_ref());
+                eprintln!(
+                    "{name}: warning: upstream `{}` reads its key from `{var}`, which is not set here",
+                    u.name.get_ref()
+                );
                 warnings += 1;
             }
         }
@@ -286,7 +281,13 @@ fn policy_test(args: PolicyTestArgs) -> anyhow::Result<ExitCode> {
         Some(p) => Config::from_file(&p.display().to_string())?,
         None => Config::default(),
     };
-    let engine = PolicyEngine::from_config(&config, |p| std::fs::read_to_string(p))?;
+    let base = args
+        .config
+        .as_deref()
+        .and_then(std::path::Path::parent)
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    let engine = PolicyEngine::from_config(&config, |p| std::fs::read_to_string(base.join(p)))?;
     let (kind, id) = args
         .principal
         .split_once(':')
@@ -335,10 +336,7 @@ async fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
             });
             let body = serde_json::json!({"owner": owner, "name": name, "models": models, "expires_in_days": expires_in_days, "limits": limits});
             let v = client.post("/admin/keys", &body).await?;
-            println!(
-                "{}",
-                v.get("key").and_then(|k| k.as_str()).unwrap_or_default()
-            );
+            println!("{}", v.get("key").and_then(|k| k.as_str()).unwrap_or_default());
             eprintln!(
                 "created key {} for {} (the secret above is shown only once)",
                 v["id"].as_str().unwrap_or_default(),
@@ -350,9 +348,7 @@ async fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&v["data"])?);
         }
         KeysCommand::Revoke { target, id } => {
-            AdminClient::new(&target)?
-                .delete(&format!("/admin/keys/{id}"))
-                .await?;
+            AdminClient::new(&target)?.delete(&format!("/admin/keys/{id}")).await?;
             eprintln!("revoked key {id}");
         }
     }
@@ -375,11 +371,7 @@ async fn admin(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
                 .await?;
             eprintln!("blocked {kind} `{value}`");
         }
-        AdminCommand::Unblock {
-            target,
-            kind,
-            value,
-        } => {
+        AdminCommand::Unblock { target, kind, value } => {
             AdminClient::new(&target)?
                 .delete(&format!(
                     "/admin/blocks/{kind}/{}",

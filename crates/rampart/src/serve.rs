@@ -85,11 +85,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
     // The built-in demo model runs on its own loopback port, so requests to it take the same
     // upstream path as a real model API.
-    let demo_base = if config
-        .upstreams
-        .iter()
-        .any(|u| u.kind == UpstreamKind::Demo)
-    {
+    let demo_base = if config.upstreams.iter().any(|u| u.kind == UpstreamKind::Demo) {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .context("cannot start the demo model")?;
@@ -122,9 +118,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     {
         let gw = gw.clone();
         tokio::spawn(async move {
-            let Ok(mut hup) =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-            else {
+            let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
                 return;
             };
             while hup.recv().await.is_some() {
@@ -133,12 +127,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         });
     }
 
-    rampart_gateway::server::serve(
-        listener,
-        tls,
-        rampart_gateway::app::app(gw),
-        shutdown_signal(),
-    )
-    .await;
+    rampart_gateway::server::serve(listener, tls, rampart_gateway::app::app(gw), shutdown_signal()).await;
     Ok(ExitCode::SUCCESS)
 }

@@ -71,8 +71,7 @@ impl NewKey {
         let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
         let mut raw = Zeroizing::new([0u8; 32]);
         rng.fill_bytes(raw.as_mut());
-        let secret =
-            Zeroizing::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw.as_ref()));
+        let secret = Zeroizing::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw.as_ref()));
         let full = Zeroizing::new(format!("{PREFIX}{id}-{}", secret.as_str()));
         let record = KeyRecord {
             id,
@@ -86,10 +85,7 @@ impl NewKey {
             revoked_at: None,
             limits,
         };
-        NewKey {
-            secret: full,
-            record,
-        }
+        NewKey { secret: full, record }
     }
 }
 
@@ -191,19 +187,13 @@ mod tests {
         assert!(split(&k.secret).is_some());
         cache.put(k.record.clone());
         assert!(cache.verify(&k.secret, 150).is_ok());
-        assert_eq!(
-            cache.verify(&k.secret, 200).err(),
-            Some(KeyRefusal::Expired)
-        );
+        assert_eq!(cache.verify(&k.secret, 200).err(), Some(KeyRefusal::Expired));
         let mut wrong = k.secret.to_string();
         wrong.pop();
         wrong.push(if k.secret.ends_with('A') { 'B' } else { 'A' });
         assert_eq!(cache.verify(&wrong, 150).err(), Some(KeyRefusal::Invalid));
         cache.revoke(&k.record.id, 160);
-        assert_eq!(
-            cache.verify(&k.secret, 170).err(),
-            Some(KeyRefusal::Revoked)
-        );
+        assert_eq!(cache.verify(&k.secret, 170).err(), Some(KeyRefusal::Revoked));
     }
 
     proptest! {

@@ -43,17 +43,11 @@ impl Caller {
 /// The bearer token, or a 401.
 pub fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
     let value = headers.get(http::header::AUTHORIZATION).ok_or_else(|| {
-        ApiError::unauthenticated(
-            "missing_api_key",
-            "no credentials: send `Authorization: Bearer <key>`",
-        )
+        ApiError::unauthenticated("missing_api_key", "no credentials: send `Authorization: Bearer <key>`")
     })?;
-    let value = value.to_str().map_err(|_| {
-        ApiError::unauthenticated(
-            "invalid_api_key",
-            "the authorization header is not valid text",
-        )
-    })?;
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::unauthenticated("invalid_api_key", "the authorization header is not valid text"))?;
     let mut parts = value.splitn(2, ' ');
     let scheme = parts.next().unwrap_or_default();
     let token = parts.next().unwrap_or_default().trim();
@@ -92,18 +86,16 @@ pub async fn authenticate(
         }
         return match keys.verify(token, now) {
             Ok(k) => Ok(Caller::from_key(&k)),
-            Err(keys::KeyRefusal::Invalid) => Err(ApiError::unauthenticated(
-                "invalid_api_key",
-                "the API key is not valid",
-            )),
+            Err(keys::KeyRefusal::Invalid) => {
+                Err(ApiError::unauthenticated("invalid_api_key", "the API key is not valid"))
+            }
             Err(keys::KeyRefusal::Revoked) => Err(ApiError::unauthenticated(
                 "api_key_revoked",
                 "the API key has been revoked",
             )),
-            Err(keys::KeyRefusal::Expired) => Err(ApiError::unauthenticated(
-                "api_key_expired",
-                "the API key has expired",
-            )),
+            Err(keys::KeyRefusal::Expired) => {
+                Err(ApiError::unauthenticated("api_key_expired", "the API key has expired"))
+            }
         };
     }
     match oidc {
@@ -127,9 +119,6 @@ pub async fn authenticate(
             }
             Err(e) => Err(ApiError::unauthenticated("invalid_token", e.to_string())),
         },
-        _ => Err(ApiError::unauthenticated(
-            "invalid_api_key",
-            "the API key is not valid",
-        )),
+        _ => Err(ApiError::unauthenticated("invalid_api_key", "the API key is not valid")),
     }
 }

@@ -62,10 +62,7 @@ impl OidcVerifier {
         let algorithms = config
             .algorithms
             .iter()
-            .map(|a| {
-                Algorithm::from_str(a)
-                    .map_err(|_| OidcError::Invalid(format!("unsupported algorithm `{a}`")))
-            })
+            .map(|a| Algorithm::from_str(a).map_err(|_| OidcError::Invalid(format!("unsupported algorithm `{a}`"))))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(OidcVerifier {
             config,
@@ -83,8 +80,7 @@ impl OidcVerifier {
 
     /// Checks a token and returns the user it names.
     pub async fn verify(&self, token: &str) -> Result<Principal, OidcError> {
-        let header =
-            jsonwebtoken::decode_header(token).map_err(|e| OidcError::Invalid(e.to_string()))?;
+        let header = jsonwebtoken::decode_header(token).map_err(|e| OidcError::Invalid(e.to_string()))?;
         if !self.algorithms.contains(&header.alg) {
             return Err(OidcError::Invalid(format!(
                 "algorithm `{:?}` is not accepted",
@@ -96,9 +92,9 @@ impl OidcVerifier {
             Some(k) => k,
             None => {
                 self.refresh_keys(false).await?;
-                self.lookup(&kid).await.ok_or_else(|| {
-                    OidcError::Invalid(format!("unknown key id `{}`", truncate(&kid)))
-                })?
+                self.lookup(&kid)
+                    .await
+                    .ok_or_else(|| OidcError::Invalid(format!("unknown key id `{}`", truncate(&kid))))?
             }
         };
         let (decoding, key_alg) = key;
@@ -114,39 +110,27 @@ impl OidcVerifier {
         validation.leeway = self.config.leeway_secs;
         validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
-        let data =
-            jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, &decoding, &validation)
-                .map_err(|e| match e.kind() {
+        let data = jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, &decoding, &validation).map_err(
+            |e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => OidcError::Expired,
                 jsonwebtoken::errors::ErrorKind::ImmatureSignature => {
                     OidcError::Invalid("token is not valid yet".into())
                 }
-                jsonwebtoken::errors::ErrorKind::InvalidAudience => {
-                    OidcError::Invalid("wrong audience".into())
-                }
-                jsonwebtoken::errors::ErrorKind::InvalidIssuer => {
-                    OidcError::Invalid("wrong issuer".into())
-                }
-                jsonwebtoken::errors::ErrorKind::InvalidSignature => {
-                    OidcError::Invalid("bad signature".into())
-                }
+                jsonwebtoken::errors::ErrorKind::InvalidAudience => OidcError::Invalid("wrong audience".into()),
+                jsonwebtoken::errors::ErrorKind::InvalidIssuer => OidcError::Invalid("wrong issuer".into()),
+                jsonwebtoken::errors::ErrorKind::InvalidSignature => OidcError::Invalid("bad signature".into()),
                 _ => OidcError::Invalid(e.to_string()),
-            })?;
+            },
+        )?;
         let claims = data.claims;
         let id = claims
             .get(&self.config.user_claim)
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
-            .ok_or_else(|| {
-                OidcError::Invalid(format!("claim `{}` is missing", self.config.user_claim))
-            })?
+            .ok_or_else(|| OidcError::Invalid(format!("claim `{}` is missing", self.config.user_claim)))?
             .to_string();
         let groups = match claims.get(&self.config.groups_claim) {
-            Some(Value::Array(items)) => items
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect(),
+            Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(str::to_string).collect(),
             Some(Value::String(s)) => s
                 .split([' ', ','])
                 .filter(|g| !g.is_empty())
@@ -171,9 +155,9 @@ impl OidcVerifier {
         let mut last = self.refresh.lock().await;
         let stale = {
             let cache = self.cache.read().await;
-            cache.as_ref().is_none_or(|c| {
-                c.fetched_at.elapsed() > Duration::from_secs(self.config.jwks_cache_secs)
-            })
+            cache
+                .as_ref()
+                .is_none_or(|c| c.fetched_at.elapsed() > Duration::from_secs(self.config.jwks_cache_secs))
         };
         if !force && !stale && last.is_some_and(|t| t.elapsed() < MIN_REFRESH_GAP) {
             return Ok(());
@@ -189,15 +173,12 @@ impl OidcVerifier {
                 let doc = self.fetch_json(&discovery).await?;
                 doc.get("jwks_uri")
                     .and_then(Value::as_str)
-                    .ok_or_else(|| {
-                        OidcError::KeysUnavailable("discovery document has no `jwks_uri`".into())
-                    })?
+                    .ok_or_else(|| OidcError::KeysUnavailable("discovery document has no `jwks_uri`".into()))?
                     .to_string()
             }
         };
         let doc = self.fetch_json(&url).await?;
-        let set: JwkSet =
-            serde_json::from_value(doc).map_err(|e| OidcError::KeysUnavailable(e.to_string()))?;
+        let set: JwkSet = serde_json::from_value(doc).map_err(|e| OidcError::KeysUnavailable(e.to_string()))?;
         let mut keys = HashMap::new();
         for jwk in &set.keys {
             if let Some((kid, key)) = usable(jwk) {

@@ -15,10 +15,7 @@ use super::{upstream_status_error, Relayed};
 /// Largest upstream answer accepted (embeddings of big batches are the large case).
 const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
 
-pub(super) async fn read_upstream(
-    x: &Relayed,
-    mut resp: reqwest::Response,
-) -> Result<Bytes, ApiError> {
+pub(super) async fn read_upstream(x: &Relayed, mut resp: reqwest::Response) -> Result<Bytes, ApiError> {
     let mut buf = BytesMut::new();
     loop {
         match tokio::time::timeout(x.upstream.idle_timeout, resp.chunk()).await {
@@ -54,26 +51,15 @@ pub(super) async fn read_upstream(
     }
 }
 
-pub(super) async fn relay(
-    x: Relayed,
-    endpoint: Endpoint,
-    resp: reqwest::Response,
-) -> Result<Response, ApiError> {
+pub(super) async fn relay(x: Relayed, endpoint: Endpoint, resp: reqwest::Response) -> Result<Response, ApiError> {
     let status = resp.status();
     let headers = resp.headers().clone();
     let body = read_upstream(&x, resp).await?;
     if !status.is_success() {
-        return Err(upstream_status_error(
-            &x.gw,
-            &x.upstream.name,
-            status,
-            &body,
-            &headers,
-        ));
+        return Err(upstream_status_error(&x.gw, &x.upstream.name, status, &body, &headers));
     }
     let invalid = |what: &str| {
-        x.gw.metrics
-            .upstream_error(&x.upstream.name, "invalid_response");
+        x.gw.metrics.upstream_error(&x.upstream.name, "invalid_response");
         ApiError::upstream(
             StatusCode::BAD_GATEWAY,
             "upstream_invalid_response",
@@ -92,9 +78,7 @@ pub(super) async fn relay(
         return Err(invalid(&format!("no `{list}` array")));
     }
     let usage = obj.get("usage");
-    let prompt = usage
-        .and_then(|u| u.get("prompt_tokens"))
-        .and_then(Value::as_u64);
+    let prompt = usage.and_then(|u| u.get("prompt_tokens")).and_then(Value::as_u64);
     let completion = usage
         .and_then(|u| u.get("completion_tokens"))
         .and_then(Value::as_u64)

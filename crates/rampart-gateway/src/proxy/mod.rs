@@ -63,27 +63,12 @@ impl Drop for InFlight {
 }
 
 /// Authenticates against the current runtime.
-pub async fn authenticate(
-    gw: &Gateway,
-    rt: &Runtime,
-    headers: &HeaderMap,
-) -> Result<Caller, ApiError> {
-    auth::authenticate(
-        headers,
-        &gw.keys,
-        rt.config.auth.api_keys,
-        rt.oidc.as_deref(),
-        now(),
-    )
-    .await
+pub async fn authenticate(gw: &Gateway, rt: &Runtime, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    auth::authenticate(headers, &gw.keys, rt.config.auth.api_keys, rt.oidc.as_deref(), now()).await
 }
 
 /// Reads a request body within `max` bytes.
-pub async fn read_body(
-    body: Body,
-    headers: &HeaderMap,
-    max: usize,
-) -> Result<bytes::Bytes, ApiError> {
+pub async fn read_body(body: Body, headers: &HeaderMap, max: usize) -> Result<bytes::Bytes, ApiError> {
     let declared = headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -142,19 +127,16 @@ pub async fn inference(
         )
         .with_param("model")
     })?;
-    if let Some(kind) = gw.blocks.check(
-        caller.key_id.as_deref(),
-        caller.principal.user(),
-        Some(&req.model),
-    ) {
+    if let Some(kind) = gw
+        .blocks
+        .check(caller.key_id.as_deref(), caller.principal.user(), Some(&req.model))
+    {
         return Err(ApiError::forbidden(
             "blocked",
             format!("access is blocked by an administrator ({kind})"),
         ));
     }
-    let decision = rt
-        .policy
-        .authorize(&caller.principal, action_for(endpoint), &req.model);
+    let decision = rt.policy.authorize(&caller.principal, action_for(endpoint), &req.model);
     if !decision.allowed() {
         if !decision.errors.is_empty() {
             tracing::warn!(request_id = %rid.0, errors = ?decision.errors, "policy evaluation failed; request denied");
@@ -166,10 +148,7 @@ pub async fn inference(
         }
         return Err(ApiError::forbidden(
             "model_not_allowed",
-            format!(
-                "you do not have access to the model `{}`",
-                short(&req.model)
-            ),
+            format!("you do not have access to the model `{}`", short(&req.model)),
         )
         .with_param("model"));
     }
@@ -212,12 +191,9 @@ pub async fn inference(
     let permit = gw
         .limiter
         .admit(&subjects, req.prompt_tokens)
-        .map_err(|r| {
-            ApiError::rate_limited(r.code, r.message, r.retry_after).with_headers(r.headers)
-        })?;
+        .map_err(|r| ApiError::rate_limited(r.code, r.message, r.retry_after).with_headers(r.headers))?;
     let inflight = InFlight::enter(&gw);
-    gw.metrics
-        .add_tokens(&route.name, "prompt", req.prompt_tokens);
+    gw.metrics.add_tokens(&route.name, "prompt", req.prompt_tokens);
 
     // 5. Ask the model.
     let (resp, upstream) = send::send(&gw, &route, &req, &rid).await?;
@@ -249,10 +225,7 @@ pub(crate) struct Relayed {
     route: Arc<crate::state::Route>,
     upstream: Arc<crate::upstream::Upstream>,
     permit: crate::limits::Permit,
-    #[allow(
-        dead_code,
-        reason = "held for its Drop, which lowers the in-flight gauge"
-    )]
+    #[allow(dead_code, reason = "held for its Drop, which lowers the in-flight gauge")]
     inflight: InFlight,
     prompt_tokens: u64,
 }
@@ -262,9 +235,7 @@ impl Relayed {
     fn account(&self, upstream_prompt: Option<u64>, completion: u64) {
         let correction = upstream_prompt.map_or(0, |p| p as i64 - self.prompt_tokens as i64);
         self.permit.charge(completion as i64 + correction);
-        self.gw
-            .metrics
-            .add_tokens(&self.route.name, "completion", completion);
+        self.gw.metrics.add_tokens(&self.route.name, "completion", completion);
     }
 }
 
@@ -285,14 +256,12 @@ fn upstream_status_error(
     body: &[u8],
     headers: &HeaderMap,
 ) -> ApiError {
-    let upstream_message = serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| {
-            v.get("error")
-                .and_then(|e| e.get("message"))
-                .and_then(|m| m.as_str())
-                .map(|s| short_text(s, 300))
-        });
+    let upstream_message = serde_json::from_slice::<serde_json::Value>(body).ok().and_then(|v| {
+        v.get("error")
+            .and_then(|e| e.get("message"))
+            .and_then(|m| m.as_str())
+            .map(|s| short_text(s, 300))
+    });
     match status.as_u16() {
         401 | 403 => {
             gw.metrics.upstream_error(upstream, "auth");

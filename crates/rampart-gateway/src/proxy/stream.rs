@@ -40,22 +40,12 @@ struct Relay {
     counted_completion: u64,
 }
 
-pub(super) async fn relay(
-    x: Relayed,
-    resp: reqwest::Response,
-    strip_usage: bool,
-) -> Result<Response, ApiError> {
+pub(super) async fn relay(x: Relayed, resp: reqwest::Response, strip_usage: bool) -> Result<Response, ApiError> {
     let status = resp.status();
     if !status.is_success() {
         let headers = resp.headers().clone();
         let body = buffered::read_upstream(&x, resp).await?;
-        return Err(upstream_status_error(
-            &x.gw,
-            &x.upstream.name,
-            status,
-            &body,
-            &headers,
-        ));
+        return Err(upstream_status_error(&x.gw, &x.upstream.name, status, &body, &headers));
     }
     let is_sse = resp
         .headers()
@@ -63,8 +53,7 @@ pub(super) async fn relay(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
     if !is_sse {
-        x.gw.metrics
-            .upstream_error(&x.upstream.name, "invalid_response");
+        x.gw.metrics.upstream_error(&x.upstream.name, "invalid_response");
         return Err(ApiError::upstream(
             StatusCode::BAD_GATEWAY,
             "upstream_invalid_response",
@@ -115,19 +104,8 @@ impl Relay {
             if self.finished {
                 return None;
             }
-            let chunk = match tokio::time::timeout(
-                self.x.upstream.idle_timeout,
-                self.upstream.next(),
-            )
-            .await
-            {
-                Err(_) => {
-                    return Some(self.fail(
-                        "timeout",
-                        "upstream_timeout",
-                        "the model API stopped sending",
-                    ))
-                }
+            let chunk = match tokio::time::timeout(self.x.upstream.idle_timeout, self.upstream.next()).await {
+                Err(_) => return Some(self.fail("timeout", "upstream_timeout", "the model API stopped sending")),
                 Ok(None) => {
                     return Some(self.fail(
                         "stream_truncated",
@@ -215,9 +193,7 @@ impl Relay {
             .get("completion_tokens")
             .and_then(Value::as_u64)
             .or(self.upstream_completion);
-        v.get("choices")
-            .and_then(Value::as_array)
-            .is_some_and(|c| c.is_empty())
+        v.get("choices").and_then(Value::as_array).is_some_and(|c| c.is_empty())
     }
 
     /// Counts streamed text so completion tokens are charged even when no usage arrives.
@@ -249,10 +225,7 @@ impl Relay {
     }
 
     fn fail(&mut self, metric: &'static str, code: &str, message: &str) -> Bytes {
-        self.x
-            .gw
-            .metrics
-            .upstream_error(&self.x.upstream.name, metric);
+        self.x.gw.metrics.upstream_error(&self.x.upstream.name, metric);
         tracing::warn!(upstream = %self.x.upstream.name, code, "stream ended with an error event");
         self.finish();
         error_event(code, message)

@@ -1,0 +1,48 @@
+//! Streamed events leave the gateway as soon as they arrive: no buffering, no Nagle delay.
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde_json::json;
+
+use crate::faults;
+use crate::harness;
+
+#[tokio::test]
+async fn each_event_is_flushed_at_once() {
+    let faults = faults::start().await;
+    let config = format!(
+        "[[upstreams]]\nname = \"slow\"\nbase_url = \"{}\"\n\n[[models]]\nname = \"slow\"\ntargets = [{{ upstream = \"slow\", model = \"s\" }}]\n",
+        faults.base("slow_stream")
+    );
+    let gw = harness::start_config(&config);
+    let key = gw.default_key().await;
+    let body = json!({"model": "slow", "stream": true, "messages": [{"role": "user", "content": "x"}]});
+    let started = Instant::now();
+    let resp = gw.post("/v1/chat/completions", &key, body).await;
+    let mut stream = resp.bytes_stream();
+    // The upstream sends t0 at once and then one event every 100 ms. Each must arrive on its
+    // own, about 100 ms apart, not batched.
+    let mut arrivals = Vec::new();
+    let mut buf = String::new();
+    while arrivals.len() < 5 {
+        let chunk = stream.next().await.unwrap().unwrap();
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            buf.drain(..end + 2);
+            arrivals.push(started.elapsed());
+        }
+    }
+    assert!(
+        arrivals[0] < Duration::from_millis(1000),
+        "first event after {:?}",
+        arrivals[0]
+    );
+    for pair in arrivals.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(
+            gap > Duration::from_millis(40) && gap < Duration::from_millis(400),
+            "events batched or delayed: {arrivals:?}"
+        );
+    }
+}
