@@ -61,10 +61,10 @@ async fn models() -> Response {
     )
 }
 
-fn parse(body: &Bytes) -> Result<Map<String, Value>, Response> {
+fn parse(body: &Bytes) -> Option<Map<String, Value>> {
     match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(m)) => Ok(m),
-        _ => Err(error(StatusCode::BAD_REQUEST, "body must be a JSON object")),
+        Ok(Value::Object(m)) => Some(m),
+        _ => None,
     }
 }
 
@@ -159,9 +159,8 @@ fn sse(events: Vec<String>, delay: Duration) -> Response {
 }
 
 async fn chat(State(opts): State<DemoOptions>, body: Bytes) -> Response {
-    let req = match parse(&body) {
-        Ok(r) => r,
-        Err(e) => return e,
+    let Some(req) = parse(&body) else {
+        return error(StatusCode::BAD_REQUEST, "body must be a JSON object");
     };
     let Some(messages) = req.get("messages").and_then(Value::as_array) else {
         return error(StatusCode::BAD_REQUEST, "`messages` is required");
@@ -268,9 +267,8 @@ async fn chat(State(opts): State<DemoOptions>, body: Bytes) -> Response {
 }
 
 async fn completions(State(opts): State<DemoOptions>, body: Bytes) -> Response {
-    let req = match parse(&body) {
-        Ok(r) => r,
-        Err(e) => return e,
+    let Some(req) = parse(&body) else {
+        return error(StatusCode::BAD_REQUEST, "body must be a JSON object");
     };
     let model = req
         .get("model")
@@ -341,9 +339,8 @@ pub fn embed(text: &str, dims: usize) -> Vec<f32> {
 }
 
 async fn embeddings(body: Bytes) -> Response {
-    let req = match parse(&body) {
-        Ok(r) => r,
-        Err(e) => return e,
+    let Some(req) = parse(&body) else {
+        return error(StatusCode::BAD_REQUEST, "body must be a JSON object");
     };
     let model = req
         .get("model")
