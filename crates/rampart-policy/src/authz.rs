@@ -153,11 +153,24 @@ impl fmt::Display for Decision {
     }
 }
 
+/// Entity type names, parsed once (parsing Cedar names per request would cost more than the
+/// evaluation itself).
+struct Types {
+    key: EntityTypeName,
+    user: EntityTypeName,
+    group: EntityTypeName,
+    model: EntityTypeName,
+    gateway: EntityUid,
+    admins: EntityUid,
+}
+
 /// A compiled Cedar policy set plus Rampart's entity model.
 pub struct PolicyEngine {
     policies: PolicySet,
     authorizer: Authorizer,
     action_entities: Vec<Entity>,
+    action_uids: HashMap<Action, EntityUid>,
+    types: Types,
 }
 
 impl fmt::Debug for PolicyEngine {
@@ -171,6 +184,10 @@ impl fmt::Debug for PolicyEngine {
 fn uid(ty: &str, id: &str) -> Result<EntityUid, String> {
     let ty = EntityTypeName::from_str(ty).map_err(|e| e.to_string())?;
     Ok(EntityUid::from_type_name_and_id(ty, EntityId::new(id)))
+}
+
+fn of(ty: &EntityTypeName, id: &str) -> EntityUid {
+    EntityUid::from_type_name_and_id(ty.clone(), EntityId::new(id))
 }
 
 impl PolicyEngine {
@@ -211,26 +228,39 @@ impl PolicyEngine {
                 })?;
             }
         }
-        let mut action_entities = Vec::new();
-        let build = || -> Result<Vec<Entity>, String> {
-            let mut out = Vec::new();
+        let build = || -> Result<(Vec<Entity>, HashMap<Action, EntityUid>, Types), String> {
+            let mut entities = Vec::new();
+            let mut uids = HashMap::new();
             for group in ["infer", "admin"] {
-                out.push(Entity::new_no_attrs(uid("Rampart::Action", group)?, HashSet::new()));
+                entities.push(Entity::new_no_attrs(uid("Rampart::Action", group)?, HashSet::new()));
             }
             for a in Action::ALL {
                 let parents = HashSet::from([uid("Rampart::Action", a.group())?]);
-                out.push(Entity::new_no_attrs(uid("Rampart::Action", a.id())?, parents));
+                let id = uid("Rampart::Action", a.id())?;
+                entities.push(Entity::new_no_attrs(id.clone(), parents));
+                uids.insert(a, id);
             }
-            Ok(out)
+            let ty = |s: &str| EntityTypeName::from_str(s).map_err(|e| e.to_string());
+            let types = Types {
+                key: ty("Rampart::Key")?,
+                user: ty("Rampart::User")?,
+                group: ty("Rampart::Group")?,
+                model: ty("Rampart::Model")?,
+                gateway: uid("Rampart::Gateway", "admin")?,
+                admins: uid("Rampart::Group", "admins")?,
+            };
+            Ok((entities, uids, types))
         };
-        action_entities.extend(build().map_err(|reason| PolicyError::Parse {
+        let (action_entities, action_uids, types) = build().map_err(|reason| PolicyError::Parse {
             source_name: "built-in".into(),
             reason,
-        })?);
+        })?;
         Ok(PolicyEngine {
             policies,
             authorizer: Authorizer::new(),
             action_entities,
+            action_uids,
+            types,
         })
     }
 
@@ -257,7 +287,9 @@ impl PolicyEngine {
     }
 
     fn try_authorize(&self, principal: &Principal, action: Action, model: &str) -> Result<Decision, String> {
-        let mut entities: Vec<Entity> = self.action_entities.clone();
+        let t = &self.types;
+        let mut entities: Vec<Entity> = Vec::with_capacity(self.action_entities.len() + 4);
+        entities.extend(self.action_entities.iter().cloned());
         let principal_uid = match principal {
             Principal::Key {
                 id,
@@ -265,10 +297,11 @@ impl PolicyEngine {
                 models,
                 admin,
             } => {
-                let key = uid("Rampart::Key", id)?;
-                let mut parents = HashSet::from([uid("Rampart::User", owner)?]);
+                let key = of(&t.key, id);
+                let owner_uid = of(&t.user, owner);
+                let mut parents = HashSet::from([owner_uid.clone()]);
                 if *admin {
-                    parents.insert(uid("Rampart::Group", "admins")?);
+                    parents.insert(t.admins.clone());
                 }
                 let attrs = HashMap::from([
                     ("owner".to_string(), RestrictedExpression::new_string(owner.clone())),
@@ -283,40 +316,39 @@ impl PolicyEngine {
                     ("admin".to_string(), RestrictedExpression::new_bool(*admin)),
                 ]);
                 entities.push(Entity::new(key.clone(), attrs, parents).map_err(|e| e.to_string())?);
-                entities.push(Entity::new_no_attrs(uid("Rampart::User", owner)?, HashSet::new()));
+                entities.push(Entity::new_no_attrs(owner_uid, HashSet::new()));
                 key
             }
             Principal::User { id, groups } => {
-                let user = uid("Rampart::User", id)?;
+                let user = of(&t.user, id);
                 let mut parents = HashSet::new();
                 for g in groups {
-                    let g = uid("Rampart::Group", g)?;
-                    entities.push(Entity::new_no_attrs(g.clone(), HashSet::new()));
-                    parents.insert(g);
+                    let g = of(&t.group, g);
+                    if parents.insert(g.clone()) {
+                        entities.push(Entity::new_no_attrs(g, HashSet::new()));
+                    }
                 }
                 entities.push(Entity::new_no_attrs(user.clone(), parents));
                 user
             }
         };
         let resource = if action.is_inference() {
-            let r = uid("Rampart::Model", model)?;
+            let r = of(&t.model, model);
             let attrs = HashMap::from([("name".to_string(), RestrictedExpression::new_string(model.to_string()))]);
             entities.push(Entity::new(r.clone(), attrs, HashSet::new()).map_err(|e| e.to_string())?);
             r
         } else {
-            let r = uid("Rampart::Gateway", "admin")?;
-            entities.push(Entity::new_no_attrs(r.clone(), HashSet::new()));
-            r
+            entities.push(Entity::new_no_attrs(t.gateway.clone(), HashSet::new()));
+            t.gateway.clone()
         };
         let entities = Entities::from_entities(entities, None).map_err(|e| e.to_string())?;
-        let request = Request::new(
-            principal_uid,
-            uid("Rampart::Action", action.id())?,
-            resource,
-            Context::empty(),
-            None,
-        )
-        .map_err(|e| e.to_string())?;
+        let action_uid = self
+            .action_uids
+            .get(&action)
+            .cloned()
+            .ok_or_else(|| format!("unknown action `{}`", action.id()))?;
+        let request =
+            Request::new(principal_uid, action_uid, resource, Context::empty(), None).map_err(|e| e.to_string())?;
         let response = self.authorizer.is_authorized(&request, &self.policies, &entities);
         let diagnostics = response.diagnostics();
         let errors: Vec<String> = diagnostics.errors().map(|e| e.to_string()).collect();

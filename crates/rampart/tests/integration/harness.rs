@@ -1,6 +1,9 @@
 //! Test harness: starts the real `rampart` binary on loopback with a temporary data directory.
 
-#![allow(clippy::zombie_processes, reason = "the child is killed and waited for in Gateway's Drop")]
+#![allow(
+    clippy::zombie_processes,
+    reason = "the child is killed and waited for in Gateway's Drop"
+)]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
