@@ -11,6 +11,8 @@ use bytes::Bytes;
 use rampart_policy::{UpstreamConfig, UpstreamKind};
 use zeroize::Zeroizing;
 
+use crate::openai::Endpoint;
+
 /// Why the upstream gave no response.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -48,6 +50,9 @@ pub enum CredentialError {
         /// Why.
         reason: String,
     },
+    /// The base URL does not parse.
+    #[error("upstream `{0}`: invalid base URL: {1}")]
+    Url(String, String),
     /// The HTTP client cannot be built.
     #[error("upstream `{0}`: cannot build HTTP client: {1}")]
     Client(String, String),
@@ -58,6 +63,8 @@ pub struct Upstream {
     /// Its configured name.
     pub name: String,
     base_url: String,
+    /// One parsed URL per endpoint, so requests do not parse URLs.
+    urls: [reqwest::Url; 3],
     api_key: Option<Zeroizing<String>>,
     client: reqwest::Client,
     timeout: Duration,
@@ -109,9 +116,20 @@ impl Upstream {
             .no_proxy()
             .build()
             .map_err(|e| CredentialError::Client(name.clone(), e.to_string()))?;
+        let base_url = base_url.trim_end_matches('/').to_string();
+        let url = |e: Endpoint| {
+            reqwest::Url::parse(&format!("{base_url}{}", e.path()))
+                .map_err(|err| CredentialError::Url(name.clone(), err.to_string()))
+        };
+        let urls = [
+            url(Endpoint::Chat)?,
+            url(Endpoint::Completions)?,
+            url(Endpoint::Embeddings)?,
+        ];
         Ok(Arc::new(Upstream {
             name,
-            base_url: base_url.trim_end_matches('/').to_string(),
+            urls,
+            base_url,
             api_key,
             client,
             timeout: Duration::from_millis(cfg.timeout_ms),
@@ -120,15 +138,24 @@ impl Upstream {
         }))
     }
 
-    /// POSTs a JSON body to `path`, retrying connection failures, and returns once the
+    /// POSTs a JSON body to the endpoint, retrying connection failures, and returns once the
     /// response headers are in.
-    pub async fn post(&self, path: &str, body: Bytes, request_id: &str) -> Result<reqwest::Response, UpstreamError> {
-        let url = format!("{}{}", self.base_url, path);
+    pub async fn post(
+        &self,
+        endpoint: Endpoint,
+        body: Bytes,
+        request_id: &str,
+    ) -> Result<reqwest::Response, UpstreamError> {
+        let url = match endpoint {
+            Endpoint::Chat => &self.urls[0],
+            Endpoint::Completions => &self.urls[1],
+            Endpoint::Embeddings => &self.urls[2],
+        };
         let mut attempt = 0;
         loop {
             let mut req = self
                 .client
-                .post(&url)
+                .post(url.clone())
                 .header(http::header::CONTENT_TYPE, "application/json")
                 .header("x-request-id", request_id)
                 .body(body.clone());

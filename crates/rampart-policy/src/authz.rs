@@ -7,6 +7,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
+use std::sync::RwLock;
 
 use cedar_policy::{
     Authorizer, Context, Entities, Entity, EntityId, EntityTypeName, EntityUid, Policy, PolicyId, PolicySet, Request,
@@ -19,7 +20,7 @@ use crate::error::PolicyError;
 const BUILTIN: &str = include_str!("../policies/builtin.cedar");
 
 /// Who is asking.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Principal {
     /// A Rampart API key.
     Key {
@@ -164,6 +165,15 @@ struct Types {
     admins: EntityUid,
 }
 
+/// Decisions already taken by this engine. A decision depends only on the policies (fixed for
+/// the engine's life: a reload builds a new engine), the principal with all its attributes,
+/// the action and the model; the context is empty. So a decision can be reused as is, which
+/// takes Cedar (tens of microseconds) off the hot path for repeat callers.
+type DecisionCache = RwLock<HashMap<(Principal, Action, String), Decision>>;
+
+/// Entries kept before the cache starts over (bounds memory under many distinct callers).
+const CACHE_LIMIT: usize = 65_536;
+
 /// A compiled Cedar policy set plus Rampart's entity model.
 pub struct PolicyEngine {
     policies: PolicySet,
@@ -171,6 +181,7 @@ pub struct PolicyEngine {
     action_entities: Vec<Entity>,
     action_uids: HashMap<Action, EntityUid>,
     types: Types,
+    cache: DecisionCache,
 }
 
 impl fmt::Debug for PolicyEngine {
@@ -261,6 +272,7 @@ impl PolicyEngine {
             action_entities,
             action_uids,
             types,
+            cache: RwLock::new(HashMap::new()),
         })
     }
 
@@ -276,14 +288,26 @@ impl PolicyEngine {
 
     /// Decides whether `principal` may do `action` on `model` (ignored for admin actions).
     pub fn authorize(&self, principal: &Principal, action: Action, model: &str) -> Decision {
-        match self.try_authorize(principal, action, model) {
+        let model = if action.is_inference() { model } else { "" };
+        let key = (principal.clone(), action, model.to_string());
+        if let Some(d) = self.cache.read().ok().and_then(|c| c.get(&key).cloned()) {
+            return d;
+        }
+        let decision = match self.try_authorize(principal, action, model) {
             Ok(d) => d,
             Err(e) => Decision {
                 allowed: false,
                 policies: vec![],
                 errors: vec![e],
             },
+        };
+        if let Ok(mut cache) = self.cache.write() {
+            if cache.len() >= CACHE_LIMIT {
+                cache.clear();
+            }
+            cache.insert(key, decision.clone());
         }
+        decision
     }
 
     fn try_authorize(&self, principal: &Principal, action: Action, model: &str) -> Result<Decision, String> {
@@ -428,6 +452,23 @@ mod tests {
         let d = e.authorize(&key(&[]), Action::Chat, "a");
         assert!(!d.allowed());
         assert!(!d.errors.is_empty());
+    }
+
+    #[test]
+    fn cached_decisions_follow_every_attribute() {
+        let e = engine("");
+        for _ in 0..2 {
+            assert!(e.authorize(&key(&["a"]), Action::Chat, "a").allowed());
+            assert!(!e.authorize(&key(&["b"]), Action::Chat, "a").allowed());
+            let admin = Principal::Key {
+                id: "k1".into(),
+                owner: "alice".into(),
+                models: vec![],
+                admin: true,
+            };
+            assert!(!e.authorize(&admin, Action::Chat, "a").allowed());
+            assert!(e.authorize(&key(&[]), Action::Chat, "a").allowed());
+        }
     }
 
     #[test]

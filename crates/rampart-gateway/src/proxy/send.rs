@@ -37,7 +37,7 @@ pub(super) async fn send(
         let more = i + 1 < count;
         let body = Bytes::from(req.upstream_body(model)?);
         let started = Instant::now();
-        match upstream.post(req.endpoint.path(), body, &rid.0).await {
+        match upstream.post(req.endpoint, body, &rid.0).await {
             Ok(resp) => {
                 gw.metrics
                     .upstream_latency

@@ -265,3 +265,28 @@ async fn client_disconnect_cancels_the_upstream_stream() {
         .unwrap();
     assert!(m.contains("rampart_streams_cancelled_total 1"), "{m}");
 }
+
+#[tokio::test]
+async fn client_disconnect_cancels_a_pending_upstream_request() {
+    let faults = faults::start().await;
+    // A long upstream timeout, so only the client's departure can end the upstream call.
+    let config = format!(
+        "[[upstreams]]\nname = \"hang\"\nbase_url = \"{}\"\ntimeout_ms = 60000\n\n[[models]]\nname = \"hang\"\ntargets = [{{ upstream = \"hang\", model = \"h\" }}]\n",
+        faults.base("hang")
+    );
+    let gw = harness::start_config(&config);
+    let key = gw.default_key().await;
+    let gave_up = client()
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .bearer_auth(&key)
+        .timeout(Duration::from_millis(300))
+        .json(&harness::chat_body("hang", "x"))
+        .send()
+        .await;
+    assert!(gave_up.is_err());
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while faults.counters.abandoned_hangs.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "the upstream request outlived the client");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -23,6 +23,16 @@ pub struct Counters {
     pub dropped_streams: AtomicUsize,
     /// Streams that ran to the end.
     pub finished_streams: AtomicUsize,
+    /// `hang` requests abandoned by the caller (their handler was dropped).
+    pub abandoned_hangs: AtomicUsize,
+}
+
+struct HangGuard(Arc<Counters>);
+
+impl Drop for HangGuard {
+    fn drop(&mut self) {
+        self.0.abandoned_hangs.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 pub struct Faults {
@@ -103,6 +113,7 @@ async fn handle(State(c): State<Arc<Counters>>, Path((mode, _rest)): Path<(Strin
         "ok" => axum::Json(ok_body(&model)).into_response(),
         "echo" => axum::Json(json!({"object": "chat.completion", "choices": [], "received": req})).into_response(),
         "hang" => {
+            let _guard = HangGuard(c.clone());
             tokio::time::sleep(Duration::from_secs(3600)).await;
             StatusCode::OK.into_response()
         }
