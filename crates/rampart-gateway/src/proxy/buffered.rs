@@ -5,11 +5,11 @@ use axum::body::Body;
 use axum::response::Response;
 use bytes::{Bytes, BytesMut};
 use http::StatusCode;
-use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::openai::Endpoint;
 
+use super::views::{self, Answer};
 use super::{upstream_status_error, Relayed};
 
 /// Largest upstream answer accepted (embeddings of big batches are the large case).
@@ -66,23 +66,22 @@ pub(super) async fn relay(x: Relayed, endpoint: Endpoint, resp: reqwest::Respons
             format!("the model API's answer is not valid: {what}"),
         )
     };
-    let value: Value = serde_json::from_slice(&body).map_err(|_| invalid("not JSON"))?;
-    let Value::Object(obj) = &value else {
-        return Err(invalid("not a JSON object"));
+    let text = std::str::from_utf8(&body).map_err(|_| invalid("not UTF-8"))?;
+    let answer: Answer = views::object(text).ok_or_else(|| invalid("not a JSON object of the expected shape"))?;
+    let listed = match endpoint {
+        Endpoint::Chat | Endpoint::Completions => answer.choices.is_some(),
+        Endpoint::Embeddings => answer.data.is_some(),
     };
-    let list = match endpoint {
-        Endpoint::Chat | Endpoint::Completions => "choices",
-        Endpoint::Embeddings => "data",
-    };
-    if !obj.get(list).is_some_and(Value::is_array) {
+    if !listed {
+        let list = if endpoint == Endpoint::Embeddings {
+            "data"
+        } else {
+            "choices"
+        };
         return Err(invalid(&format!("no `{list}` array")));
     }
-    let usage = obj.get("usage");
-    let prompt = usage.and_then(|u| u.get("prompt_tokens")).and_then(Value::as_u64);
-    let completion = usage
-        .and_then(|u| u.get("completion_tokens"))
-        .and_then(Value::as_u64)
-        .unwrap_or(0);
+    let usage = answer.usage.unwrap_or_default();
+    let (prompt, completion) = (usage.prompt_tokens, usage.completion_tokens.unwrap_or(0));
     x.account(prompt, completion);
 
     let mut builder = Response::builder()

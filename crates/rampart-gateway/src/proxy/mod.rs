@@ -14,6 +14,7 @@
 mod buffered;
 mod send;
 mod stream;
+mod views;
 
 use std::sync::Arc;
 

@@ -15,11 +15,12 @@ use axum::response::Response;
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use http::StatusCode;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::error::ApiError;
 use crate::sse::{Event, Framer};
 
+use super::views::{self, Chunk};
 use super::{buffered, upstream_status_error, Relayed};
 
 /// Largest single event accepted from upstream.
@@ -37,7 +38,7 @@ struct Relay {
     finished: bool,
     upstream_prompt: Option<u64>,
     upstream_completion: Option<u64>,
-    counted_completion: u64,
+    text_bytes: usize,
 }
 
 pub(super) async fn relay(x: Relayed, resp: reqwest::Response, strip_usage: bool) -> Result<Response, ApiError> {
@@ -78,7 +79,7 @@ pub(super) async fn relay(x: Relayed, resp: reqwest::Response, strip_usage: bool
         finished: false,
         upstream_prompt: None,
         upstream_completion: None,
-        counted_completion: 0,
+        text_bytes: 0,
     };
     let body = futures_util::stream::unfold(relay, |mut r| async move {
         let frame = r.next_frame().await?;
@@ -137,18 +138,15 @@ impl Relay {
                     self.saw_done = true;
                     break;
                 }
-                let value: Value = match serde_json::from_str(&ev.data) {
-                    Ok(v @ Value::Object(_)) => v,
-                    _ => {
-                        out.extend_from_slice(&self.fail(
-                            "invalid_response",
-                            "upstream_invalid_response",
-                            "the model API sent an event that is not a JSON object",
-                        ));
-                        return Some(out.freeze());
-                    }
+                let Some(chunk) = views::object::<Chunk>(&ev.data) else {
+                    out.extend_from_slice(&self.fail(
+                        "invalid_response",
+                        "upstream_invalid_response",
+                        "the model API sent an event that is not a valid chunk",
+                    ));
+                    return Some(out.freeze());
                 };
-                if value.get("error").is_some() {
+                if chunk.error.is_some() {
                     // The upstream reported a failure mid-stream: pass it on and end here.
                     self.x
                         .gw
@@ -158,11 +156,14 @@ impl Relay {
                     self.finish();
                     return Some(out.freeze());
                 }
-                let usage_only = self.take_usage(&value);
-                if usage_only && self.strip_usage {
+                if let Some(u) = &chunk.usage {
+                    self.upstream_prompt = u.prompt_tokens.or(self.upstream_prompt);
+                    self.upstream_completion = u.completion_tokens.or(self.upstream_completion);
+                }
+                if chunk.usage_only() && self.strip_usage {
                     continue;
                 }
-                self.count(&value);
+                self.text_bytes += chunk.text_bytes();
                 if let Some(name) = &ev.name {
                     out.extend_from_slice(format!("event: {name}\n").as_bytes());
                 }
@@ -180,50 +181,6 @@ impl Relay {
         }
     }
 
-    /// Records usage; true when the chunk carries nothing but usage.
-    fn take_usage(&mut self, v: &Value) -> bool {
-        let Some(usage) = v.get("usage").filter(|u| u.is_object()) else {
-            return false;
-        };
-        self.upstream_prompt = usage
-            .get("prompt_tokens")
-            .and_then(Value::as_u64)
-            .or(self.upstream_prompt);
-        self.upstream_completion = usage
-            .get("completion_tokens")
-            .and_then(Value::as_u64)
-            .or(self.upstream_completion);
-        v.get("choices").and_then(Value::as_array).is_some_and(|c| c.is_empty())
-    }
-
-    /// Counts streamed text so completion tokens are charged even when no usage arrives.
-    fn count(&mut self, v: &Value) {
-        let Some(choices) = v.get("choices").and_then(Value::as_array) else {
-            return;
-        };
-        for c in choices {
-            if let Some(t) = c.get("text").and_then(Value::as_str) {
-                self.counted_completion += self.x.gw.tokenizer.count(t);
-            }
-            if let Some(delta) = c.get("delta") {
-                if let Some(t) = delta.get("content").and_then(Value::as_str) {
-                    self.counted_completion += self.x.gw.tokenizer.count(t);
-                }
-                if let Some(calls) = delta.get("tool_calls").and_then(Value::as_array) {
-                    for call in calls {
-                        if let Some(a) = call
-                            .get("function")
-                            .and_then(|f| f.get("arguments"))
-                            .and_then(Value::as_str)
-                        {
-                            self.counted_completion += self.x.gw.tokenizer.count(a);
-                        }
-                    }
-                }
-            }
-        }
-    }
-
     fn fail(&mut self, metric: &'static str, code: &str, message: &str) -> Bytes {
         self.x.gw.metrics.upstream_error(&self.x.upstream.name, metric);
         tracing::warn!(upstream = %self.x.upstream.name, code, "stream ended with an error event");
@@ -236,7 +193,8 @@ impl Relay {
             return;
         }
         self.finished = true;
-        let completion = self.upstream_completion.unwrap_or(self.counted_completion);
+        // Without reported usage, charge an estimate of four bytes per token.
+        let completion = self.upstream_completion.unwrap_or(self.text_bytes.div_ceil(4) as u64);
         self.x.account(self.upstream_prompt, completion);
     }
 }
