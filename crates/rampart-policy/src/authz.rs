@@ -174,6 +174,38 @@ type DecisionCache = RwLock<HashMap<(Principal, Action, String), Decision>>;
 /// Entries kept before the cache starts over (bounds memory under many distinct callers).
 const CACHE_LIMIT: usize = 65_536;
 
+impl Types {
+    fn new() -> Result<Types, String> {
+        let ty = |s: &str| EntityTypeName::from_str(s).map_err(|e| e.to_string());
+        Ok(Types {
+            key: ty("Rampart::Key")?,
+            user: ty("Rampart::User")?,
+            group: ty("Rampart::Group")?,
+            model: ty("Rampart::Model")?,
+            gateway: uid("Rampart::Gateway", "admin")?,
+            admins: uid("Rampart::Group", "admins")?,
+        })
+    }
+}
+
+/// Action entities: each action is a child of its group (`infer` or `admin`).
+type ActionHierarchy = (Vec<Entity>, HashMap<Action, EntityUid>);
+
+fn action_hierarchy() -> Result<ActionHierarchy, String> {
+    let mut entities = Vec::new();
+    let mut uids = HashMap::new();
+    for group in ["infer", "admin"] {
+        entities.push(Entity::new_no_attrs(uid("Rampart::Action", group)?, HashSet::new()));
+    }
+    for a in Action::ALL {
+        let parents = HashSet::from([uid("Rampart::Action", a.group())?]);
+        let id = uid("Rampart::Action", a.id())?;
+        entities.push(Entity::new_no_attrs(id.clone(), parents));
+        uids.insert(a, id);
+    }
+    Ok((entities, uids))
+}
+
 /// A compiled Cedar policy set plus Rampart's entity model.
 pub struct PolicyEngine {
     policies: PolicySet,
@@ -239,30 +271,8 @@ impl PolicyEngine {
                 })?;
             }
         }
-        let build = || -> Result<(Vec<Entity>, HashMap<Action, EntityUid>, Types), String> {
-            let mut entities = Vec::new();
-            let mut uids = HashMap::new();
-            for group in ["infer", "admin"] {
-                entities.push(Entity::new_no_attrs(uid("Rampart::Action", group)?, HashSet::new()));
-            }
-            for a in Action::ALL {
-                let parents = HashSet::from([uid("Rampart::Action", a.group())?]);
-                let id = uid("Rampart::Action", a.id())?;
-                entities.push(Entity::new_no_attrs(id.clone(), parents));
-                uids.insert(a, id);
-            }
-            let ty = |s: &str| EntityTypeName::from_str(s).map_err(|e| e.to_string());
-            let types = Types {
-                key: ty("Rampart::Key")?,
-                user: ty("Rampart::User")?,
-                group: ty("Rampart::Group")?,
-                model: ty("Rampart::Model")?,
-                gateway: uid("Rampart::Gateway", "admin")?,
-                admins: uid("Rampart::Group", "admins")?,
-            };
-            Ok((entities, uids, types))
-        };
-        let (action_entities, action_uids, types) = build().map_err(|reason| PolicyError::Parse {
+        let built = action_hierarchy().and_then(|(entities, uids)| Ok((entities, uids, Types::new()?)));
+        let (action_entities, action_uids, types) = built.map_err(|reason| PolicyError::Parse {
             source_name: "built-in".into(),
             reason,
         })?;

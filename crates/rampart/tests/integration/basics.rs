@@ -210,14 +210,7 @@ async fn metrics_and_logs_without_prompt_text_or_secrets() {
         200
     );
     assert_eq!(gw.chat("rk-bogus", "rampart-demo", "x").await.status(), 401);
-    let m = client()
-        .get(format!("{}/metrics", gw.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = gw.metrics().await;
     assert!(
         m.contains("rampart_requests_total{route=\"chat\",status=\"200\"} 1"),
         "{m}"

@@ -143,14 +143,7 @@ async fn misbehaving_upstreams_become_clear_errors() {
                 .contains("max_tokens is too large"));
         }
     }
-    let m = client()
-        .get(format!("{}/metrics", gw.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = gw.metrics().await;
     assert!(
         m.contains("rampart_upstream_errors_total{upstream=\"hang\",kind=\"timeout\"} 1"),
         "{m}"
@@ -222,14 +215,7 @@ async fn failover_on_connection_failure_and_unavailability_only() {
     assert_eq!(faults.counters.hits.load(Ordering::SeqCst), hits + 1);
     let (status, code, _) = error_code(gw.chat(&key, "dead-only", "x").await).await;
     assert_eq!((status, code.as_str()), (502, "upstream_unavailable"));
-    let m = client()
-        .get(format!("{}/metrics", gw.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = gw.metrics().await;
     assert!(m.contains("rampart_upstream_failovers_total 2"), "{m}");
 }
 
@@ -255,14 +241,7 @@ async fn client_disconnect_cancels_the_upstream_stream() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(faults.counters.finished_streams.load(Ordering::SeqCst), 0);
-    let m = client()
-        .get(format!("{}/metrics", gw.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = gw.metrics().await;
     assert!(m.contains("rampart_streams_cancelled_total 1"), "{m}");
 }
 
@@ -270,11 +249,11 @@ async fn client_disconnect_cancels_the_upstream_stream() {
 async fn client_disconnect_cancels_a_pending_upstream_request() {
     let faults = faults::start().await;
     // A long upstream timeout, so only the client's departure can end the upstream call.
-    let config = format!(
-        "[[upstreams]]\nname = \"hang\"\nbase_url = \"{}\"\ntimeout_ms = 60000\n\n[[models]]\nname = \"hang\"\ntargets = [{{ upstream = \"hang\", model = \"h\" }}]\n",
-        faults.base("hang")
-    );
-    let gw = harness::start_config(&config);
+    let gw = harness::start_config(&harness::single_upstream_config(
+        "hang",
+        &faults.base("hang"),
+        "timeout_ms = 60000",
+    ));
     let key = gw.default_key().await;
     let gave_up = client()
         .post(format!("{}/v1/chat/completions", gw.url))

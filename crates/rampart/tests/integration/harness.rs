@@ -175,6 +175,18 @@ impl Gateway {
         self.post("/v1/chat/completions", key, chat_body(model, content)).await
     }
 
+    /// The Prometheus exposition text.
+    pub async fn metrics(&self) -> String {
+        client()
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub fn logs(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
@@ -247,5 +259,12 @@ pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
 pub fn demo_config(extra: &str) -> String {
     format!(
         "version = 1\n\n[[upstreams]]\nname = \"demo\"\nkind = \"demo\"\n\n[[models]]\nname = \"rampart-demo\"\ntargets = [{{ upstream = \"demo\", model = \"rampart-demo-1\" }}]\n\n{extra}"
+    )
+}
+
+/// A config with one OpenAI-compatible upstream `name` at `base_url`, served as model `name`.
+pub fn single_upstream_config(name: &str, base_url: &str, upstream_extra: &str) -> String {
+    format!(
+        "[[upstreams]]\nname = \"{name}\"\nbase_url = \"{base_url}\"\n{upstream_extra}\n[[models]]\nname = \"{name}\"\ntargets = [{{ upstream = \"{name}\", model = \"{name}-1\" }}]\n"
     )
 }

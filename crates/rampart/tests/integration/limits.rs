@@ -85,11 +85,11 @@ async fn token_rate_counts_prompt_tokens_with_a_real_tokenizer() {
 #[tokio::test]
 async fn concurrency_limit_counts_open_streams() {
     let faults = faults::start().await;
-    let config = format!(
-        "[[upstreams]]\nname = \"slow\"\nbase_url = \"{}\"\n\n[[models]]\nname = \"slow\"\ntargets = [{{ upstream = \"slow\", model = \"s\" }}]\n",
-        faults.base("slow_stream")
-    );
-    let gw = harness::start_config(&config);
+    let gw = harness::start_config(&harness::single_upstream_config(
+        "slow",
+        &faults.base("slow_stream"),
+        "",
+    ));
     let key = gw
         .key(json!({"owner": "h", "limits": {"concurrent_requests": 1}}))
         .await;

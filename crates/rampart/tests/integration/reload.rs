@@ -50,14 +50,7 @@ async fn sighup_reloads_and_bad_configs_are_refused() {
         200,
         "the running config stays"
     );
-    let m = client()
-        .get(format!("{}/metrics", gw.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = gw.metrics().await;
     assert!(m.contains("rampart_config_reloads_total{result=\"error\"} 1"), "{m}");
 }
 

@@ -11,11 +11,11 @@ use crate::harness;
 #[tokio::test]
 async fn each_event_is_flushed_at_once() {
     let faults = faults::start().await;
-    let config = format!(
-        "[[upstreams]]\nname = \"slow\"\nbase_url = \"{}\"\n\n[[models]]\nname = \"slow\"\ntargets = [{{ upstream = \"slow\", model = \"s\" }}]\n",
-        faults.base("slow_stream")
-    );
-    let gw = harness::start_config(&config);
+    let gw = harness::start_config(&harness::single_upstream_config(
+        "slow",
+        &faults.base("slow_stream"),
+        "",
+    ));
     let key = gw.default_key().await;
     let body = json!({"model": "slow", "stream": true, "messages": [{"role": "user", "content": "x"}]});
     let started = Instant::now();
