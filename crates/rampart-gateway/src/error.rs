@@ -102,6 +102,17 @@ impl ApiError {
         )
     }
 
+    /// 408: the client was too slow to send its request.
+    pub fn request_timeout(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "invalid_request_error",
+            Cause::Client,
+            message,
+        )
+    }
+
     /// 413: the body is too large.
     pub fn too_large(message: impl Into<String>) -> Self {
         Self::new(

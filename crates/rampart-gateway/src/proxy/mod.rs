@@ -68,7 +68,10 @@ pub async fn authenticate(gw: &Gateway, rt: &Runtime, headers: &HeaderMap) -> Re
     auth::authenticate(headers, &gw.keys, rt.config.auth.api_keys, rt.oidc.as_deref(), now()).await
 }
 
-/// Reads a request body within `max` bytes.
+/// How long a client may take to send its body: slow senders must not hold memory forever.
+const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Reads a request body within `max` bytes and [`BODY_READ_TIMEOUT`].
 pub async fn read_body(body: Body, headers: &HeaderMap, max: usize) -> Result<bytes::Bytes, ApiError> {
     let declared = headers
         .get(http::header::CONTENT_LENGTH)
@@ -79,7 +82,14 @@ pub async fn read_body(body: Body, headers: &HeaderMap, max: usize) -> Result<by
             "the request body exceeds the limit of {max} bytes"
         )));
     }
-    match http_body_util::Limited::new(body, max).collect().await {
+    let read = tokio::time::timeout(BODY_READ_TIMEOUT, http_body_util::Limited::new(body, max).collect());
+    let Ok(collected) = read.await else {
+        return Err(ApiError::request_timeout(format!(
+            "the request body did not arrive within {} seconds",
+            BODY_READ_TIMEOUT.as_secs()
+        )));
+    };
+    match collected {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::too_large(format!(
             "the request body exceeds the limit of {max} bytes"

@@ -166,3 +166,24 @@ async fn jwts_from_the_issuer_are_verified() {
     let (status, code, _) = error_code(gw.chat(&intern, "rampart-demo", "hi").await).await;
     assert_eq!((status, code.as_str()), (403, "model_not_allowed"));
 }
+
+#[tokio::test]
+async fn an_unreachable_issuer_fails_closed_with_503() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let iss = issuer().await;
+    let config = harness::demo_config(&format!(
+        "[auth.oidc]\nissuer = \"http://{dead}\"\naudiences = [\"rampart\"]\n"
+    ));
+    let gw = harness::start_config(&config);
+    let mut claims = iss.claims(json!({}));
+    claims["iss"] = json!(format!("http://{dead}"));
+    let token = iss.token(Algorithm::ES256, "ec1", claims);
+    let (status, code, _) = error_code(gw.chat(&token, "rampart-demo", "hi").await).await;
+    assert_eq!((status, code.as_str()), (503, "identity_provider_unavailable"));
+    // API keys keep working meanwhile.
+    let key = gw.default_key().await;
+    assert_eq!(gw.chat(&key, "rampart-demo", "hi").await.status(), 200);
+}
