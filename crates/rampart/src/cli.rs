@@ -13,7 +13,7 @@ use crate::admin_client::AdminClient;
 /// Rampart: the security layer for AI applications.
 ///
 /// Point your OpenAI SDK's base URL at `rampart serve` and every model call is authenticated,
-/// authorized, rate-limited and checked on its way in and out.
+/// authorized and rate-limited, with a kill switch, metrics and clear OpenAI-style errors.
 #[derive(Debug, Parser)]
 #[command(name = "rampart", version, about, long_about)]
 pub struct Cli {
