@@ -10,12 +10,12 @@ use crate::error::ApiError;
 use crate::openai::Endpoint;
 
 use super::views::{self, Answer};
-use super::{upstream_status_error, Relayed};
+use super::{upstream_status_error, Exchange};
 
 /// Largest upstream answer accepted (embeddings of big batches are the large case).
 const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
 
-pub(super) async fn read_upstream(x: &Relayed, mut resp: reqwest::Response) -> Result<Bytes, ApiError> {
+pub(super) async fn read_upstream(x: &Exchange, mut resp: reqwest::Response) -> Result<Bytes, ApiError> {
     let mut buf = BytesMut::new();
     loop {
         match tokio::time::timeout(x.upstream.idle_timeout, resp.chunk()).await {
@@ -51,7 +51,7 @@ pub(super) async fn read_upstream(x: &Relayed, mut resp: reqwest::Response) -> R
     }
 }
 
-pub(super) async fn relay(x: Relayed, endpoint: Endpoint, resp: reqwest::Response) -> Result<Response, ApiError> {
+pub(super) async fn relay(x: Exchange, endpoint: Endpoint, resp: reqwest::Response) -> Result<Response, ApiError> {
     let status = resp.status();
     let headers = resp.headers().clone();
     let body = read_upstream(&x, resp).await?;

@@ -210,8 +210,11 @@ pub async fn inference(
     let (resp, upstream) = send::send(&gw, &route, &req, &rid).await?;
 
     // 6. Relay the answer.
-    let exchange = Relayed {
+    let exchange = Exchange {
         gw: gw.clone(),
+        rid,
+        caller,
+        policies: decision.policies,
         route,
         upstream,
         permit,
@@ -230,9 +233,14 @@ pub async fn inference(
     }
 }
 
-/// What the relay stage needs of the exchange.
-pub(crate) struct Relayed {
+/// One admitted exchange, as the relay stage receives it: who asked, which policies allowed
+/// it, where it went and what it holds (its limits permit, the in-flight gauge). The relay adds
+/// the usage; later stages (output scanners, the audit ledger) read it from here.
+pub(crate) struct Exchange {
     gw: Arc<Gateway>,
+    rid: RequestId,
+    caller: Caller,
+    policies: Vec<String>,
     route: Arc<crate::state::Route>,
     upstream: Arc<crate::upstream::Upstream>,
     permit: crate::limits::Permit,
@@ -241,12 +249,23 @@ pub(crate) struct Relayed {
     prompt_tokens: u64,
 }
 
-impl Relayed {
-    /// Charges usage once the upstream reports (or the relay counted) it.
+impl Exchange {
+    /// Charges usage once the upstream reports (or the relay estimated) it.
     fn account(&self, upstream_prompt: Option<u64>, completion: u64) {
         let correction = upstream_prompt.map_or(0, |p| p as i64 - self.prompt_tokens as i64);
         self.permit.charge(completion as i64 + correction);
         self.gw.metrics.add_tokens(&self.route.name, "completion", completion);
+        tracing::debug!(
+            request_id = %self.rid.0,
+            user = self.caller.principal.user(),
+            key = self.caller.key_id.as_deref().unwrap_or("-"),
+            model = %self.route.name,
+            upstream = %self.upstream.name,
+            policies = ?self.policies,
+            prompt_tokens = upstream_prompt.unwrap_or(self.prompt_tokens),
+            completion_tokens = completion,
+            "exchange complete"
+        );
     }
 }
 

@@ -21,7 +21,7 @@ use crate::error::ApiError;
 use crate::sse::{Event, Framer};
 
 use super::views::{self, Chunk};
-use super::{buffered, upstream_status_error, Relayed};
+use super::{buffered, upstream_status_error, Exchange};
 
 /// Largest single event accepted from upstream.
 const MAX_EVENT: usize = 4 * 1024 * 1024;
@@ -29,7 +29,7 @@ const MAX_EVENT: usize = 4 * 1024 * 1024;
 type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 
 struct Relay {
-    x: Relayed,
+    x: Exchange,
     upstream: ByteStream,
     framer: Framer,
     events: Vec<Event>,
@@ -41,7 +41,7 @@ struct Relay {
     text_bytes: usize,
 }
 
-pub(super) async fn relay(x: Relayed, resp: reqwest::Response, strip_usage: bool) -> Result<Response, ApiError> {
+pub(super) async fn relay(x: Exchange, resp: reqwest::Response, strip_usage: bool) -> Result<Response, ApiError> {
     let status = resp.status();
     if !status.is_success() {
         let headers = resp.headers().clone();
