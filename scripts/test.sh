@@ -16,6 +16,9 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+echo "== fuzz targets build (running them needs cargo-fuzz: see README)"
+cargo check --manifest-path fuzz/Cargo.toml --locked --target-dir target
+
 echo "== cargo test"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
