@@ -206,6 +206,13 @@ enum AdminCommand {
         #[command(flatten)]
         target: AdminTarget,
     },
+    /// Recover from a lost admin credential: revoke every admin credential in the data
+    /// directory and print a new one (offline; restart the gateway afterwards).
+    NewCredential {
+        /// The gateway's data directory.
+        #[arg(long, env = "RAMPART_DATA_DIR", default_value = "rampart-data")]
+        data_dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -393,6 +400,15 @@ async fn admin(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
         AdminCommand::Status { target } => {
             let v = AdminClient::new(&target)?.get("/admin/status").await?;
             println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+        AdminCommand::NewCredential { data_dir } => {
+            if !data_dir.join("rampart.db").exists() {
+                anyhow::bail!("no gateway database in `{}`", data_dir.display());
+            }
+            let store = rampart_gateway::store::Store::open(&data_dir)?;
+            let (secret, revoked) = rampart_gateway::auth::keys::replace_admin_credential(&store)?;
+            println!("{secret}");
+            eprintln!("revoked {revoked} admin credential(s); restart the gateway to use the new one (shown once)");
         }
     }
     Ok(ExitCode::SUCCESS)

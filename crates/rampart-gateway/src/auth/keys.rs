@@ -93,6 +93,21 @@ fn hash_secret(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
 }
 
+/// Revokes every live admin credential and stores a new one; returns its secret (to show
+/// once) and how many were revoked. For recovery when the admin credential is lost.
+pub fn replace_admin_credential(store: &crate::store::Store) -> Result<(String, usize), crate::store::StoreError> {
+    let now = crate::state::now();
+    let mut revoked = 0;
+    for k in store.keys()?.iter().filter(|k| k.admin && k.revoked_at.is_none()) {
+        if store.revoke_key(&k.id, now)? {
+            revoked += 1;
+        }
+    }
+    let new = NewKey::generate("admin", "recovered admin credential", vec![], true, None, None, now);
+    store.insert_key(&new.record)?;
+    Ok((new.secret.to_string(), revoked))
+}
+
 /// Splits a presented key into id and secret, or `None` when it is not shaped like one.
 pub fn split(token: &str) -> Option<(&str, &str)> {
     let rest = token.strip_prefix(PREFIX)?;

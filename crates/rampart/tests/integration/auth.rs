@@ -121,3 +121,32 @@ async fn admin_api_needs_an_admin() {
     let resp = client().post(format!("{}/admin/reload", gw.url)).send().await.unwrap();
     assert_eq!(resp.status(), 401);
 }
+
+#[tokio::test]
+async fn a_lost_admin_credential_can_be_replaced_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = harness::start_with(harness::Options {
+        dir: Some(dir.path()),
+        ..Default::default()
+    });
+    let old = gw.admin().to_string();
+    drop(gw);
+    let data = dir.path().join("data");
+    let (code, stdout, stderr) = run_cli(&["admin", "new-credential", "--data-dir", data.to_str().unwrap()], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("revoked 1 admin credential"), "{stderr}");
+    let new = stdout.trim().to_string();
+    let gw = harness::start_with(harness::Options {
+        dir: Some(dir.path()),
+        ..Default::default()
+    });
+    let status = |key: String| {
+        let url = format!("{}/admin/status", gw.url);
+        async move { client().get(url).bearer_auth(key).send().await.unwrap().status() }
+    };
+    assert_eq!(status(new).await, 200);
+    assert_eq!(status(old).await, 401);
+    let (code, _, stderr) = run_cli(&["admin", "new-credential", "--data-dir", "/nonexistent"], &[]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("no gateway database"), "{stderr}");
+}
