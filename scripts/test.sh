@@ -17,7 +17,7 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== fuzz targets build (running them needs cargo-fuzz: see README)"
-cargo check --manifest-path fuzz/Cargo.toml --locked --target-dir target
+cargo check --manifest-path fuzz/Cargo.toml --target-dir target
 
 echo "== cargo test"
 log=$(mktemp)
