@@ -152,7 +152,10 @@ impl Relay {
                         .gw
                         .metrics
                         .upstream_error(&self.x.upstream.name, "stream_error_event");
-                    out.extend_from_slice(format!("data: {}\n\n", ev.data).as_bytes());
+                    for line in ev.data.split('\n') {
+                        out.extend_from_slice(format!("data: {line}\n").as_bytes());
+                    }
+                    out.extend_from_slice(b"\n");
                     self.finish();
                     return Some(out.freeze());
                 }
@@ -167,9 +170,13 @@ impl Relay {
                 if let Some(name) = &ev.name {
                     out.extend_from_slice(format!("event: {name}\n").as_bytes());
                 }
-                out.extend_from_slice(b"data: ");
-                out.extend_from_slice(ev.data.as_bytes());
-                out.extend_from_slice(b"\n\n");
+                // A multi-line payload goes out as several `data:` lines, as it came in.
+                for line in ev.data.split('\n') {
+                    out.extend_from_slice(b"data: ");
+                    out.extend_from_slice(line.as_bytes());
+                    out.extend_from_slice(b"\n");
+                }
+                out.extend_from_slice(b"\n");
             }
             self.events = events;
             if self.saw_done {

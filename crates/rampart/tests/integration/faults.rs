@@ -148,6 +148,17 @@ async fn handle(State(c): State<Arc<Counters>>, Path((mode, _rest)): Path<(Strin
             "data: {not json\n\n".to_string(),
             format!("data: {}\n\n", chunk("never")),
         ])),
+        "multiline" => {
+            // Valid SSE: one event whose JSON spans several data lines, CRLF line endings, a comment.
+            let pretty =
+                serde_json::to_string_pretty(&serde_json::from_str::<Value>(&chunk("multi")).unwrap()).unwrap();
+            let data: String = pretty.lines().map(|l| format!("data: {l}\r\n")).collect();
+            sse_response(events(vec![
+                ": keep-alive\r\n\r\n".into(),
+                format!("{data}\r\n"),
+                "data: [DONE]\r\n\r\n".into(),
+            ]))
+        }
         "stall_stream" => {
             let s = futures_util::stream::once(async {
                 Ok::<_, Infallible>(Bytes::from(format!("data: {}\n\n", chunk("one"))))

@@ -46,3 +46,30 @@ async fn each_event_is_flushed_at_once() {
         );
     }
 }
+
+#[tokio::test]
+async fn multi_line_events_keep_their_framing() {
+    let faults = faults::start().await;
+    let gw = harness::start_config(&harness::single_upstream_config(
+        "multiline",
+        &faults.base("multiline"),
+        "",
+    ));
+    let key = gw.default_key().await;
+    let body = json!({"model": "multiline", "stream": true, "messages": [{"role": "user", "content": "x"}]});
+    let text = gw.post("/v1/chat/completions", &key, body).await.text().await.unwrap();
+    let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
+    assert_eq!(events.len(), 2, "{text}");
+    assert!(
+        events[0].lines().count() > 3 && events[0].lines().all(|l| l.starts_with("data: ")),
+        "{text}"
+    );
+    let joined: String = events[0]
+        .lines()
+        .map(|l| l.trim_start_matches("data: "))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let v: serde_json::Value = serde_json::from_str(&joined).unwrap();
+    assert_eq!(v["choices"][0]["delta"]["content"], "multi");
+    assert_eq!(events[1], "data: [DONE]");
+}
