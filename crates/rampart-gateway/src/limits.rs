@@ -189,15 +189,17 @@ fn reset(d: Duration) -> String {
 
 impl Limiter {
     fn bucket(&self, scope: Scope, id: &str, quota: Quota) -> Arc<Bucket> {
-        if let Some(b) = self.buckets.get(&(scope, id.to_string())) {
-            if b.quota == quota {
-                return b.clone();
-            }
+        // One entry lock for lookup and insert, so two first requests of a new subject cannot
+        // each create a bucket and count against different ones.
+        let mut entry = self
+            .buckets
+            .entry((scope, id.to_string()))
+            .or_insert_with(|| Arc::new(Bucket::new(quota)));
+        if entry.quota != quota {
+            // Its quota changed (reload): start a fresh bucket.
+            *entry = Arc::new(Bucket::new(quota));
         }
-        // New subject, or its quota changed (reload, key update): start a fresh bucket.
-        let fresh = Arc::new(Bucket::new(quota));
-        self.buckets.insert((scope, id.to_string()), fresh.clone());
-        fresh
+        entry.clone()
     }
 
     /// Admits a request carrying `prompt_tokens`, or says why not.
