@@ -77,8 +77,13 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-async fn json_body<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: Body) -> Result<T, ApiError> {
-    let bytes = read_body(body, headers, 64 * 1024).await?;
+async fn json_body<T: serde::de::DeserializeOwned>(
+    gw: &Gateway,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<T, ApiError> {
+    let timeout = std::time::Duration::from_millis(gw.runtime.load().config.server.body_timeout_ms);
+    let bytes = read_body(body, headers, 64 * 1024, timeout).await?;
     serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::invalid_request("invalid_json", format!("invalid request body: {e}")))
 }
@@ -141,7 +146,7 @@ async fn create_key(
     body: Body,
 ) -> Result<Response, ApiError> {
     let caller = admit(&gw, &headers, Action::AdminKeys).await?;
-    let req: CreateKey = json_body(&headers, body).await?;
+    let req: CreateKey = json_body(&gw, &headers, body).await?;
     if req.owner.trim().is_empty() || req.owner.len() > 256 {
         return Err(
             ApiError::invalid_request("invalid_value", "`owner` must be 1 to 256 characters").with_param("owner"),
@@ -226,7 +231,7 @@ async fn add_block(
     body: Body,
 ) -> Result<Response, ApiError> {
     let caller = admit(&gw, &headers, Action::AdminBlock).await?;
-    let req: AddBlock = json_body(&headers, body).await?;
+    let req: AddBlock = json_body(&gw, &headers, body).await?;
     if req.value.is_empty() {
         return Err(ApiError::invalid_request("invalid_value", "`value` must not be empty").with_param("value"));
     }

@@ -68,6 +68,8 @@ pub struct ServerConfig {
     pub tls: Option<TlsConfig>,
     /// Whether the `/metrics` endpoint needs the admin credential.
     pub metrics_require_admin: bool,
+    /// Time a client has to send its whole request body (slow senders get 408).
+    pub body_timeout_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -77,6 +79,7 @@ impl Default for ServerConfig {
             data_dir: "rampart-data".into(),
             tls: None,
             metrics_require_admin: false,
+            body_timeout_ms: 30_000,
         }
     }
 }
@@ -429,6 +432,9 @@ impl Config {
                     self.server.listen
                 ),
             );
+        }
+        if self.server.body_timeout_ms == 0 {
+            at(0..0, "`server.body_timeout_ms` must be greater than 0".into());
         }
         if self.limits.max_body_bytes == 0 {
             at(0..0, "`limits.max_body_bytes` must be greater than 0".into());

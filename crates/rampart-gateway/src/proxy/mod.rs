@@ -68,11 +68,14 @@ pub async fn authenticate(gw: &Gateway, rt: &Runtime, headers: &HeaderMap) -> Re
     auth::authenticate(headers, &gw.keys, rt.config.auth.api_keys, rt.oidc.as_deref(), now()).await
 }
 
-/// How long a client may take to send its body: slow senders must not hold memory forever.
-const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// Reads a request body within `max` bytes and [`BODY_READ_TIMEOUT`].
-pub async fn read_body(body: Body, headers: &HeaderMap, max: usize) -> Result<bytes::Bytes, ApiError> {
+/// Reads a request body within `max` bytes and `timeout` (slow senders must not hold memory
+/// and a task forever).
+pub async fn read_body(
+    body: Body,
+    headers: &HeaderMap,
+    max: usize,
+    timeout: std::time::Duration,
+) -> Result<bytes::Bytes, ApiError> {
     let declared = headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -82,11 +85,11 @@ pub async fn read_body(body: Body, headers: &HeaderMap, max: usize) -> Result<by
             "the request body exceeds the limit of {max} bytes"
         )));
     }
-    let read = tokio::time::timeout(BODY_READ_TIMEOUT, http_body_util::Limited::new(body, max).collect());
+    let read = tokio::time::timeout(timeout, http_body_util::Limited::new(body, max).collect());
     let Ok(collected) = read.await else {
         return Err(ApiError::request_timeout(format!(
-            "the request body did not arrive within {} seconds",
-            BODY_READ_TIMEOUT.as_secs()
+            "the request body did not arrive within {} ms",
+            timeout.as_millis()
         )));
     };
     match collected {
@@ -123,7 +126,8 @@ pub async fn inference(
     let caller = authenticate(&gw, &rt, &headers).await?;
 
     // 2. What they ask.
-    let bytes = read_body(body, &headers, rt.config.limits.max_body_bytes).await?;
+    let body_timeout = std::time::Duration::from_millis(rt.config.server.body_timeout_ms);
+    let bytes = read_body(body, &headers, rt.config.limits.max_body_bytes, body_timeout).await?;
     let mut req = InferenceRequest::parse(endpoint, &bytes, &gw.tokenizer)?;
     drop(bytes);
 

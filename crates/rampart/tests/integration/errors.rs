@@ -269,3 +269,23 @@ async fn client_disconnect_cancels_a_pending_upstream_request() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn a_client_that_stalls_mid_body_gets_408() {
+    let gw = harness::start_config(&harness::demo_config("[server]\nbody_timeout_ms = 300\n"));
+    let key = gw.default_key().await;
+    let stalled =
+        futures_util::stream::once(async { Ok::<_, std::io::Error>(b"{\"model\": \"rampart-demo\", ".to_vec()) })
+            .chain(futures_util::stream::pending());
+    let started = Instant::now();
+    let resp = client()
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .bearer_auth(&key)
+        .body(reqwest::Body::wrap_stream(stalled))
+        .send()
+        .await
+        .unwrap();
+    let (status, code, _) = error_code(resp).await;
+    assert_eq!((status, code.as_str()), (408, "request_timeout"));
+    assert!(started.elapsed() < Duration::from_secs(3));
+}

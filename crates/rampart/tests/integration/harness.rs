@@ -268,3 +268,8 @@ pub fn single_upstream_config(name: &str, base_url: &str, upstream_extra: &str) 
         "[[upstreams]]\nname = \"{name}\"\nbase_url = \"{base_url}\"\n{upstream_extra}\n[[models]]\nname = \"{name}\"\ntargets = [{{ upstream = \"{name}\", model = \"{name}-1\" }}]\n"
     )
 }
+
+/// The secret part of an `rk-<16 hex id>-<secret>` key (the secret may itself contain `-`).
+pub fn secret_part(key: &str) -> &str {
+    key.get("rk-".len() + 16 + 1..).expect("a Rampart key")
+}
