@@ -187,7 +187,7 @@ async fn admin_credential_is_printed_once_and_only_its_hash_is_stored() {
         db.extend(std::fs::read(entry.unwrap().path()).unwrap());
     }
     for secret in [&admin, &key] {
-        let tail = harness::secret_part(&secret);
+        let tail = harness::secret_part(secret);
         assert!(
             !db.windows(tail.len()).any(|w| w == tail.as_bytes()),
             "secret stored in plaintext"
@@ -227,5 +227,5 @@ async fn metrics_and_logs_without_prompt_text_or_secrets() {
     assert!(logs.lines().any(|l| l.starts_with('{')), "json logs: {logs}");
     assert!(!logs.contains("PROMPT-CANARY-77"));
     assert!(!logs.contains(harness::secret_part(&key)));
-    assert!(!logs.contains(harness::secret_part(&gw.admin())));
+    assert!(!logs.contains(harness::secret_part(gw.admin())));
 }
