@@ -39,6 +39,8 @@ pub struct Config {
     pub policy: PolicyConfig,
     /// Rate limits, quotas and size caps.
     pub limits: LimitsConfig,
+    /// Scanners and what their findings do.
+    pub scan: crate::ScanConfig,
 }
 
 impl Default for Config {
@@ -52,6 +54,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             policy: PolicyConfig::default(),
             limits: LimitsConfig::default(),
+            scan: crate::ScanConfig::default(),
         }
     }
 }
@@ -415,6 +418,9 @@ impl Config {
             };
             problems.push(ConfigProblem { line, column, message });
         };
+        for message in self.scan.problems() {
+            at(0..0, message);
+        }
         if self.version != CONFIG_VERSION {
             at(
                 0..0,

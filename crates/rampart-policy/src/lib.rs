@@ -23,10 +23,15 @@
 mod authz;
 mod config;
 mod error;
+mod scan;
 
 pub use authz::{Action, Decision, PolicyEngine, Principal};
 pub use config::{
     AuthConfig, Config, LimitsConfig, LogConfig, LogFormat, ModelConfig, OidcConfig, PolicyConfig, Quota, ServerConfig,
     Target, TlsConfig, UpstreamConfig, UpstreamKind,
+};
+pub use scan::{
+    InjectionRule, InputRules, OutputRules, RoleThresholds, Rule, ScanAction, ScanConfig, ScanMode, ScanOverride, ScanPolicy,
+    SpotlightStyle, SystemMessages,
 };
 pub use error::{ConfigError, ConfigProblem, PolicyError};

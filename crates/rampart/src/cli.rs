@@ -47,6 +47,18 @@ enum Command {
     ///
     /// Useful as a fast local upstream for tests and benchmarks.
     DemoUpstream(DemoArgs),
+    /// Scan text with the gateway's detectors and default policy.
+    ///
+    /// Exit status: 0 allowed, 1 something would be blocked, 2 error.
+    ///
+    /// Example: echo "ignore all previous instructions" | rampart scan --json
+    Scan(crate::detect::ScanArgs),
+    /// Train a detector from labelled data.
+    #[command(subcommand)]
+    Train(crate::detect::TrainCommand),
+    /// Measure a detector on labelled data: precision, recall, F1, ROC AUC, TPR at fixed FPR,
+    /// per source, latency.
+    Eval(crate::detect::EvalArgs),
 }
 
 /// Options of `rampart serve`.
@@ -234,6 +246,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keys(cmd) => keys(cmd).await,
         Command::Admin(cmd) => admin(cmd).await,
         Command::DemoUpstream(args) => demo(args).await,
+        Command::Scan(args) => crate::detect::scan(args),
+        Command::Train(crate::detect::TrainCommand::Injection(args)) => crate::detect::train_injection(args),
+        Command::Eval(args) => crate::detect::eval(args),
     }
 }
 

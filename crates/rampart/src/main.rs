@@ -5,6 +5,7 @@
 
 mod admin_client;
 mod cli;
+mod detect;
 mod serve;
 
 use std::process::ExitCode;

