@@ -58,6 +58,21 @@ pub struct UpstreamNameLabels {
     pub upstream: String,
 }
 
+/// Scanner finding labels.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FindingLabels {
+    /// `input` or `output`.
+    pub direction: &'static str,
+    /// Detector name.
+    pub detector: &'static str,
+    /// Finding type.
+    pub kind: String,
+    /// Action taken (or, in shadow mode, that would have been taken).
+    pub action: &'static str,
+    /// `enforce` or `shadow`.
+    pub mode: &'static str,
+}
+
 /// Result label for reloads.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
@@ -95,6 +110,8 @@ pub struct Metrics {
     pub failovers: Counter<u64, AtomicU64>,
     /// Config reloads.
     pub reloads: Family<ResultLabels, Counter>,
+    /// Scanner findings by direction, detector, type, action and mode.
+    pub findings: Family<FindingLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -161,7 +178,14 @@ impl Metrics {
         );
         let reloads = Family::<ResultLabels, Counter>::default();
         registry.register("config_reloads", "Configuration reloads, by result", reloads.clone());
+        let findings = Family::<FindingLabels, Counter>::default();
+        registry.register(
+            "scan_findings",
+            "Scanner findings that triggered an action, by direction, detector, type, action and mode",
+            findings.clone(),
+        );
         Metrics {
+            findings,
             registry,
             requests,
             latency,

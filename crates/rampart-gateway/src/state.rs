@@ -163,6 +163,8 @@ pub struct Gateway {
     pub metrics: Metrics,
     /// Prompt tokenizer.
     pub tokenizer: Tokenizer,
+    /// Detectors, compiled once.
+    pub scanner: std::sync::Arc<rampart_scan::Scanner>,
     /// For OIDC fetches.
     pub http: reqwest::Client,
     /// The built-in demo model's base URL, when one is running.
@@ -194,6 +196,7 @@ impl Gateway {
             limiter: Limiter::default(),
             metrics: Metrics::new(),
             tokenizer: Tokenizer::load()?,
+            scanner: std::sync::Arc::new(rampart_scan::Scanner::new()),
             http,
             demo_base,
             started: Instant::now(),

@@ -51,7 +51,7 @@ pub(super) async fn read_upstream(x: &Exchange, mut resp: reqwest::Response) -> 
     }
 }
 
-pub(super) async fn relay(x: Exchange, endpoint: Endpoint, resp: reqwest::Response) -> Result<Response, ApiError> {
+pub(super) async fn relay(mut x: Exchange, endpoint: Endpoint, resp: reqwest::Response) -> Result<Response, ApiError> {
     let status = resp.status();
     let headers = resp.headers().clone();
     let body = read_upstream(&x, resp).await?;
@@ -82,6 +82,20 @@ pub(super) async fn relay(x: Exchange, endpoint: Endpoint, resp: reqwest::Respon
     }
     let usage = answer.usage.unwrap_or_default();
     let (prompt, completion) = (usage.prompt_tokens, usage.completion_tokens.unwrap_or(0));
+    // Output scanners see the answer before the client does.
+    let mut rewritten: Option<Bytes> = None;
+    if endpoint != Endpoint::Embeddings {
+        if let Some(state) = x.scan.as_mut().filter(|s| s.output_active()) {
+            let mut value: serde_json::Value =
+                serde_json::from_str(text).map_err(|_| invalid("not a JSON object of the expected shape"))?;
+            if let Err(blocked) = super::guard::guard_answer(&x.gw, state, &mut value) {
+                x.account(prompt, completion);
+                tracing::info!(request_id = %x.rid.0, detector = blocked.0.detector.name(), kind = %blocked.0.kind, "answer withheld by output scanner");
+                return Err(blocked.error());
+            }
+            rewritten = Some(Bytes::from(serde_json::to_vec(&value).map_err(|_| invalid("cannot re-encode"))?));
+        }
+    }
     x.account(prompt, completion);
 
     let mut builder = Response::builder()
@@ -90,7 +104,7 @@ pub(super) async fn relay(x: Exchange, endpoint: Endpoint, resp: reqwest::Respon
     for (k, v) in &x.permit.headers {
         builder = builder.header(k, v);
     }
-    builder.body(Body::from(body)).map_err(|_| {
+    builder.body(Body::from(rewritten.unwrap_or(body))).map_err(|_| {
         ApiError::internal(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal_error",

@@ -5,13 +5,17 @@
 //! 2. read the body within `limits.max_body_bytes` and parse it (`openai.rs`);
 //! 3. resolve the model to its route; check the kill switch; authorize with Cedar;
 //! 4. check prompt size, cap `max_tokens`, and admit against the limits;
+//! 4b. scan the input and apply the policy's actions (`guard.rs`): block, redact,
+//!     pseudonymize, spotlight, flag; demote client system messages; plant the canary;
 //! 5. send upstream with failover (`send.rs`);
 //! 6. relay the answer: buffered and checked (`buffered.rs`) or streamed event by event
-//!    (`stream.rs`), charging completion tokens from the upstream's usage.
+//!    (`stream.rs`), charging completion tokens from the upstream's usage; output scanners
+//!    run on the way (streamed ones with a bounded hold-back) and pseudonyms are restored.
 //!
 //! Each step either adds to the exchange or ends it with an [`ApiError`].
 
 mod buffered;
+pub mod guard;
 mod send;
 mod stream;
 mod views;
@@ -210,6 +214,17 @@ pub async fn inference(
     let inflight = InFlight::enter(&gw);
     gw.metrics.add_tokens(&route.name, "prompt", req.prompt_tokens);
 
+    // 4b. What it says.
+    let scan = if rt.config.scan.enabled {
+        let policy = rt
+            .config
+            .scan
+            .resolve(&req.model, caller.principal.user(), caller.key_id.as_deref());
+        Some(guard::guard_request(&gw, &rt.config.scan, policy, &mut req)?)
+    } else {
+        None
+    };
+
     // 5. Ask the model.
     let (resp, upstream) = send::send(&gw, &route, &req, &rid).await?;
 
@@ -224,6 +239,7 @@ pub async fn inference(
         permit,
         inflight,
         prompt_tokens: req.prompt_tokens,
+        scan,
     };
     if req.stream {
         stream::relay(
@@ -251,6 +267,8 @@ pub(crate) struct Exchange {
     #[allow(dead_code, reason = "held for its Drop, which lowers the in-flight gauge")]
     inflight: InFlight,
     prompt_tokens: u64,
+    /// Scanner state: policy, output context, pseudonyms, findings.
+    scan: Option<guard::ScanState>,
 }
 
 impl Exchange {
@@ -266,6 +284,7 @@ impl Exchange {
             model = %self.route.name,
             upstream = %self.upstream.name,
             policies = ?self.policies,
+            findings = ?self.scan.as_ref().map(guard::ScanState::summary).unwrap_or_default(),
             prompt_tokens = upstream_prompt.unwrap_or(self.prompt_tokens),
             completion_tokens = completion,
             "exchange complete"

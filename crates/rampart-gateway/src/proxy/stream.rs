@@ -39,9 +39,11 @@ struct Relay {
     upstream_prompt: Option<u64>,
     upstream_completion: Option<u64>,
     text_bytes: usize,
+    /// Output scanning with hold-back, when the policy has any.
+    guard: Option<super::guard::StreamGuard>,
 }
 
-pub(super) async fn relay(x: Exchange, resp: reqwest::Response, strip_usage: bool) -> Result<Response, ApiError> {
+pub(super) async fn relay(mut x: Exchange, resp: reqwest::Response, strip_usage: bool) -> Result<Response, ApiError> {
     let status = resp.status();
     if !status.is_success() {
         let headers = resp.headers().clone();
@@ -69,7 +71,13 @@ pub(super) async fn relay(x: Exchange, resp: reqwest::Response, strip_usage: boo
     for (k, v) in &x.permit.headers {
         builder = builder.header(k, v);
     }
+    let guard = x
+        .scan
+        .take()
+        .filter(super::guard::ScanState::output_active)
+        .map(super::guard::StreamGuard::new);
     let relay = Relay {
+        guard,
         x,
         upstream: Box::pin(resp.bytes_stream()),
         framer: Framer::new(MAX_EVENT),
@@ -134,6 +142,19 @@ impl Relay {
             let mut out = BytesMut::new();
             for ev in events.drain(..) {
                 if ev.data == "[DONE]" {
+                    if let Some(g) = self.guard.as_mut() {
+                        match g.flush(&self.x.gw) {
+                            Ok(rest) => {
+                                for v in rest {
+                                    out.extend_from_slice(format!("data: {v}\n\n").as_bytes());
+                                }
+                            }
+                            Err(blocked) => {
+                                out.extend_from_slice(&self.blocked(&blocked));
+                                return Some(out.freeze());
+                            }
+                        }
+                    }
                     out.extend_from_slice(b"data: [DONE]\n\n");
                     self.saw_done = true;
                     break;
@@ -167,11 +188,20 @@ impl Relay {
                     continue;
                 }
                 self.text_bytes += chunk.text_bytes();
+                drop(chunk);
+                let data = match self.guard.as_mut().map(|g| g.chunk(&self.x.gw, &ev.data)) {
+                    None => ev.data,
+                    Some(Ok(d)) => d,
+                    Some(Err(blocked)) => {
+                        out.extend_from_slice(&self.blocked(&blocked));
+                        return Some(out.freeze());
+                    }
+                };
                 if let Some(name) = &ev.name {
                     out.extend_from_slice(format!("event: {name}\n").as_bytes());
                 }
                 // A multi-line payload goes out as several `data:` lines, as it came in.
-                for line in ev.data.split('\n') {
+                for line in data.split('\n') {
                     out.extend_from_slice(b"data: ");
                     out.extend_from_slice(line.as_bytes());
                     out.extend_from_slice(b"\n");
@@ -188,11 +218,34 @@ impl Relay {
         }
     }
 
+    /// Ends the stream because an output scanner blocked it: nothing of the offending text
+    /// has left (it was inside the hold-back window), and the client gets a clean error.
+    fn blocked(&mut self, b: &super::guard::OutputBlocked) -> Bytes {
+        tracing::info!(request_id = %self.x.rid.0, detector = b.0.detector.name(), kind = %b.0.kind, "stream cut by output scanner");
+        self.finish();
+        let msg = format!("the model's answer was cut off: it contained {} ({})", b.0.detector.name(), b.0.kind);
+        let v = json!({"error": {"message": msg, "type": "policy_violation", "param": null, "code": "output_blocked"}});
+        Bytes::from(format!("data: {v}\n\n"))
+    }
+
     fn fail(&mut self, metric: &'static str, code: &str, message: &str) -> Bytes {
+        // What was held back for scanning is scanned and sent before the error.
+        let mut out = BytesMut::new();
+        if let Some(mut g) = self.guard.take() {
+            match g.flush(&self.x.gw) {
+                Ok(rest) => {
+                    for v in rest {
+                        out.extend_from_slice(format!("data: {v}\n\n").as_bytes());
+                    }
+                }
+                Err(blocked) => return self.blocked(&blocked),
+            }
+        }
         self.x.gw.metrics.upstream_error(&self.x.upstream.name, metric);
         tracing::warn!(upstream = %self.x.upstream.name, code, "stream ended with an error event");
         self.finish();
-        error_event(code, message)
+        out.extend_from_slice(&error_event(code, message));
+        out.freeze()
     }
 
     fn finish(&mut self) {

@@ -170,8 +170,8 @@ async fn broken_streams_end_with_an_error_event() {
         assert_eq!(last["error"]["code"], want, "{model}: {text}");
         assert!(!text.contains("[DONE]"), "{model}");
         assert!(
-            text.contains("\"one\""),
-            "{model}: good events before the failure still arrive"
+            text.contains("one"),
+            "{model}: good text before the failure still arrives (scanned, after the hold-back)"
         );
         assert!(
             !text.contains("never"),
