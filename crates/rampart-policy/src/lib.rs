@@ -30,8 +30,8 @@ pub use config::{
     AuthConfig, Config, LimitsConfig, LogConfig, LogFormat, ModelConfig, OidcConfig, PolicyConfig, Quota, ServerConfig,
     Target, TlsConfig, UpstreamConfig, UpstreamKind,
 };
-pub use scan::{
-    InjectionRule, InputRules, OutputRules, RoleThresholds, Rule, ScanAction, ScanConfig, ScanMode, ScanOverride, ScanPolicy,
-    SpotlightStyle, SystemMessages,
-};
 pub use error::{ConfigError, ConfigProblem, PolicyError};
+pub use scan::{
+    InjectionRule, InputRules, OutputRules, RoleThresholds, Rule, ScanAction, ScanConfig, ScanMode, ScanOverride,
+    ScanPolicy, SpotlightStyle, SystemMessages,
+};

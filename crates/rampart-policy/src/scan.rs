@@ -121,7 +121,7 @@ impl Default for RoleThresholds {
     fn default() -> Self {
         RoleThresholds {
             system: 0.9,
-            user: 0.5,
+            user: 0.6,
             assistant: 0.9,
             tool: 0.35,
         }
@@ -328,7 +328,10 @@ impl ScanConfig {
         }
         let check = |name: &str, r: &Rule, allowed: &[ScanAction], out: &mut Vec<String>| {
             if !allowed.contains(&r.action) {
-                out.push(format!("scan {name}: action `{}` is not possible here", r.action.name()));
+                out.push(format!(
+                    "scan {name}: action `{}` is not possible here",
+                    r.action.name()
+                ));
             }
             if !(0.0..=1.0).contains(&r.min_score) {
                 out.push(format!("scan {name}: min_score must be in [0, 1]"));
@@ -347,7 +350,12 @@ impl ScanConfig {
                 o.injection.unwrap_or(self.input.injection),
             ));
         }
-        check("input.invisible_text", &self.input.invisible_text, &[Off, Flag, Redact, Block], &mut out);
+        check(
+            "input.invisible_text",
+            &self.input.invisible_text,
+            &[Off, Flag, Redact, Block],
+            &mut out,
+        );
         for (pii, secrets, inj) in all_inputs {
             check("input.pii", &pii, &input_ok, &mut out);
             check("input.secrets", &secrets, &[Off, Flag, Redact, Block], &mut out);
@@ -358,7 +366,10 @@ impl ScanConfig {
                 out.push("scan input.injection: tool_action must be off, flag, spotlight or block".into());
             }
             let t = inj.thresholds;
-            if [t.system, t.user, t.assistant, t.tool].iter().any(|v| !(0.0..=1.0).contains(v)) {
+            if [t.system, t.user, t.assistant, t.tool]
+                .iter()
+                .any(|v| !(0.0..=1.0).contains(v))
+            {
                 out.push("scan input.injection.thresholds must be in [0, 1]".into());
             }
         }
@@ -399,7 +410,11 @@ impl ScanPolicy {
                 if f.score < t {
                     return ScanAction::Off;
                 }
-                return if role.is_untrusted_data() { inj.tool_action } else { inj.action };
+                return if role.is_untrusted_data() {
+                    inj.tool_action
+                } else {
+                    inj.action
+                };
             }
             Detector::Pii => self.input.pii,
             Detector::Secret => self.input.secrets,

@@ -1,6 +1,8 @@
 //! Criterion benchmarks for the input pipeline (normalisation + every detector) and the
 //! output/stream path. `cargo bench -p rampart-scan`.
 
+#![allow(missing_docs)]
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rampart_scan::stream::{StreamScanner, Verdict};
 use rampart_scan::{OutputContext, Role, Scanner};
@@ -42,14 +44,22 @@ fn bench(c: &mut Criterion) {
     g.bench_function("injection", |b| b.iter(|| scanner.injection().score(&p, Role::User)));
     g.bench_function("pii", |b| b.iter(|| scanner.scan_pii(&p)));
     g.bench_function("secrets", |b| b.iter(|| scanner.scan_secrets(&p)));
-    let ctx = OutputContext::new(Some("rk-canary-0123456789abcdef".into()), Some(&p), vec!["example.org".into()]);
+    let ctx = OutputContext::new(
+        Some("rk-canary-0123456789abcdef".into()),
+        Some(&p),
+        vec!["example.org".into()],
+    );
     g.bench_function("output", |b| b.iter(|| scanner.scan_output(&p, &ctx)));
     g.finish();
 
     let mut g = c.benchmark_group("stream");
     let text = p.repeat(4);
     g.throughput(Throughput::Bytes(text.len() as u64));
-    let deltas: Vec<&str> = text.as_bytes().chunks(16).filter_map(|c| std::str::from_utf8(c).ok()).collect();
+    let deltas: Vec<&str> = text
+        .as_bytes()
+        .chunks(16)
+        .filter_map(|c| std::str::from_utf8(c).ok())
+        .collect();
     g.bench_function("4KB_in_16B_deltas", |b| {
         b.iter(|| {
             let mut s = StreamScanner::new(256);

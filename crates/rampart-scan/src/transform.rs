@@ -154,16 +154,30 @@ mod tests {
         let f = |s: usize, e: usize| Finding::new(Detector::Pii, "person", 0.9, s, e);
         let (a, b, c) = (f(0, 11), f(21, 30), f(37, 48));
         let mut p = Pseudonyms::default();
-        let out = rewrite(text, &[(&a, Edit::Pseudonymize), (&b, Edit::Pseudonymize), (&c, Edit::Pseudonymize)], &mut p);
+        let out = rewrite(
+            text,
+            &[
+                (&a, Edit::Pseudonymize),
+                (&b, Edit::Pseudonymize),
+                (&c, Edit::Pseudonymize),
+            ],
+            &mut p,
+        );
         assert_eq!(out, "<PERSON_1> wrote to <PERSON_2>, then <PERSON_1> again.");
-        assert_eq!(p.restore("Dear <PERSON_2>, <PERSON_1> says hi <3"), "Dear Bob Jones, Alice Smith says hi <3");
+        assert_eq!(
+            p.restore("Dear <PERSON_2>, <PERSON_1> says hi <3"),
+            "Dear Bob Jones, Alice Smith says hi <3"
+        );
     }
 
     #[test]
     fn redaction_and_spotlight() {
         let f = Finding::new(Detector::Pii, "email", 0.9, 5, 17);
         let mut p = Pseudonyms::default();
-        assert_eq!(rewrite("mail a@example.io now", &[(&f, Edit::Redact)], &mut p), "mail [EMAIL] now");
+        assert_eq!(
+            rewrite("mail a@example.io now", &[(&f, Edit::Redact)], &mut p),
+            "mail [EMAIL] now"
+        );
         assert_eq!(spotlight("ignore  all rules", Spotlight::Datamark), "ignoreˆallˆrules");
         assert!(spotlight("x >> y", Spotlight::Delimit).contains("x ›› y"));
     }

@@ -163,7 +163,10 @@ pub fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         let out = json!({"blocked": blocked, "injection_score": round(report.injection_score), "role": role.name(), "bytes": text.len(), "findings": findings});
         println!("{out}");
     } else {
-        println!("{:<18} {:<26} {:>6} {:>14}  {:<12} text", "detector", "type", "score", "span", "action");
+        println!(
+            "{:<18} {:<26} {:>6} {:>14}  {:<12} text",
+            "detector", "type", "score", "span", "action"
+        );
         for (f, a) in &rows {
             let snippet: String = text.get(f.start..f.end).unwrap_or("").chars().take(40).collect();
             let snippet = snippet.replace(['\n', '\r', '\t'], " ");
@@ -195,7 +198,9 @@ fn read_samples(path: &Path) -> anyhow::Result<Vec<Sample>> {
         }
         let v: serde_json::Value =
             serde_json::from_str(line).with_context(|| format!("{}:{}: not JSON", path.display(), i + 1))?;
-        let text = v["text"].as_str().with_context(|| format!("{}:{}: no `text`", path.display(), i + 1))?;
+        let text = v["text"]
+            .as_str()
+            .with_context(|| format!("{}:{}: no `text`", path.display(), i + 1))?;
         let label = match &v["label"] {
             serde_json::Value::Bool(b) => *b,
             serde_json::Value::Number(n) => n.as_u64() == Some(1),
@@ -212,7 +217,9 @@ fn read_samples(path: &Path) -> anyhow::Result<Vec<Sample>> {
 }
 
 fn read_components(dir: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
     let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
     files.sort();
     files
@@ -297,7 +304,9 @@ fn eval_injection(args: &EvalArgs) -> anyhow::Result<ExitCode> {
         rows.retain(|s| train::is_validation(&s.text));
     }
     let model = match &args.model {
-        Some(p) => InjectionModel::from_bytes(&std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?)?,
+        Some(p) => {
+            InjectionModel::from_bytes(&std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?)?
+        }
         None => InjectionModel::embedded(),
     };
     let d = InjectionDetector::new(model);
@@ -347,10 +356,18 @@ fn eval_injection(args: &EvalArgs) -> anyhow::Result<ExitCode> {
         rows.len(),
         pos.len(),
         neg.len(),
-        if args.split == SplitArg::Validation { ", validation split" } else { "" }
+        if args.split == SplitArg::Validation {
+            ", validation split"
+        } else {
+            ""
+        }
     );
     println!("  ROC AUC            {:.4}", roc_auc(&pos, &neg).unwrap_or(f64::NAN));
-    println!("  TPR @ 1% FPR       {:.4}  (threshold {:.3})", tpr_at_fpr(&pos, &neg, 0.01), t1);
+    println!(
+        "  TPR @ 1% FPR       {:.4}  (threshold {:.3})",
+        tpr_at_fpr(&pos, &neg, 0.01),
+        t1
+    );
     println!("  TPR @ 0.1% FPR     {:.4}", tpr_at_fpr(&pos, &neg, 0.001));
     println!(
         "  at policy threshold {:.2}: precision {:.4}, recall {:.4}, F1 {:.4}",
@@ -361,9 +378,18 @@ fn eval_injection(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     );
     println!("  latency            {us_per_kb:.1} µs per KB");
     println!("  per source family (at the 1%-FPR threshold | at the policy threshold):");
-    println!("    {:<26} {:>5} {:>5} {:>8} {:>8} | {:>8} {:>8}", "family", "pos", "neg", "TPR", "FPR", "TPR", "FPR");
+    println!(
+        "    {:<26} {:>5} {:>5} {:>8} {:>8} | {:>8} {:>8}",
+        "family", "pos", "neg", "TPR", "FPR", "TPR", "FPR"
+    );
     for (f, (p, n)) in &fams {
-        let fmt = |v: &[f32], t: f32| if v.is_empty() { "-".to_owned() } else { format!("{:.4}", rate_above(v, t)) };
+        let fmt = |v: &[f32], t: f32| {
+            if v.is_empty() {
+                "-".to_owned()
+            } else {
+                format!("{:.4}", rate_above(v, t))
+            }
+        };
         let tp = policy_threshold - f32::EPSILON;
         println!(
             "    {:<26} {:>5} {:>5} {:>8} {:>8} | {:>8} {:>8}",
@@ -386,11 +412,15 @@ fn eval_loso(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     let families: std::collections::BTreeSet<&str> = rows.iter().map(Sample::family).collect();
     println!("leave-one-source-out: train without a family (and without the validation split), test on all of it;");
     println!("threshold = 1% FPR on the validation negatives of the other families");
-    println!("  {:<26} {:>5} {:>5} {:>8} {:>8} {:>9}", "held-out family", "pos", "neg", "TPR", "FPR", "threshold");
+    println!(
+        "  {:<26} {:>5} {:>5} {:>8} {:>8} {:>9}",
+        "held-out family", "pos", "neg", "TPR", "FPR", "threshold"
+    );
     let mut out = serde_json::Map::new();
     for fam in families {
-        let train_idx: Vec<usize> =
-            (0..rows.len()).filter(|&i| rows[i].family() != fam && !train::is_validation(&rows[i].text)).collect();
+        let train_idx: Vec<usize> = (0..rows.len())
+            .filter(|&i| rows[i].family() != fam && !train::is_validation(&rows[i].text))
+            .collect();
         let f: Vec<_> = train_idx.iter().map(|&i| feats[i].clone()).collect();
         let l: Vec<bool> = train_idx.iter().map(|&i| rows[i].label).collect();
         let model = train::fit(&f, &l, &Settings::default());
@@ -402,11 +432,27 @@ fn eval_loso(args: &EvalArgs) -> anyhow::Result<ExitCode> {
             .map(margin)
             .collect();
         let t = threshold_at_fpr(&val_neg, 0.01).unwrap_or(0.5);
-        let (p, n): (Vec<usize>, Vec<usize>) = (0..rows.len()).filter(|&i| rows[i].family() == fam).partition(|&i| rows[i].label);
+        let (p, n): (Vec<usize>, Vec<usize>) = (0..rows.len())
+            .filter(|&i| rows[i].family() == fam)
+            .partition(|&i| rows[i].label);
         let ps: Vec<f32> = p.iter().map(|&i| margin(i)).collect();
         let ns: Vec<f32> = n.iter().map(|&i| margin(i)).collect();
-        let fmt = |v: &[f32]| if v.is_empty() { "-".to_owned() } else { format!("{:.4}", rate_above(v, t)) };
-        println!("  {:<26} {:>5} {:>5} {:>8} {:>8} {:>9.3}", fam, ps.len(), ns.len(), fmt(&ps), fmt(&ns), t);
+        let fmt = |v: &[f32]| {
+            if v.is_empty() {
+                "-".to_owned()
+            } else {
+                format!("{:.4}", rate_above(v, t))
+            }
+        };
+        println!(
+            "  {:<26} {:>5} {:>5} {:>8} {:>8} {:>9.3}",
+            fam,
+            ps.len(),
+            ns.len(),
+            fmt(&ps),
+            fmt(&ns),
+            t
+        );
         out.insert(
             fam.to_owned(),
             json!({"positives": ps.len(), "negatives": ns.len(), "tpr": (!ps.is_empty()).then(|| rate_above(&ps, t)), "fpr": (!ns.is_empty()).then(|| rate_above(&ns, t)), "threshold": t}),
@@ -479,11 +525,19 @@ fn load_pii(path: &Path) -> anyhow::Result<Vec<(String, Vec<Gold>)>> {
     for r in v.as_array().context("expected a JSON array of records")? {
         let t = r["full_text"].as_str().context("record without full_text")?;
         // Presidio positions are in characters; convert to bytes.
-        let offsets: Vec<usize> = t.char_indices().map(|(i, _)| i).chain(std::iter::once(t.len())).collect();
+        let offsets: Vec<usize> = t
+            .char_indices()
+            .map(|(i, _)| i)
+            .chain(std::iter::once(t.len()))
+            .collect();
         let mut gold = Vec::new();
         for s in r["spans"].as_array().into_iter().flatten() {
-            let (Some(a), Some(b)) = (s["start_position"].as_u64(), s["end_position"].as_u64()) else { continue };
-            let (Some(&a), Some(&b)) = (offsets.get(a as usize), offsets.get(b as usize)) else { continue };
+            let (Some(a), Some(b)) = (s["start_position"].as_u64(), s["end_position"].as_u64()) else {
+                continue;
+            };
+            let (Some(&a), Some(&b)) = (offsets.get(a as usize), offsets.get(b as usize)) else {
+                continue;
+            };
             gold.push((a, b, presidio_kind(s["entity_type"].as_str().unwrap_or(""))));
         }
         docs.push((t.to_owned(), gold));
@@ -506,7 +560,9 @@ fn eval_pii(args: &EvalArgs) -> anyhow::Result<ExitCode> {
         let overlaps = |a: (usize, usize), b: (usize, usize)| a.0 < b.1 && b.0 < a.1;
         for g in gold {
             let Some(kind) = g.2 else { continue };
-            let hit = found.iter().any(|f| f.kind == kind && overlaps((f.start, f.end), (g.0, g.1)));
+            let hit = found
+                .iter()
+                .any(|f| f.kind == kind && overlaps((f.start, f.end), (g.0, g.1)));
             per.entry(kind).or_default().add(hit, true);
             all.add(hit, true);
         }
@@ -514,8 +570,12 @@ fn eval_pii(args: &EvalArgs) -> anyhow::Result<ExitCode> {
             if conll && f.kind != "person" {
                 continue; // CoNLL data labels names only.
             }
-            let matched = gold.iter().any(|g| g.2 == Some(kind_static(&f.kind)) && overlaps((f.start, f.end), (g.0, g.1)));
-            let neutral = gold.iter().any(|g| g.2.is_none() && overlaps((f.start, f.end), (g.0, g.1)));
+            let matched = gold
+                .iter()
+                .any(|g| g.2 == Some(kind_static(&f.kind)) && overlaps((f.start, f.end), (g.0, g.1)));
+            let neutral = gold
+                .iter()
+                .any(|g| g.2.is_none() && overlaps((f.start, f.end), (g.0, g.1)));
             if !matched && !neutral {
                 per.entry(kind_static(&f.kind)).or_default().add(true, false);
                 all.add(true, false);
@@ -529,24 +589,64 @@ fn eval_pii(args: &EvalArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|(k, c)| (k.to_string(), json!({"tp": c.tp, "fp": c.fp, "fn": c.fn_, "precision": c.precision(), "recall": c.recall(), "f1": c.f1()})))
             .collect();
-        println!("{}", json!({"documents": docs.len(), "precision": all.precision(), "recall": all.recall(), "f1": all.f1(), "latency_us_per_kb": us_per_kb, "per_type": m}));
+        println!(
+            "{}",
+            json!({"documents": docs.len(), "precision": all.precision(), "recall": all.recall(), "f1": all.f1(), "latency_us_per_kb": us_per_kb, "per_type": m})
+        );
         return Ok(ExitCode::SUCCESS);
     }
     println!("pii: {} documents, span-level (overlap) at min_score {min}", docs.len());
-    println!("  {:<18} {:>6} {:>6} {:>6} {:>9} {:>9} {:>9}", "type", "tp", "fp", "fn", "precision", "recall", "F1");
+    println!(
+        "  {:<18} {:>6} {:>6} {:>6} {:>9} {:>9} {:>9}",
+        "type", "tp", "fp", "fn", "precision", "recall", "F1"
+    );
     for (k, c) in &per {
-        println!("  {:<18} {:>6} {:>6} {:>6} {:>9.4} {:>9.4} {:>9.4}", k, c.tp, c.fp, c.fn_, c.precision(), c.recall(), c.f1());
+        println!(
+            "  {:<18} {:>6} {:>6} {:>6} {:>9.4} {:>9.4} {:>9.4}",
+            k,
+            c.tp,
+            c.fp,
+            c.fn_,
+            c.precision(),
+            c.recall(),
+            c.f1()
+        );
     }
-    println!("  {:<18} {:>6} {:>6} {:>6} {:>9.4} {:>9.4} {:>9.4}", "ALL", all.tp, all.fp, all.fn_, all.precision(), all.recall(), all.f1());
+    println!(
+        "  {:<18} {:>6} {:>6} {:>6} {:>9.4} {:>9.4} {:>9.4}",
+        "ALL",
+        all.tp,
+        all.fp,
+        all.fn_,
+        all.precision(),
+        all.recall(),
+        all.f1()
+    );
     println!("  latency {us_per_kb:.1} µs per KB");
     Ok(ExitCode::SUCCESS)
 }
 
 fn kind_static(k: &str) -> &'static str {
     const KINDS: &[&str] = &[
-        "person", "email", "phone_number", "credit_card", "iban", "us_ssn", "ip_address", "address", "driver_license",
-        "mac_address", "date_of_birth", "passport_number", "uk_nino", "in_pan", "in_aadhaar", "es_dni", "it_fiscal_code",
-        "cn_resident_id", "br_cpf",
+        "person",
+        "email",
+        "phone_number",
+        "credit_card",
+        "iban",
+        "us_ssn",
+        "ip_address",
+        "address",
+        "driver_license",
+        "mac_address",
+        "date_of_birth",
+        "passport_number",
+        "uk_nino",
+        "in_pan",
+        "in_aadhaar",
+        "es_dni",
+        "it_fiscal_code",
+        "cn_resident_id",
+        "br_cpf",
     ];
     KINDS.iter().find(|x| **x == k).copied().unwrap_or("other")
 }
@@ -565,12 +665,20 @@ fn eval_secrets(args: &EvalArgs) -> anyhow::Result<ExitCode> {
         all.add(hit, r.label);
         per.entry(r.source.as_str()).or_default().add(hit, r.label);
         if hit != r.label && misses.len() < 10 {
-            misses.push(format!("{} {}: {}", if r.label { "missed" } else { "false alarm" }, r.source, r.text.chars().take(80).collect::<String>()));
+            misses.push(format!(
+                "{} {}: {}",
+                if r.label { "missed" } else { "false alarm" },
+                r.source,
+                r.text.chars().take(80).collect::<String>()
+            ));
         }
     }
     let us_per_kb = started.elapsed().as_secs_f64() * 1e6 / (bytes as f64 / 1024.0).max(1e-9);
     if args.json {
-        println!("{}", json!({"rows": rows.len(), "precision": all.precision(), "recall": all.recall(), "f1": all.f1(), "latency_us_per_kb": us_per_kb}));
+        println!(
+            "{}",
+            json!({"rows": rows.len(), "precision": all.precision(), "recall": all.recall(), "f1": all.f1(), "latency_us_per_kb": us_per_kb})
+        );
         return Ok(ExitCode::SUCCESS);
     }
     println!("secrets: {} texts, text-level at min_score {min}", rows.len());
@@ -578,7 +686,12 @@ fn eval_secrets(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     for (k, c) in &per {
         println!("  {:<28} {:>5} {:>5} {:>5} {:>5}", k, c.tp, c.fp, c.fn_, c.tn);
     }
-    println!("  precision {:.4}, recall {:.4}, F1 {:.4}", all.precision(), all.recall(), all.f1());
+    println!(
+        "  precision {:.4}, recall {:.4}, F1 {:.4}",
+        all.precision(),
+        all.recall(),
+        all.f1()
+    );
     println!("  latency {us_per_kb:.1} µs per KB");
     for m in misses {
         println!("  {m}");

@@ -93,7 +93,9 @@ pub(super) async fn relay(mut x: Exchange, endpoint: Endpoint, resp: reqwest::Re
                 tracing::info!(request_id = %x.rid.0, detector = blocked.0.detector.name(), kind = %blocked.0.kind, "answer withheld by output scanner");
                 return Err(blocked.error());
             }
-            rewritten = Some(Bytes::from(serde_json::to_vec(&value).map_err(|_| invalid("cannot re-encode"))?));
+            rewritten = Some(Bytes::from(
+                serde_json::to_vec(&value).map_err(|_| invalid("cannot re-encode"))?,
+            ));
         }
     }
     x.account(prompt, completion);

@@ -107,7 +107,7 @@ fn block_error(f: &Finding, index: usize, param: &str) -> ApiError {
             f.kind, f.score
         ),
     )
-    .with_param(&format!("{param}[{index}]"))
+    .with_param(format!("{param}[{index}]"))
 }
 
 fn random_canary() -> String {
@@ -170,7 +170,7 @@ fn guard_chat(
                         "system_message_not_allowed",
                         "client-supplied system messages are not allowed by this gateway's policy",
                     )
-                    .with_param(&format!("messages[{i}].role")));
+                    .with_param(format!("messages[{i}].role")));
                 }
                 SystemMessages::Demote if !shadow => {
                     m.insert("role".into(), Value::String("user".into()));
@@ -329,10 +329,7 @@ fn guard_text(
         // a way that matters: they are applied first, back to front, after the edits).
         let mut rewritten = transform::rewrite(text, &edits, &mut state.pseudonyms);
         if !remove.is_empty() {
-            rewritten = rewritten
-                .chars()
-                .filter(|&c| !is_invisible(c))
-                .collect();
+            rewritten = rewritten.chars().filter(|&c| !is_invisible(c)).collect();
         }
         *text = rewritten;
     }
@@ -364,7 +361,12 @@ impl OutputBlocked {
 }
 
 /// Scans and rewrites one piece of model output (buffered answers).
-pub fn guard_output_text(gw: &Gateway, state: &mut ScanState, text: &str, index: usize) -> Result<String, OutputBlocked> {
+pub fn guard_output_text(
+    gw: &Gateway,
+    state: &mut ScanState,
+    text: &str,
+    index: usize,
+) -> Result<String, OutputBlocked> {
     let mut edits_owned: Vec<Finding> = Vec::new();
     if state.policy.output_active() {
         let findings = gw.scanner.scan_output(text, &state.ctx);
@@ -414,6 +416,9 @@ pub fn guard_answer(gw: &Gateway, state: &mut ScanState, body: &mut Value) -> Re
     Ok(())
 }
 
+/// A choice index and, for tool-call arguments, the tool call's index.
+type StreamKey = (u64, Option<u64>);
+
 /// Incremental output scanning for one stream: a scanner per choice's content and per tool
 /// call's arguments.
 #[derive(Debug)]
@@ -436,7 +441,13 @@ impl StreamGuard {
         &self.state
     }
 
-    fn push(&mut self, gw: &Gateway, key: (u64, Option<u64>), delta: &str, last: bool) -> Result<String, OutputBlocked> {
+    fn push(
+        &mut self,
+        gw: &Gateway,
+        key: (u64, Option<u64>),
+        delta: &str,
+        last: bool,
+    ) -> Result<String, OutputBlocked> {
         let holdback = self.state.holdback.max(self.state.pseudonyms.longest() + 8);
         let scanner = self.scanners.entry(key).or_insert_with(|| StreamScanner::new(holdback));
         let policy = self.state.policy.clone();
@@ -488,7 +499,9 @@ impl StreamGuard {
             if let Some(Value::String(t)) = c.get_mut("text") {
                 *t = self.push(gw, (idx, None), t, last)?;
             }
-            let Some(Value::Object(delta)) = c.get_mut("delta") else { continue };
+            let Some(Value::Object(delta)) = c.get_mut("delta") else {
+                continue;
+            };
             if let Some(Value::String(t)) = delta.get_mut("content") {
                 *t = self.push(gw, (idx, None), t, false)?;
             }
@@ -509,7 +522,7 @@ impl StreamGuard {
         Ok(serde_json::to_string(&v).unwrap_or_else(|_| data.to_owned()))
     }
 
-    fn flush_choice(&mut self, gw: &Gateway, idx: u64) -> Result<Vec<((u64, Option<u64>), String)>, OutputBlocked> {
+    fn flush_choice(&mut self, gw: &Gateway, idx: u64) -> Result<Vec<(StreamKey, String)>, OutputBlocked> {
         let mut keys: Vec<(u64, Option<u64>)> = self.scanners.keys().copied().filter(|k| k.0 == idx).collect();
         keys.sort();
         let mut out = Vec::new();
@@ -536,7 +549,9 @@ impl StreamGuard {
                 put_rest(&mut delta, key, rest);
             }
             if !delta.is_empty() {
-                out.push(serde_json::json!({"object": "chat.completion.chunk", "choices": [{"index": idx, "delta": delta}]}));
+                out.push(
+                    serde_json::json!({"object": "chat.completion.chunk", "choices": [{"index": idx, "delta": delta}]}),
+                );
             }
         }
         Ok(out)
@@ -553,10 +568,14 @@ fn put_rest(delta: &mut Map<String, Value>, key: (u64, Option<u64>), rest: Strin
         Some(ti) => {
             let calls = delta.entry("tool_calls").or_insert_with(|| Value::Array(Vec::new()));
             let Value::Array(calls) = calls else { return };
-            let existing = calls.iter_mut().find(|c| c.get("index").and_then(Value::as_u64) == Some(ti));
+            let existing = calls
+                .iter_mut()
+                .find(|c| c.get("index").and_then(Value::as_u64) == Some(ti));
             match existing {
                 Some(c) => {
-                    let f = c.as_object_mut().map(|o| o.entry("function").or_insert_with(|| serde_json::json!({})));
+                    let f = c
+                        .as_object_mut()
+                        .map(|o| o.entry("function").or_insert_with(|| serde_json::json!({})));
                     if let Some(Value::Object(f)) = f {
                         let prev = f.get("arguments").and_then(Value::as_str).unwrap_or("").to_owned();
                         f.insert("arguments".into(), Value::String(prev + &rest));

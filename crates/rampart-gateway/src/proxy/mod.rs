@@ -4,9 +4,9 @@
 //!    the gateway buffer anything;
 //! 2. read the body within `limits.max_body_bytes` and parse it (`openai.rs`);
 //! 3. resolve the model to its route; check the kill switch; authorize with Cedar;
-//! 4. check prompt size, cap `max_tokens`, and admit against the limits;
-//! 4b. scan the input and apply the policy's actions (`guard.rs`): block, redact,
-//!     pseudonymize, spotlight, flag; demote client system messages; plant the canary;
+//! 4. check prompt size, cap `max_tokens`, admit against the limits, then scan the input and
+//!    apply the policy's actions (`guard.rs`): block, redact, pseudonymize, spotlight, flag;
+//!    demote client system messages; plant the canary;
 //! 5. send upstream with failover (`send.rs`);
 //! 6. relay the answer: buffered and checked (`buffered.rs`) or streamed event by event
 //!    (`stream.rs`), charging completion tokens from the upstream's usage; output scanners

@@ -223,7 +223,11 @@ impl Relay {
     fn blocked(&mut self, b: &super::guard::OutputBlocked) -> Bytes {
         tracing::info!(request_id = %self.x.rid.0, detector = b.0.detector.name(), kind = %b.0.kind, "stream cut by output scanner");
         self.finish();
-        let msg = format!("the model's answer was cut off: it contained {} ({})", b.0.detector.name(), b.0.kind);
+        let msg = format!(
+            "the model's answer was cut off: it contained {} ({})",
+            b.0.detector.name(),
+            b.0.kind
+        );
         let v = json!({"error": {"message": msg, "type": "policy_violation", "param": null, "code": "output_blocked"}});
         Bytes::from(format!("data: {v}\n\n"))
     }

@@ -202,7 +202,14 @@ impl InjectionDetector {
         (bits, feats)
     }
 
-    fn extract(&self, norm: &Normalized<'_>, role: Role, canon: &mut String, extra: &mut String, feats: &mut Vec<Feature>) -> u32 {
+    fn extract(
+        &self,
+        norm: &Normalized<'_>,
+        role: Role,
+        canon: &mut String,
+        extra: &mut String,
+        feats: &mut Vec<Feature>,
+    ) -> u32 {
         features::canonical(&norm.text, canon);
         for d in &norm.decoded {
             features::canonical(&d.text, extra);
@@ -259,7 +266,9 @@ pub fn windows(text: &str) -> Vec<&str> {
     while i < b.len() {
         let len = i - start;
         let at_line_end = b[i] == b'\n';
-        let at_sentence_end = len >= WINDOW_MIN && matches!(b[i], b'.' | b'?' | b'!') && b.get(i + 1).is_none_or(|c| c.is_ascii_whitespace());
+        let at_sentence_end = len >= WINDOW_MIN
+            && matches!(b[i], b'.' | b'?' | b'!')
+            && b.get(i + 1).is_none_or(|c| c.is_ascii_whitespace());
         let too_long = len >= WINDOW_MAX && text.is_char_boundary(i);
         if ((at_line_end || at_sentence_end) && len >= WINDOW_MIN) || too_long {
             let end = if too_long { i } else { i + 1 };
@@ -311,7 +320,10 @@ fn structure(norm: &Normalized<'_>, role: Role, canon: &str, feats: &mut Vec<Fea
     let tail = text.get(text.len().saturating_sub(240)..).unwrap_or(text);
     let tokens: Vec<&str> = tail.split_whitespace().collect();
     if tokens.len() >= 8 {
-        let punct = tokens.iter().filter(|t| t.chars().all(|c| c.is_ascii_punctuation())).count();
+        let punct = tokens
+            .iter()
+            .filter(|t| t.chars().all(|c| c.is_ascii_punctuation()))
+            .count();
         let camel = tokens
             .iter()
             .filter(|t| {

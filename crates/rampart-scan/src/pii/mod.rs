@@ -41,36 +41,166 @@ struct Rule {
     check: Check,
 }
 
-const BIRTH: &[&str] = &["born", "birth", "dob", "d.o.b", "geboren", "né le", "née le", "nacido", "nacimiento"];
+const BIRTH: &[&str] = &[
+    "born",
+    "birth",
+    "dob",
+    "d.o.b",
+    "geboren",
+    "né le",
+    "née le",
+    "nacido",
+    "nacimiento",
+];
 const PASSPORT: &[&str] = &["passport", "reisepass", "passeport", "pasaporte", "passaporto"];
 const LICENSE: &[&str] = &["driver", "licence", "license", "dl#", "dl no", "dl number"];
 const SSN_CTX: &[&str] = &["ssn", "social security", "social-security"];
 
 const RULES: &[Rule] = &[
-    Rule { kind: "email", pattern: r"\b[A-Za-z0-9][A-Za-z0-9._%+\-]{0,63}@[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}\.)+[A-Za-z]{2,24}\b", score: 0.95, check: Check::None },
-    Rule { kind: "credit_card", pattern: r"\b(?:\d[ \-]?){12,18}\d\b", score: 0.95, check: Check::Card },
-    Rule { kind: "iban", pattern: r"(?i)\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b", score: 0.95, check: Check::Iban },
-    Rule { kind: "us_ssn", pattern: r"\b\d{3}-\d{2}-\d{4}\b", score: 0.85, check: Check::Ssn },
-    Rule { kind: "us_ssn", pattern: r"\b\d{9}\b", score: 0.8, check: Check::Context(SSN_CTX) },
-    Rule { kind: "ip_address", pattern: r"\b(?:\d{1,3}\.){3}\d{1,3}\b", score: 0.8, check: Check::Ipv4 },
-    Rule { kind: "ip_address", pattern: r"(?i)(?:\b|::)(?:[0-9a-f]{1,4}:){2,7}(?::|[0-9a-f]{1,4})(?:[0-9a-f]{0,4}:?)*[0-9a-f]{0,4}\b", score: 0.8, check: Check::Ipv6 },
-    Rule { kind: "mac_address", pattern: r"(?i)\b[0-9a-f]{2}(?::[0-9a-f]{2}){5}\b|\b[0-9a-f]{2}(?:-[0-9a-f]{2}){5}\b", score: 0.8, check: Check::None },
-    Rule { kind: "phone_number", pattern: r"(?:\+|\b00)\d{1,3}[ .\-]?(?:\(\d{1,4}\)[ .\-]?)?\d{1,4}(?:[ .\-]?\d{2,4}){1,4}(?:\s?(?:x|ext\.?)\s?\d{1,6})?\b", score: 0.85, check: Check::Phone },
-    Rule { kind: "phone_number", pattern: r"(?:\(\d{3}\)\s?|\b\d{3}[ .\-])\d{3}[ .\-]\d{4}(?:\s?(?:x|ext\.?)\s?\d{1,6})?\b", score: 0.8, check: Check::Phone },
-    Rule { kind: "phone_number", pattern: r"\b0\d{1,4}[ \-]\d{3,4}[ \-]?\d{3,4}(?:\s?x\d{1,6})?\b", score: 0.7, check: Check::Phone },
-    Rule { kind: "date_of_birth", pattern: r"(?i)\b(?:\d{1,2}[/.\-]\d{1,2}[/.\-](?:19|20)?\d{2}|(?:19|20)\d{2}-\d{2}-\d{2}|\d{1,2} (?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]* (?:19|20)\d{2}|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]* \d{1,2},? (?:19|20)\d{2})\b", score: 0.85, check: Check::Context(BIRTH) },
-    Rule { kind: "passport_number", pattern: r"\b[A-Z0-9]{1,2}\d{6,8}\b|\b[A-Z]\d{7,8}\b", score: 0.85, check: Check::Context(PASSPORT) },
-    Rule { kind: "driver_license", pattern: r"(?i)\b[A-Z]{0,2}\d{6,14}[A-Z]?\b", score: 0.75, check: Check::Context(LICENSE) },
-    Rule { kind: "uk_nino", pattern: r"\b[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b", score: 0.85, check: Check::None },
-    Rule { kind: "in_pan", pattern: r"\b[A-Z]{3}[PCHABGJLFT][A-Z]\d{4}[A-Z]\b", score: 0.8, check: Check::None },
-    Rule { kind: "in_aadhaar", pattern: r"\b[2-9]\d{3} ?\d{4} ?\d{4}\b", score: 0.85, check: Check::Aadhaar },
-    Rule { kind: "es_dni", pattern: r"\b\d{8}[A-HJ-NP-TV-Z]\b", score: 0.85, check: Check::Dni },
-    Rule { kind: "it_fiscal_code", pattern: r"\b[A-Z]{6}\d{2}[A-EHLMPR-T]\d{2}[A-Z]\d{3}[A-Z]\b", score: 0.9, check: Check::None },
-    Rule { kind: "cn_resident_id", pattern: r"\b\d{17}[\dXx]\b", score: 0.9, check: Check::ChineseId },
-    Rule { kind: "br_cpf", pattern: r"\b\d{3}\.\d{3}\.\d{3}-\d{2}\b", score: 0.9, check: Check::Cpf },
-    Rule { kind: "address", pattern: r"\b\d{1,6}(?: [A-Z][a-z]+| [NSEW]\.?){1,4} (?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Circle|Cir|Highway|Hwy|Parkway|Pkwy|Square|Sq|Trail|Alley|Crescent|Close|Row)\b\.?(?:,? (?:Apt|Suite|Unit|Ste|#)\.? ?[A-Za-z0-9\-]+)?", score: 0.8, check: Check::None },
-    Rule { kind: "address", pattern: r"(?i)\b[A-ZÀ-Ýa-zß-ÿ]+(?:straße|strasse|stasse|gasse|weg|allee|platz|vej|gatan|gade|katu|laan|straat|steeg)\.? \d{1,5}[a-z]?\b|\b(?:rue|avenue|boulevard|via|viale|calle|avenida|rua|ulica|utca|plaza|paseo|piazza|chemin) (?:[A-ZÀ-Ýa-zß-ÿ'\-]+ ){0,3}[A-ZÀ-Ýa-zß-ÿ'\-]+,? \d{1,5}\b|\b\d{1,5},? (?:rue|avenue|boulevard|via|calle|rua) (?:[a-zà-ÿ'\-]+ )?[A-ZÀ-Ý][a-zà-ÿ'\-]+", score: 0.75, check: Check::None },
-    Rule { kind: "address", pattern: r"\b[A-Z][a-z]+(?: [A-Z][a-z]+)*, (?:AL|AK|AZ|AR|CA|CO|CT|DE|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|NJ|NM|NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|DC) \d{5}(?:-\d{4})?\b", score: 0.8, check: Check::None },
+    Rule {
+        kind: "email",
+        pattern: r"\b[A-Za-z0-9][A-Za-z0-9._%+\-]{0,63}@[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}\.)+[A-Za-z]{2,24}\b",
+        score: 0.95,
+        check: Check::None,
+    },
+    Rule {
+        kind: "credit_card",
+        pattern: r"\b(?:\d[ \-]?){12,18}\d\b",
+        score: 0.95,
+        check: Check::Card,
+    },
+    Rule {
+        kind: "iban",
+        pattern: r"(?i)\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b",
+        score: 0.95,
+        check: Check::Iban,
+    },
+    Rule {
+        kind: "us_ssn",
+        pattern: r"\b\d{3}-\d{2}-\d{4}\b",
+        score: 0.85,
+        check: Check::Ssn,
+    },
+    Rule {
+        kind: "us_ssn",
+        pattern: r"\b\d{9}\b",
+        score: 0.8,
+        check: Check::Context(SSN_CTX),
+    },
+    Rule {
+        kind: "ip_address",
+        pattern: r"\b(?:\d{1,3}\.){3}\d{1,3}\b",
+        score: 0.8,
+        check: Check::Ipv4,
+    },
+    Rule {
+        kind: "ip_address",
+        pattern: r"(?i)(?:\b|::)(?:[0-9a-f]{1,4}:){2,7}(?::|[0-9a-f]{1,4})(?:[0-9a-f]{0,4}:?)*[0-9a-f]{0,4}\b",
+        score: 0.8,
+        check: Check::Ipv6,
+    },
+    Rule {
+        kind: "mac_address",
+        pattern: r"(?i)\b[0-9a-f]{2}(?::[0-9a-f]{2}){5}\b|\b[0-9a-f]{2}(?:-[0-9a-f]{2}){5}\b",
+        score: 0.8,
+        check: Check::None,
+    },
+    Rule {
+        kind: "phone_number",
+        pattern: r"(?:\+|\b00)\d{1,3}[ .\-]?(?:\(\d{1,4}\)[ .\-]?)?\d{1,4}(?:[ .\-]?\d{2,4}){1,4}(?:\s?(?:x|ext\.?)\s?\d{1,6})?\b",
+        score: 0.85,
+        check: Check::Phone,
+    },
+    Rule {
+        kind: "phone_number",
+        pattern: r"(?:\(\d{3}\)\s?|\b\d{3}[ .\-])\d{3}[ .\-]\d{4}(?:\s?(?:x|ext\.?)\s?\d{1,6})?\b",
+        score: 0.8,
+        check: Check::Phone,
+    },
+    Rule {
+        kind: "phone_number",
+        pattern: r"\b0\d{1,4}[ \-]\d{3,4}[ \-]?\d{3,4}(?:\s?x\d{1,6})?\b",
+        score: 0.7,
+        check: Check::Phone,
+    },
+    Rule {
+        kind: "date_of_birth",
+        pattern: r"(?i)\b(?:\d{1,2}[/.\-]\d{1,2}[/.\-](?:19|20)?\d{2}|(?:19|20)\d{2}-\d{2}-\d{2}|\d{1,2} (?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]* (?:19|20)\d{2}|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]* \d{1,2},? (?:19|20)\d{2})\b",
+        score: 0.85,
+        check: Check::Context(BIRTH),
+    },
+    Rule {
+        kind: "passport_number",
+        pattern: r"\b[A-Z0-9]{1,2}\d{6,8}\b|\b[A-Z]\d{7,8}\b",
+        score: 0.85,
+        check: Check::Context(PASSPORT),
+    },
+    Rule {
+        kind: "driver_license",
+        pattern: r"(?i)\b[A-Z]{0,2}\d{6,14}[A-Z]?\b",
+        score: 0.75,
+        check: Check::Context(LICENSE),
+    },
+    Rule {
+        kind: "uk_nino",
+        pattern: r"\b[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b",
+        score: 0.85,
+        check: Check::None,
+    },
+    Rule {
+        kind: "in_pan",
+        pattern: r"\b[A-Z]{3}[PCHABGJLFT][A-Z]\d{4}[A-Z]\b",
+        score: 0.8,
+        check: Check::None,
+    },
+    Rule {
+        kind: "in_aadhaar",
+        pattern: r"\b[2-9]\d{3} ?\d{4} ?\d{4}\b",
+        score: 0.85,
+        check: Check::Aadhaar,
+    },
+    Rule {
+        kind: "es_dni",
+        pattern: r"\b\d{8}[A-HJ-NP-TV-Z]\b",
+        score: 0.85,
+        check: Check::Dni,
+    },
+    Rule {
+        kind: "it_fiscal_code",
+        pattern: r"\b[A-Z]{6}\d{2}[A-EHLMPR-T]\d{2}[A-Z]\d{3}[A-Z]\b",
+        score: 0.9,
+        check: Check::None,
+    },
+    Rule {
+        kind: "cn_resident_id",
+        pattern: r"\b\d{17}[\dXx]\b",
+        score: 0.9,
+        check: Check::ChineseId,
+    },
+    Rule {
+        kind: "br_cpf",
+        pattern: r"\b\d{3}\.\d{3}\.\d{3}-\d{2}\b",
+        score: 0.9,
+        check: Check::Cpf,
+    },
+    Rule {
+        kind: "address",
+        pattern: r"\b\d{1,6}(?: [A-Z][a-z]+| [NSEW]\.?){1,4} (?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Circle|Cir|Highway|Hwy|Parkway|Pkwy|Square|Sq|Trail|Alley|Crescent|Close|Row)\b\.?(?:,? (?:Apt|Suite|Unit|Ste|#)\.? ?[A-Za-z0-9\-]+)?",
+        score: 0.8,
+        check: Check::None,
+    },
+    Rule {
+        kind: "address",
+        pattern: r"(?i)\b[A-ZÀ-Ýa-zß-ÿ]+(?:straße|strasse|stasse|gasse|weg|allee|platz|vej|gatan|gade|katu|laan|straat|steeg)\.? \d{1,5}[a-z]?\b|\b(?:rue|avenue|boulevard|via|viale|calle|avenida|rua|ulica|utca|plaza|paseo|piazza|chemin) (?:[A-ZÀ-Ýa-zß-ÿ'\-]+ ){0,3}[A-ZÀ-Ýa-zß-ÿ'\-]+,? \d{1,5}\b|\b\d{1,5},? (?:rue|avenue|boulevard|via|calle|rua) (?:[a-zà-ÿ'\-]+ )?[A-ZÀ-Ý][a-zà-ÿ'\-]+",
+        score: 0.75,
+        check: Check::None,
+    },
+    Rule {
+        kind: "address",
+        pattern: r"\b[A-Z][a-z]+(?: [A-Z][a-z]+)*, (?:AL|AK|AZ|AR|CA|CO|CT|DE|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|NJ|NM|NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|DC) \d{5}(?:-\d{4})?\b",
+        score: 0.8,
+        check: Check::None,
+    },
 ];
 
 /// The compiled PII detector.
@@ -103,7 +233,10 @@ impl PiiDetector {
                 .size_limit(64 << 20)
                 .build()
                 .expect("pii patterns compile"),
-            regexes: pats.iter().map(|p| Regex::new(p).expect("pii pattern compiles")).collect(),
+            regexes: pats
+                .iter()
+                .map(|p| Regex::new(p).expect("pii pattern compiles"))
+                .collect(),
             given: names::GIVEN_NAMES.split_whitespace().collect(),
             ambiguous: names::AMBIGUOUS.iter().copied().collect(),
         }
@@ -123,7 +256,11 @@ impl PiiDetector {
                         Check::Iban => v::iban(s),
                         Check::Ssn => v::ssn(&v::digits(s)),
                         Check::Ipv4 => s.parse::<std::net::Ipv4Addr>().is_ok() && !version_like(text, m.start()),
-                        Check::Ipv6 => s.trim_start_matches(':').len() >= 6 && s.parse::<std::net::Ipv6Addr>().is_ok() && s.matches(':').count() >= 3,
+                        Check::Ipv6 => {
+                            s.trim_start_matches(':').len() >= 6
+                                && s.parse::<std::net::Ipv6Addr>().is_ok()
+                                && s.matches(':').count() >= 3
+                        }
                         Check::Context(words) => context(text, m.start(), words),
                         Check::Dni => v::spanish_dni(s),
                         Check::ChineseId => v::chinese_id(s),
@@ -186,7 +323,11 @@ impl PiiDetector {
                     i += 2;
                     continue;
                 }
-                let score = if self.ambiguous.contains(lower.as_str()) { 0.3 } else { 0.6 };
+                let score = if self.ambiguous.contains(lower.as_str()) {
+                    0.3
+                } else {
+                    0.6
+                };
                 out.push(Finding::new(Detector::Pii, "person", score, s, e));
             }
             i += 1;
@@ -227,7 +368,8 @@ fn push_word(text: &str, s: usize, mut e: usize, out: &mut Vec<(usize, usize, bo
     }
     let w = &text[s..e];
     let mut chars = w.chars();
-    let cap = chars.next().is_some_and(char::is_uppercase) && chars.clone().any(char::is_lowercase) && w.chars().count() > 1;
+    let cap =
+        chars.next().is_some_and(char::is_uppercase) && chars.clone().any(char::is_lowercase) && w.chars().count() > 1;
     out.push((s, e, cap));
 }
 
@@ -236,11 +378,27 @@ fn gap_is_space(text: &str, end: usize, next: usize) -> bool {
 }
 
 fn cue_before(text: &str, start: usize) -> bool {
-    const CUES: &[&str] = &["my name is ", "name: ", "name is ", "dear ", "regards, ", "sincerely, ", "signed, ", "contact ", "patient ", "employee ", "called "];
+    const CUES: &[&str] = &[
+        "my name is ",
+        "name: ",
+        "name is ",
+        "dear ",
+        "regards, ",
+        "sincerely, ",
+        "signed, ",
+        "contact ",
+        "patient ",
+        "employee ",
+        "called ",
+    ];
     let from = start.saturating_sub(16);
-    let Some(before) = text.get(from..start) else { return false };
+    let Some(before) = text.get(from..start) else {
+        return false;
+    };
     CUES.iter().any(|c| {
-        before.len() >= c.len() && before.is_char_boundary(before.len() - c.len()) && before[before.len() - c.len()..].eq_ignore_ascii_case(c)
+        before.len() >= c.len()
+            && before.is_char_boundary(before.len() - c.len())
+            && before[before.len() - c.len()..].eq_ignore_ascii_case(c)
     })
 }
 
@@ -296,7 +454,10 @@ mod tests {
 
     #[test]
     fn shapes_with_checks() {
-        assert_eq!(kinds("mail me at jane.doe@example.org please"), [("email".into(), "jane.doe@example.org".into())]);
+        assert_eq!(
+            kinds("mail me at jane.doe@example.org please"),
+            [("email".into(), "jane.doe@example.org".into())]
+        );
         assert_eq!(kinds("card 4111 1111 1111 1111 exp 12/29")[0].0, "credit_card");
         assert!(kinds("order 4111 1111 1111 1112").iter().all(|k| k.0 != "credit_card"));
         assert_eq!(kinds("IBAN GB82 WEST 1234 5698 7654 32.")[0].0, "iban");
@@ -318,8 +479,14 @@ mod tests {
 
     #[test]
     fn names_need_a_cue_or_a_surname() {
-        assert_eq!(kinds("I met Sarah Connor yesterday"), [("person".into(), "Sarah Connor".into())]);
-        assert_eq!(kinds("My name is Tobias Fünke."), [("person".into(), "Tobias Fünke".into())]);
+        assert_eq!(
+            kinds("I met Sarah Connor yesterday"),
+            [("person".into(), "Sarah Connor".into())]
+        );
+        assert_eq!(
+            kinds("My name is Tobias Fünke."),
+            [("person".into(), "Tobias Fünke".into())]
+        );
         assert_eq!(kinds("Ask Dr. Okonkwo about it")[0].1, "Okonkwo");
         assert!(kinds("Will it rain in May?").is_empty());
         assert!(kinds("the quick brown fox").is_empty());

@@ -53,12 +53,14 @@ leverett sighvatr rasmus leena mijail meagan teresa tamara judy\
 
 /// Titles and honorifics that introduce a name.
 pub(crate) const TITLES: &[&str] = &[
-    "mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "madam", "herr", "frau", "mme", "mlle", "sr", "sra", "senor", "senora",
+    "mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "madam", "herr", "frau", "mme", "mlle", "sr", "sra", "senor",
+    "senora",
 ];
 
 /// Capitalised words that are given names but far more often something else.
 pub(crate) const AMBIGUOUS: &[&str] = &[
-    "will", "may", "june", "april", "august", "grace", "hope", "joy", "rose", "mark", "bill", "pat", "art", "max", "faith",
-    "summer", "dawn", "sunny", "page", "ray", "lee", "dean", "jack", "john", "paris", "georgia", "victoria", "chase", "hunter",
-    "iris", "lily", "ruby", "angel", "jesus", "king", "ken", "kim", "pen", "per", "jan", "tom", "don", "jay", "sky", "amber",
+    "will", "may", "june", "april", "august", "grace", "hope", "joy", "rose", "mark", "bill", "pat", "art", "max",
+    "faith", "summer", "dawn", "sunny", "page", "ray", "lee", "dean", "jack", "john", "paris", "georgia", "victoria",
+    "chase", "hunter", "iris", "lily", "ruby", "angel", "jesus", "king", "ken", "kim", "pen", "per", "jan", "tom",
+    "don", "jay", "sky", "amber",
 ];

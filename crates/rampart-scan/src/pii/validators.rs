@@ -16,7 +16,7 @@ pub fn luhn(digits: &[u8]) -> bool {
         }
         sum += v;
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// Digits of a string, ignoring separators.
@@ -67,7 +67,11 @@ fn iban_length(cc: &str) -> Option<usize> {
 
 /// IBAN: known country, its length, mod-97 = 1. Spaces are ignored; case is folded.
 pub fn iban(s: &str) -> bool {
-    let compact: String = s.chars().filter(|c| !c.is_whitespace()).map(|c| c.to_ascii_uppercase()).collect();
+    let compact: String = s
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
     let Some(cc) = compact.get(..2) else { return false };
     if iban_length(cc) != Some(compact.len()) || !compact.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return false;
@@ -75,8 +79,16 @@ pub fn iban(s: &str) -> bool {
     let rearranged = compact[4..].bytes().chain(compact[..4].bytes());
     let mut rem: u32 = 0;
     for b in rearranged {
-        let v = if b.is_ascii_digit() { u32::from(b - b'0') } else { u32::from(b - b'A') + 10 };
-        rem = if v >= 10 { (rem * 100 + v) % 97 } else { (rem * 10 + v) % 97 };
+        let v = if b.is_ascii_digit() {
+            u32::from(b - b'0')
+        } else {
+            u32::from(b - b'A') + 10
+        };
+        rem = if v >= 10 {
+            (rem * 100 + v) % 97
+        } else {
+            (rem * 10 + v) % 97
+        };
     }
     rem == 1
 }
@@ -91,7 +103,14 @@ pub fn ssn(d: &[u8]) -> bool {
     let group = u32::from(d[3]) * 10 + u32::from(d[4]);
     let serial = d[5..].iter().fold(0u32, |a, &x| a * 10 + u32::from(x));
     let all_same = d.iter().all(|&x| x == d[0]);
-    area != 0 && area != 666 && area < 900 && group != 0 && serial != 0 && !all_same && !(area == 78 && group == 5 && serial == 1120) && !(area == 123 && group == 45 && serial == 6789)
+    area != 0
+        && area != 666
+        && area < 900
+        && group != 0
+        && serial != 0
+        && !all_same
+        && !(area == 78 && group == 5 && serial == 1120)
+        && !(area == 123 && group == 45 && serial == 6789)
 }
 
 /// Spanish DNI: 8 digits and the mod-23 letter.
@@ -121,7 +140,11 @@ pub fn cpf(d: &[u8]) -> bool {
         return false;
     }
     let check = |n: usize| {
-        let sum: u32 = d[..n].iter().enumerate().map(|(i, &x)| u32::from(x) * (n as u32 + 1 - i as u32)).sum();
+        let sum: u32 = d[..n]
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| u32::from(x) * (n as u32 + 1 - i as u32))
+            .sum();
         let r = (sum * 10) % 11;
         (if r == 10 { 0 } else { r }) as u8
     };

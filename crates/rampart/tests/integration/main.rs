@@ -15,5 +15,6 @@ mod limits;
 mod oidc;
 mod policy;
 mod reload;
+mod scanning;
 mod streaming;
 mod tls;
