@@ -31,7 +31,7 @@ const RULES: &[Rule] = &[
         kind: "aws_access_key_id",
         pattern: r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z2-7]{16}\b",
         score: 0.95,
-        check: Check::None,
+        check: Check::NotPlaceholder,
     },
     Rule {
         kind: "aws_secret_access_key",
@@ -396,9 +396,12 @@ fn random_looking(v: &str) -> bool {
     .filter(|&&x| x)
     .count();
     // Dotted identifiers and paths (config.api_key = settings.value) are not values.
-    let wordy = v.contains('.')
-        && v.split('.')
-            .all(|p| p.bytes().all(|b| b.is_ascii_alphabetic() || b == b'_'));
+    let parts: Vec<&str> = v.split('.').collect();
+    let wordy = parts.len() >= 2
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+        && parts[0].bytes().all(|b| b.is_ascii_alphabetic() || b == b'_');
     entropy >= 3.3 && classes >= 2 && !wordy
 }
 
