@@ -233,7 +233,8 @@ impl Scanner {
             let mut inner = Vec::new();
             self.secrets.scan(&seg.text, &mut inner);
             for f in inner {
-                findings.push(Finding::new(f.detector, f.kind, f.score * 0.9, seg.start, seg.end));
+                let end = seg.end.min(text.len());
+                findings.push(Finding::new(f.detector, f.kind, f.score * 0.9, seg.start.min(end), end));
             }
         }
         Report {
@@ -270,5 +271,31 @@ impl Scanner {
     /// window must be at least this long for redaction to be exact.
     pub fn max_output_match(&self) -> usize {
         output::MAX_MATCH
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    static SCANNER: std::sync::LazyLock<Scanner> = std::sync::LazyLock::new(Scanner::new);
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        /// Any text: no panic, scores in [0, 1], spans inside the text on char boundaries.
+        #[test]
+        fn scanning_arbitrary_text_is_total(s in "\\PC{0,300}", role in 0u8..4) {
+            let scanner = &*SCANNER;
+            let role = [Role::System, Role::User, Role::Tool, Role::Document][role as usize];
+            let r = scanner.scan_input(&s, role);
+            prop_assert!((0.0..=1.0).contains(&r.injection_score));
+            for f in r.findings.iter().chain(scanner.scan_output(&s, &OutputContext::default()).iter()) {
+                prop_assert!(f.start <= f.end && f.end <= s.len(), "{:?}", f);
+                prop_assert!(s.is_char_boundary(f.start) && s.is_char_boundary(f.end), "{:?}", f);
+                prop_assert!((0.0..=1.0).contains(&f.score));
+            }
+        }
     }
 }
