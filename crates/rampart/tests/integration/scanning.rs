@@ -163,5 +163,5 @@ fn scan_command_reports_scores_and_exits_by_verdict() {
         "the score is reported below the threshold too"
     );
     let email = f.iter().find(|f| f["type"] == "email").unwrap();
-    assert_eq!((email["start"].as_u64(), email["end"].as_u64()), (Some(41), Some(56)));
+    assert_eq!((email["start"].as_u64(), email["end"].as_u64()), (Some(40), Some(55)));
 }
