@@ -99,9 +99,10 @@ impl Signer {
             Ok(text) => {
                 let mut bytes = unhex(&text)
                     .ok_or_else(|| AuditError::Key(format!("signing key `{}` is not hex", path.display())))?;
-                let seed: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
-                    AuditError::Key(format!("signing key `{}` must hold 32 bytes", path.display()))
-                })?;
+                let seed: [u8; 32] = bytes
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| AuditError::Key(format!("signing key `{}` must hold 32 bytes", path.display())))?;
                 bytes.zeroize();
                 Ok(Signer::from_seed(&seed))
             }

@@ -76,7 +76,8 @@ impl<'a> Renderer<'a> {
         match crypto::open(key, sealed, &crypto::payload_aad(&r.chain, r.seq)) {
             Ok(plain) => Ok((
                 "decrypted",
-                serde_json::from_slice(&plain).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&plain).into())),
+                serde_json::from_slice(&plain)
+                    .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&plain).into())),
             )),
             Err(_) => Ok(("undecryptable", Value::Null)),
         }

@@ -137,7 +137,9 @@ impl std::fmt::Debug for Ledger {
 }
 
 impl Ledger {
-    /// Opens the store, reads the chain head and starts the writer thread.
+    /// Starts the writer thread, which opens the store and reads the chain head; returns once
+    /// it has (or with the reason it could not). The store is opened on that thread because
+    /// the PostgreSQL client must not run on an async runtime's worker.
     pub fn open(
         location: Location,
         options: Options,
@@ -145,10 +147,6 @@ impl Ledger {
         keys: Option<Arc<dyn KeyProvider>>,
         hook: Option<CheckpointHook>,
     ) -> Result<Ledger, AuditError> {
-        let mut backend = location.open()?;
-        backend.lock_chain(&options.chain)?;
-        let head = backend.head(&options.chain)?;
-        let last_cp = backend.checkpoints(&options.chain)?.last().map(|c| c.seq).unwrap_or(0);
         let (tx, rx) = mpsc::sync_channel(options.queue_capacity.max(1));
         let shared = Arc::new(Shared {
             healthy: AtomicBool::new(true),
@@ -159,24 +157,45 @@ impl Ledger {
         });
         let public_key = signer.public_hex();
         let chain = options.chain.clone();
-        let (seq, hash) = head.unwrap_or((0, GENESIS));
-        let writer = Writer {
-            backend,
-            options,
-            signer,
-            keys,
-            hook,
-            shared: shared.clone(),
-            seq,
-            hash,
-            last_cp_seq: last_cp,
-            last_cp_at: Instant::now(),
-            deks: HashMap::new(),
-        };
+        let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(), AuditError>>(1);
+        let thread_shared = shared.clone();
+        let thread_location = location.clone();
         std::thread::Builder::new()
             .name("rampart-audit".into())
-            .spawn(move || writer.run(rx))
+            .spawn(move || {
+                let opened = (|| {
+                    let mut backend = thread_location.open()?;
+                    backend.lock_chain(&options.chain)?;
+                    let head = backend.head(&options.chain)?;
+                    let last_cp = backend.checkpoints(&options.chain)?.last().map_or(0, |c| c.seq);
+                    Ok((backend, head, last_cp))
+                })();
+                let (backend, head, last_cp) = match opened {
+                    Ok(o) => o,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let (seq, hash) = head.unwrap_or((0, GENESIS));
+                let writer = Writer {
+                    backend,
+                    options,
+                    signer,
+                    keys,
+                    hook,
+                    shared: thread_shared,
+                    seq,
+                    hash,
+                    last_cp_seq: last_cp,
+                    last_cp_at: Instant::now(),
+                    deks: HashMap::new(),
+                };
+                let _ = ready_tx.send(Ok(()));
+                writer.run(rx);
+            })
             .map_err(|e| AuditError::Unavailable(format!("cannot start the writer thread: {e}")))?;
+        ready_rx.recv().unwrap_or(Err(AuditError::Closed))?;
         Ok(Ledger {
             tx,
             shared,
@@ -217,7 +236,10 @@ impl Ledger {
         }
     }
 
-    fn send<T>(&self, make: impl FnOnce(Reply<T>) -> Cmd) -> Result<oneshot::Receiver<Result<T, AuditError>>, AuditError> {
+    fn send<T>(
+        &self,
+        make: impl FnOnce(Reply<T>) -> Cmd,
+    ) -> Result<oneshot::Receiver<Result<T, AuditError>>, AuditError> {
         let (reply, rx) = oneshot::channel();
         self.shared.depth.fetch_add(1, Ordering::Relaxed);
         match self.tx.try_send(make(reply)) {
@@ -480,10 +502,9 @@ impl Writer {
                 return Ok((c.id, c.key.clone(), None));
             }
         }
-        let provider = self
-            .keys
-            .clone()
-            .ok_or_else(|| AuditError::Key("payloads need a master key ([audit] master_key_env or master_key_file)".into()))?;
+        let provider = self.keys.clone().ok_or_else(|| {
+            AuditError::Key("payloads need a master key ([audit] master_key_env or master_key_file)".into())
+        })?;
         if let Some(row) = self.backend.current_dek(subject)? {
             if now - row.created_ms < max_age {
                 if let (Some(kek), Some(wrapped)) = (&row.kek_id, &row.wrapped) {
@@ -598,7 +619,9 @@ impl Writer {
                         self.seq = last.seq;
                         self.hash = last.hash;
                     }
-                    self.shared.appended.fetch_add(batch.records.len() as u64, Ordering::Relaxed);
+                    self.shared
+                        .appended
+                        .fetch_add(batch.records.len() as u64, Ordering::Relaxed);
                     if let Some(cp) = &batch.checkpoint {
                         self.after_checkpoint(cp);
                     }
@@ -621,7 +644,10 @@ impl Writer {
                     }
                 }
                 Err(e) => {
-                    if matches!(e, AuditError::Unavailable(_) | AuditError::Backend(_) | AuditError::Conflict(_)) {
+                    if matches!(
+                        e,
+                        AuditError::Unavailable(_) | AuditError::Backend(_) | AuditError::Conflict(_)
+                    ) {
                         self.set_health(Err(&e));
                     }
                     return Err(e);

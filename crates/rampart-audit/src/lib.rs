@@ -65,9 +65,9 @@ impl From<rusqlite::Error> for AuditError {
         use rusqlite::ErrorCode as C;
         match e.sqlite_error_code() {
             Some(C::ConstraintViolation) => AuditError::Conflict(e.to_string()),
-            Some(C::DiskFull | C::CannotOpen | C::ReadOnly | C::SystemIoFailure | C::DatabaseBusy | C::DatabaseLocked) => {
-                AuditError::Unavailable(format!("sqlite: {e}"))
-            }
+            Some(
+                C::DiskFull | C::CannotOpen | C::ReadOnly | C::SystemIoFailure | C::DatabaseBusy | C::DatabaseLocked,
+            ) => AuditError::Unavailable(format!("sqlite: {e}")),
             _ => AuditError::Backend(format!("sqlite: {e}")),
         }
     }

@@ -278,13 +278,19 @@ fn classify(r: &Stored, expected: u64, prev: &[u8; 32], walker: &Walker<'_>) -> 
                 return Some((
                     r.seq,
                     ProblemKind::Reordered,
-                    format!("record {} was moved: it was written after a record that now follows it", r.seq),
+                    format!(
+                        "record {} was moved: it was written after a record that now follows it",
+                        r.seq
+                    ),
                 ));
             }
             return Some((
                 r.seq,
                 ProblemKind::Removed,
-                format!("the original record {} was removed and the records after it renumbered", r.seq),
+                format!(
+                    "the original record {} was removed and the records after it renumbered",
+                    r.seq
+                ),
             ));
         }
         return Some((
@@ -298,7 +304,10 @@ fn classify(r: &Stored, expected: u64, prev: &[u8; 32], walker: &Walker<'_>) -> 
             return Some((
                 r.seq,
                 ProblemKind::Reordered,
-                format!("record {} was moved: it was written after a record that now follows it", r.seq),
+                format!(
+                    "record {} was moved: it was written after a record that now follows it",
+                    r.seq
+                ),
             ));
         }
         let seq = r.seq.saturating_sub(1).max(1);

@@ -8,7 +8,7 @@ use std::time::Duration;
 use rampart_audit::backend::{Filter, Location, Sqlite};
 use rampart_audit::export::export_jsonl;
 use rampart_audit::{
-    verify, Durability, Entry, Kind, KeyProvider, Ledger, LocalKeys, Options, ProblemKind, SecretKey, Signer,
+    verify, Durability, Entry, KeyProvider, Kind, Ledger, LocalKeys, Options, ProblemKind, SecretKey, Signer,
 };
 use rusqlite::{params, Connection};
 
@@ -77,7 +77,13 @@ impl Setup {
 
     fn verify_with(&self, external: &[rampart_audit::Checkpoint]) -> rampart_audit::Report {
         let mut b = Sqlite::open(&self.path).unwrap();
-        verify(&mut b, &[Signer::from_seed(&self.signer_seed).public()], external, |_| {}).unwrap()
+        verify(
+            &mut b,
+            &[Signer::from_seed(&self.signer_seed).public()],
+            external,
+            |_| {},
+        )
+        .unwrap()
     }
 
     fn sql(&self) -> Connection {
@@ -142,8 +148,11 @@ fn a_removal_hidden_by_renumbering_is_named() {
     let c = s.sql();
     c.execute("DELETE FROM audit_records WHERE seq = 7", []).unwrap();
     for seq in 8..=20 {
-        c.execute("UPDATE audit_records SET seq = ?1 WHERE seq = ?2", params![seq - 1, seq])
-            .unwrap();
+        c.execute(
+            "UPDATE audit_records SET seq = ?1 WHERE seq = ?2",
+            params![seq - 1, seq],
+        )
+        .unwrap();
     }
     assert_eq!(first(&s.verify()), (7, ProblemKind::Removed));
 }
@@ -154,8 +163,11 @@ fn an_inserted_record_is_named() {
     s.fill(20, 100);
     let c = s.sql();
     for seq in (12..=20).rev() {
-        c.execute("UPDATE audit_records SET seq = ?1 WHERE seq = ?2", params![seq + 1, seq])
-            .unwrap();
+        c.execute(
+            "UPDATE audit_records SET seq = ?1 WHERE seq = ?2",
+            params![seq + 1, seq],
+        )
+        .unwrap();
     }
     // A forged record at 12 that even links correctly to record 11.
     let prev: Vec<u8> = c
@@ -193,9 +205,11 @@ fn reordered_records_are_named() {
     let s = Setup::new();
     s.fill(20, 100);
     let c = s.sql();
-    c.execute("UPDATE audit_records SET seq = -1 WHERE seq = 5", []).unwrap();
+    c.execute("UPDATE audit_records SET seq = -1 WHERE seq = 5", [])
+        .unwrap();
     c.execute("UPDATE audit_records SET seq = 5 WHERE seq = 6", []).unwrap();
-    c.execute("UPDATE audit_records SET seq = 6 WHERE seq = -1", []).unwrap();
+    c.execute("UPDATE audit_records SET seq = 6 WHERE seq = -1", [])
+        .unwrap();
     assert_eq!(first(&s.verify()), (5, ProblemKind::Reordered));
 }
 
@@ -339,7 +353,10 @@ fn erasure_shreds_one_subject_and_verify_still_passes() {
             .map(|v| v["payload_state"].as_str().unwrap().to_string())
             .collect()
     };
-    assert_eq!(state("alice"), vec!["erased"; 5].into_iter().chain(["decrypted"]).collect::<Vec<_>>());
+    assert_eq!(
+        state("alice"),
+        vec!["erased"; 5].into_iter().chain(["decrypted"]).collect::<Vec<_>>()
+    );
     assert!(state("bob").iter().all(|s| s == "decrypted"));
     let erase = all.iter().find(|v| v["decision"] == "audit.erase").unwrap();
     assert_eq!(erase["meta"]["subject"], "alice");
@@ -349,7 +366,11 @@ fn erasure_shreds_one_subject_and_verify_still_passes() {
     // The destroyed key is gone from the file, not only marked.
     let wrapped: Option<Vec<u8>> = s
         .sql()
-        .query_row("SELECT wrapped FROM audit_keys WHERE subject = 'alice' AND destroyed_ms IS NOT NULL", [], |r| r.get(0))
+        .query_row(
+            "SELECT wrapped FROM audit_keys WHERE subject = 'alice' AND destroyed_ms IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert!(wrapped.is_none());
 }
@@ -365,7 +386,11 @@ fn retention_drops_payloads_keeps_metadata_and_verification() {
     drop(ledger);
     let keys = s.keys();
     let all = export_all(&s, Some(keys.as_ref()), &Filter::default());
-    let states: Vec<&str> = all.iter().take(10).map(|v| v["payload_state"].as_str().unwrap()).collect();
+    let states: Vec<&str> = all
+        .iter()
+        .take(10)
+        .map(|v| v["payload_state"].as_str().unwrap())
+        .collect();
     assert_eq!(&states[..5], &["expired"; 5]);
     assert_eq!(&states[5..], &["decrypted"; 5]);
     assert_eq!(all[0]["meta"]["request_id"], "req_1");
@@ -398,7 +423,9 @@ fn master_key_rotation_rewraps_keys_and_leaves_records_alone() {
     let all = export_all(&s, Some(&only_new), &Filter::default());
     assert!(all.iter().take(6).all(|v| v["payload_state"] == "decrypted"));
     let c = s.sql();
-    let mut st = c.prepare("SELECT hash FROM audit_records ORDER BY seq LIMIT 6").unwrap();
+    let mut st = c
+        .prepare("SELECT hash FROM audit_records ORDER BY seq LIMIT 6")
+        .unwrap();
     let after: Vec<Vec<u8>> = st.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
     assert_eq!(after, hashes_before);
     assert!(s.verify().ok());

@@ -33,6 +33,7 @@ pub fn router() -> Router<Arc<Gateway>> {
         .route("/blocks", get(list_blocks).post(add_block))
         .route("/blocks/{kind}/{value}", delete(remove_block))
         .route("/reload", post(reload))
+        .merge(crate::audit::api::router())
 }
 
 async fn admit(gw: &Gateway, headers: &HeaderMap, action: Action) -> Result<Caller, ApiError> {
@@ -45,10 +46,18 @@ async fn admit(gw: &Gateway, headers: &HeaderMap, action: Action) -> Result<Call
             format!("this credential may not perform `{}`", action.id()),
         ));
     }
+    if action != Action::AdminRead {
+        // A change that could not be recorded is not made.
+        crate::audit::admit(gw)?;
+    }
     Ok(caller)
 }
 
-fn who(c: &Caller) -> String {
+pub(crate) async fn admit_pub(gw: &Gateway, headers: &HeaderMap, action: Action) -> Result<Caller, ApiError> {
+    admit(gw, headers, action).await
+}
+
+pub(crate) fn who(c: &Caller) -> String {
     match &c.principal {
         rampart_policy::Principal::Key { id, .. } => format!("key:{id}"),
         rampart_policy::Principal::User { id, .. } => format!("user:{id}"),
@@ -106,6 +115,12 @@ async fn status(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Result<Re
         "policies": rt.policy.len(),
         "keys": gw.keys.all().iter().filter(|k| k.revoked_at.is_none()).count(),
         "blocks": gw.store.blocks().map(|b| b.len()).unwrap_or(0),
+        "audit": gw.audit.as_ref().map(|l| {
+            let h = l.health();
+            json!({"store": l.location().describe(), "chain": l.chain(), "healthy": h.healthy,
+                   "last_error": h.last_error, "queue_depth": h.queue_depth, "records_appended": h.appended,
+                   "checkpoints_signed": h.checkpoints, "checkpoint_public_key": l.public_key()})
+        }),
     }))
     .into_response())
 }
@@ -182,6 +197,14 @@ async fn create_key(
     blocking(move || store.insert_key(&record)).await?;
     gw.keys.put(new.record.clone());
     tracing::info!(request_id = %rid.0, admin = %who(&caller), key = %new.record.id, owner = %new.record.owner, "api key created");
+    crate::audit::admin(
+        &gw,
+        &who(&caller),
+        "key.create",
+        json!({"request_id": &*rid.0, "key_id": new.record.id, "owner": new.record.owner, "admin": new.record.admin,
+               "models": new.record.models, "expires_at": new.record.expires_at}),
+    )
+    .await?;
     let mut v = serde_json::to_value(&new.record).unwrap_or_default();
     if let Some(o) = v.as_object_mut() {
         o.insert("key".into(), json!(new.secret.as_str()));
@@ -205,6 +228,13 @@ async fn revoke_key(
     }
     gw.keys.revoke(&id, t);
     tracing::info!(request_id = %rid.0, admin = %who(&caller), key = %id, "api key revoked");
+    crate::audit::admin(
+        &gw,
+        &who(&caller),
+        "key.revoke",
+        json!({"request_id": &*rid.0, "key_id": id}),
+    )
+    .await?;
     Ok(Json(json!({"id": id, "revoked_at": t})).into_response())
 }
 
@@ -246,6 +276,13 @@ async fn add_block(
     blocking(move || store.put_block(&stored)).await?;
     gw.blocks.insert(block.kind, &block.value);
     tracing::warn!(request_id = %rid.0, admin = %who(&caller), kind = %block.kind, value = %block.value, "kill switch: blocked");
+    crate::audit::admin(
+        &gw,
+        &who(&caller),
+        "block.add",
+        json!({"request_id": &*rid.0, "kind": block.kind, "value": block.value, "reason": block.reason}),
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(block)).into_response())
 }
 
@@ -267,12 +304,19 @@ async fn remove_block(
     }
     gw.blocks.remove(kind, &value);
     tracing::warn!(request_id = %rid.0, admin = %who(&caller), %kind, %value, "kill switch: unblocked");
+    crate::audit::admin(
+        &gw,
+        &who(&caller),
+        "block.remove",
+        json!({"request_id": &*rid.0, "kind": kind, "value": value}),
+    )
+    .await?;
     Ok(Json(json!({"kind": kind, "value": value, "unblocked": true})).into_response())
 }
 
 async fn reload(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Result<Response, ApiError> {
     let caller = admit(&gw, &headers, Action::AdminReload).await?;
-    match gw.reload().await {
+    match gw.reload(&who(&caller)).await {
         Ok(()) => {
             tracing::info!(admin = %who(&caller), "configuration reloaded through the admin API");
             Ok(Json(json!({"status": "reloaded", "loaded_at": gw.runtime.load().loaded_at})).into_response())

@@ -112,6 +112,16 @@ pub struct Metrics {
     pub reloads: Family<ResultLabels, Counter>,
     /// Scanner findings by direction, detector, type, action and mode.
     pub findings: Family<FindingLabels, Counter>,
+    /// Audit records written by this process.
+    pub audit_records: Counter<u64, AtomicU64>,
+    /// Audit appends that failed (each one refused a request).
+    pub audit_failures: Counter<u64, AtomicU64>,
+    /// Entries waiting in the ledger's queue (set at scrape time).
+    pub audit_queue_depth: Gauge<i64, std::sync::atomic::AtomicI64>,
+    /// 1 when the ledger takes writes (set at scrape time).
+    pub audit_up: Gauge<i64, std::sync::atomic::AtomicI64>,
+    /// Time a request waits for its record to be durable.
+    pub audit_append: prometheus_client::metrics::histogram::Histogram,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -184,7 +194,36 @@ impl Metrics {
             "Scanner findings that triggered an action, by direction, detector, type, action and mode",
             findings.clone(),
         );
+        let audit_records = Counter::default();
+        registry.register("audit_records", "Audit records written", audit_records.clone());
+        let audit_failures = Counter::default();
+        registry.register(
+            "audit_failures",
+            "Audit appends that failed; each refused its request",
+            audit_failures.clone(),
+        );
+        let audit_queue_depth = Gauge::default();
+        registry.register(
+            "audit_queue_depth",
+            "Entries waiting in the audit ledger's queue",
+            audit_queue_depth.clone(),
+        );
+        let audit_up = Gauge::default();
+        registry.register("audit_up", "1 when the audit ledger takes writes", audit_up.clone());
+        let audit_append = prometheus_client::metrics::histogram::Histogram::new(
+            prometheus_client::metrics::histogram::exponential_buckets(0.000_05, 2.0, 16),
+        );
+        registry.register(
+            "audit_append_duration_seconds",
+            "Time a request waits for its audit record to be durable",
+            audit_append.clone(),
+        );
         Metrics {
+            audit_records,
+            audit_failures,
+            audit_queue_depth,
+            audit_up,
+            audit_append,
             findings,
             registry,
             requests,

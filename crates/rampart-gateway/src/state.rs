@@ -41,6 +41,9 @@ pub enum BuildError {
     /// The tokenizer failed to load.
     #[error(transparent)]
     Tokenizer(#[from] TokenizerError),
+    /// The audit ledger cannot be opened.
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditOpenError),
 }
 
 /// A model as routed: its failover list of (upstream, pinned model).
@@ -165,6 +168,8 @@ pub struct Gateway {
     pub tokenizer: Tokenizer,
     /// Detectors, compiled once.
     pub scanner: std::sync::Arc<rampart_scan::Scanner>,
+    /// The audit ledger (opened once; `[audit]` changes need a restart).
+    pub audit: Option<Arc<rampart_audit::Ledger>>,
     /// For OIDC fetches.
     pub http: reqwest::Client,
     /// The built-in demo model's base URL, when one is running.
@@ -186,8 +191,10 @@ impl Gateway {
             .tcp_nodelay(true)
             .build()
             .map_err(|e| BuildError::Credential(CredentialError::Client("oidc".into(), e.to_string())))?;
+        let audit = crate::audit::open(&config, &http)?;
         let runtime = Runtime::build(config, &source.base_dir(), demo_base.as_deref(), &http)?;
         Ok(Gateway {
+            audit,
             runtime: ArcSwap::from_pointee(runtime),
             source,
             store,
@@ -215,8 +222,20 @@ impl Gateway {
         Ok(Some(k.secret.to_string()))
     }
 
-    /// Re-reads the config and swaps it in; on any error the running config stays.
-    pub async fn reload(&self) -> Result<(), BuildError> {
+    /// Re-reads the config and swaps it in; on any error the running config stays. Either
+    /// outcome is an audited admin action by `actor`.
+    pub async fn reload(&self, actor: &str) -> Result<(), BuildError> {
+        let result = self.reload_inner().await;
+        let meta = match &result {
+            Ok(()) => serde_json::json!({"result": "ok"}),
+            Err(e) => serde_json::json!({"result": "refused", "error": e.to_string()}),
+        };
+        // A failed audit write is logged by `append`; the reload itself has happened.
+        let _ = crate::audit::admin(self, actor, "config.reload", meta).await;
+        result
+    }
+
+    async fn reload_inner(&self) -> Result<(), BuildError> {
         let _guard = self.reload_lock.lock().await;
         let result = (|| {
             let config = self.source.load()?;

@@ -67,13 +67,15 @@ pub enum Action {
     AdminBlock,
     /// Reload the configuration.
     AdminReload,
-    /// Read admin state (status, blocks, keys list).
+    /// Read admin state (status, blocks, keys list, audit metadata).
     AdminRead,
+    /// Read decrypted audit payloads, erase a data subject, sign checkpoints.
+    AdminAudit,
 }
 
 impl Action {
     /// Every action, for building the action hierarchy.
-    pub const ALL: [Action; 7] = [
+    pub const ALL: [Action; 8] = [
         Action::Chat,
         Action::Complete,
         Action::Embed,
@@ -81,6 +83,7 @@ impl Action {
         Action::AdminBlock,
         Action::AdminReload,
         Action::AdminRead,
+        Action::AdminAudit,
     ];
 
     /// The Cedar action id.
@@ -93,6 +96,7 @@ impl Action {
             Action::AdminBlock => "admin.block",
             Action::AdminReload => "admin.reload",
             Action::AdminRead => "admin.read",
+            Action::AdminAudit => "admin.audit",
         }
     }
 

@@ -41,6 +41,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Scanners and what their findings do.
     pub scan: crate::ScanConfig,
+    /// The audit ledger.
+    pub audit: crate::AuditConfig,
 }
 
 impl Default for Config {
@@ -55,6 +57,7 @@ impl Default for Config {
             policy: PolicyConfig::default(),
             limits: LimitsConfig::default(),
             scan: crate::ScanConfig::default(),
+            audit: crate::AuditConfig::default(),
         }
     }
 }
@@ -418,7 +421,7 @@ impl Config {
             };
             problems.push(ConfigProblem { line, column, message });
         };
-        for message in self.scan.problems() {
+        for message in self.scan.problems().into_iter().chain(self.audit.problems()) {
             at(0..0, message);
         }
         if self.version != CONFIG_VERSION {

@@ -20,11 +20,13 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod audit;
 mod authz;
 mod config;
 mod error;
 mod scan;
 
+pub use audit::{AuditBackend, AuditConfig, AuditDurability};
 pub use authz::{Action, Decision, PolicyEngine, Principal};
 pub use config::{
     AuthConfig, Config, LimitsConfig, LogConfig, LogFormat, ModelConfig, OidcConfig, PolicyConfig, Quota, ServerConfig,

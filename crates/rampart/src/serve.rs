@@ -104,6 +104,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let gw = Arc::new(Gateway::new(config, source, demo_base).context("cannot start the gateway")?);
     if let Some(secret) = gw.ensure_admin_credential()? {
         println!("admin credential (shown once, store it now): {secret}");
+        rampart_gateway::audit::admin(
+            &gw,
+            "system:first-start",
+            "key.create",
+            serde_json::json!({"owner": "admin", "admin": true, "reason": "first-start admin credential"}),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot record the admin credential's creation: {}", e.message()))?;
     }
 
     let listener = tokio::net::TcpListener::bind(&listen)
@@ -114,6 +122,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     println!("rampart listening on {scheme}://{addr}");
     tracing::info!(%addr, tls = tls.is_some(), "gateway started");
 
+    rampart_gateway::audit::spawn_retention(&gw);
+
     #[cfg(unix)]
     {
         let gw = gw.clone();
@@ -122,7 +132,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 return;
             };
             while hup.recv().await.is_some() {
-                let _ = gw.reload().await;
+                let _ = gw.reload("system:sighup").await;
             }
         });
     }

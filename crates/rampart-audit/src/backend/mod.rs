@@ -131,7 +131,10 @@ impl Location {
                     .map(str::to_string)
                     .collect();
                 let joined = safe.join(" ");
-                match joined.split_once("://").and_then(|(s, rest)| rest.split_once('@').map(|(_, h)| (s, h))) {
+                match joined
+                    .split_once("://")
+                    .and_then(|(s, rest)| rest.split_once('@').map(|(_, h)| (s, h)))
+                {
                     Some((scheme, host)) => format!("{scheme}://…@{host}"),
                     None => format!("postgres:{joined}"),
                 }

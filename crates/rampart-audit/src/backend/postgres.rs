@@ -87,7 +87,8 @@ impl Postgres {
             let mut c = Client::connect(&self.url, NoTls).map_err(pg_error)?;
             // Concurrent first starts may race on CREATE TABLE; serialise them.
             let mut tx = c.transaction().map_err(pg_error)?;
-            tx.execute("SELECT pg_advisory_xact_lock(7234001)", &[]).map_err(pg_error)?;
+            tx.execute("SELECT pg_advisory_xact_lock(7234001)", &[])
+                .map_err(pg_error)?;
             tx.batch_execute(SCHEMA).map_err(pg_error)?;
             tx.commit().map_err(pg_error)?;
             if let Some(chain) = &self.locked_chain {
@@ -295,7 +296,8 @@ impl Backend for Postgres {
     fn rewrap(&mut self, rows: &[DekRow]) -> Result<(), AuditError> {
         self.with(|c| {
             let mut tx = c.transaction()?;
-            let st = tx.prepare("UPDATE audit_keys SET kek_id = $2, wrapped = $3 WHERE id = $1 AND destroyed_ms IS NULL")?;
+            let st =
+                tx.prepare("UPDATE audit_keys SET kek_id = $2, wrapped = $3 WHERE id = $1 AND destroyed_ms IS NULL")?;
             for r in rows {
                 tx.execute(&st, &[&r.id, &r.kek_id, &r.wrapped])?;
             }

@@ -249,8 +249,9 @@ impl Backend for Sqlite {
     fn rewrap(&mut self, rows: &[DekRow]) -> Result<(), AuditError> {
         let tx = self.conn.transaction()?;
         {
-            let mut st =
-                tx.prepare_cached("UPDATE audit_keys SET kek_id = ?2, wrapped = ?3 WHERE id = ?1 AND destroyed_ms IS NULL")?;
+            let mut st = tx.prepare_cached(
+                "UPDATE audit_keys SET kek_id = ?2, wrapped = ?3 WHERE id = ?1 AND destroyed_ms IS NULL",
+            )?;
             for r in rows {
                 st.execute(params![r.id, r.kek_id, r.wrapped])?;
             }
@@ -269,9 +270,9 @@ impl Backend for Sqlite {
     }
 
     fn chains(&mut self) -> Result<Vec<String>, AuditError> {
-        let mut st = self.conn.prepare(
-            "SELECT chain FROM audit_records UNION SELECT chain FROM audit_checkpoints ORDER BY 1",
-        )?;
+        let mut st = self
+            .conn
+            .prepare("SELECT chain FROM audit_records UNION SELECT chain FROM audit_checkpoints ORDER BY 1")?;
         let rows = st.query_map([], |r| r.get(0))?.collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }

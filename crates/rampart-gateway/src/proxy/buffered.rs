@@ -88,7 +88,9 @@ pub(super) async fn relay(mut x: Exchange, endpoint: Endpoint, resp: reqwest::Re
         if let Some(state) = x.scan.as_mut().filter(|s| s.output_active()) {
             let mut value: serde_json::Value =
                 serde_json::from_str(text).map_err(|_| invalid("not a JSON object of the expected shape"))?;
-            if let Err(blocked) = super::guard::guard_answer(&x.gw, state, &mut value) {
+            let guarded = super::guard::guard_answer(&x.gw, state, &mut value);
+            state.to_trail(&x.trail);
+            if let Err(blocked) = guarded {
                 x.account(prompt, completion);
                 tracing::info!(request_id = %x.rid.0, detector = blocked.0.detector.name(), kind = %blocked.0.kind, "answer withheld by output scanner");
                 return Err(blocked.error());
@@ -99,6 +101,35 @@ pub(super) async fn relay(mut x: Exchange, endpoint: Endpoint, resp: reqwest::Re
         }
     }
     x.account(prompt, completion);
+
+    // On record before it goes out.
+    if x.gw.audit.is_some() {
+        let entry = {
+            let keep = crate::audit::keeps_bodies(&x.gw);
+            let answer = if keep {
+                rewritten
+                    .as_deref()
+                    .or(Some(&body[..]))
+                    .filter(|b| b.len() <= crate::audit::MAX_KEPT_TEXT)
+                    .and_then(|b| serde_json::from_slice(b).ok())
+            } else {
+                None
+            };
+            match x.trail.lock() {
+                Ok(mut t) => {
+                    t.recorded = true;
+                    t.response_body = answer;
+                    let payload = t.payload(&x.gw);
+                    Some(t.entry("complete", "allowed", 200, None, payload))
+                }
+                Err(_) => None,
+            }
+        };
+        match entry {
+            Some(e) => crate::audit::append(&x.gw, e).await?,
+            None => return Err(crate::audit::unavailable()),
+        }
+    }
 
     let mut builder = Response::builder()
         .status(StatusCode::OK)

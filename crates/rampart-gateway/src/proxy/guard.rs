@@ -83,6 +83,26 @@ impl ScanState {
         self.policy.output_active() || !self.pseudonyms.is_empty()
     }
 
+    /// Copies the findings so far into the exchange's audit trail.
+    pub fn to_trail(&self, trail: &crate::audit::SharedTrail) {
+        let shadow = self.shadow();
+        if let Ok(mut t) = trail.lock() {
+            t.findings = self
+                .records
+                .iter()
+                .map(|r| crate::audit::FindingRecord {
+                    direction: r.direction,
+                    index: r.index,
+                    detector: r.detector.name(),
+                    kind: r.kind.clone(),
+                    score: r.score,
+                    action: r.action.name(),
+                    shadow,
+                })
+                .collect();
+        }
+    }
+
     /// A compact summary for the access log: `detector:type:action` entries.
     pub fn summary(&self) -> Vec<String> {
         self.records
@@ -120,6 +140,7 @@ pub fn guard_request(
     scan: &rampart_policy::ScanConfig,
     policy: ScanPolicy,
     req: &mut InferenceRequest,
+    trail: &crate::audit::SharedTrail,
 ) -> Result<ScanState, ApiError> {
     let mut state = ScanState {
         policy,
@@ -129,19 +150,20 @@ pub fn guard_request(
         holdback: scan.stream_holdback_bytes.max(64),
     };
     let scanner = gw.scanner.clone();
-    match req.endpoint {
-        Endpoint::Chat => guard_chat(gw, scan, &scanner, &mut state, &mut req.body)?,
-        Endpoint::Completions => {
-            if let Some(p) = req.body.get_mut("prompt") {
-                guard_value(gw, &scanner, &mut state, p, Role::User, "prompt", 0)?;
-            }
-        }
-        Endpoint::Embeddings => {
-            if let Some(p) = req.body.get_mut("input") {
-                guard_value(gw, &scanner, &mut state, p, Role::User, "input", 0)?;
-            }
-        }
-    }
+    let result = match req.endpoint {
+        Endpoint::Chat => guard_chat(gw, scan, &scanner, &mut state, &mut req.body),
+        Endpoint::Completions => match req.body.get_mut("prompt") {
+            Some(p) => guard_value(gw, &scanner, &mut state, p, Role::User, "prompt", 0),
+            None => Ok(()),
+        },
+        Endpoint::Embeddings => match req.body.get_mut("input") {
+            Some(p) => guard_value(gw, &scanner, &mut state, p, Role::User, "input", 0),
+            None => Ok(()),
+        },
+    };
+    // Findings go on record whether or not they blocked the request.
+    state.to_trail(trail);
+    result?;
     state.ctx.allowed_hosts = scan.allowed_link_hosts.clone();
     Ok(state)
 }

@@ -28,6 +28,7 @@ use http::{HeaderMap, StatusCode};
 use http_body_util::BodyExt;
 use rampart_policy::Action;
 
+use crate::audit::{self, SharedTrail};
 use crate::auth::{self, Caller};
 use crate::error::ApiError;
 use crate::limits::{Scope, Subject};
@@ -116,7 +117,9 @@ fn action_for(endpoint: Endpoint) -> Action {
     }
 }
 
-/// Handles one inference request end to end.
+/// Handles one inference request end to end, and makes sure it is on record: the relay
+/// records what it serves; whatever ends in an error is recorded here, before the error goes
+/// out. While the ledger cannot write, nothing is served.
 pub async fn inference(
     gw: Arc<Gateway>,
     endpoint: Endpoint,
@@ -124,16 +127,91 @@ pub async fn inference(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    audit::admit(&gw)?;
+    let trail: SharedTrail = Arc::new(std::sync::Mutex::new(audit::Trail {
+        started: Some(std::time::Instant::now()),
+        ts_ms: rampart_audit::now_ms(),
+        request_id: rid.0.to_string(),
+        endpoint: endpoint_name(endpoint),
+        ..audit::Trail::default()
+    }));
+    let result = handle(gw.clone(), endpoint, rid, headers, body, trail.clone()).await;
+    let Err(err) = result else {
+        return result;
+    };
+    if gw.audit.is_some() {
+        let entry = match trail.lock() {
+            Ok(mut t) if !t.recorded => {
+                t.recorded = true;
+                let payload = t.payload(&gw);
+                Some(t.entry(
+                    "complete",
+                    decision_for(&err),
+                    err.status().as_u16(),
+                    Some(err.code()),
+                    payload,
+                ))
+            }
+            _ => None,
+        };
+        if let Some(entry) = entry {
+            audit::append(&gw, entry).await?;
+        }
+    }
+    Err(err)
+}
+
+fn endpoint_name(e: Endpoint) -> &'static str {
+    match e {
+        Endpoint::Chat => "chat",
+        Endpoint::Completions => "completions",
+        Endpoint::Embeddings => "embeddings",
+    }
+}
+
+/// How an error reads in the ledger: a detector's block, a refusal, or a failure.
+fn decision_for(e: &ApiError) -> &'static str {
+    let code = e.code();
+    if code.ends_with("_detected") || code == "output_blocked" || code == "system_message_not_allowed" {
+        "blocked"
+    } else if matches!(e.cause(), crate::error::Cause::Upstream | crate::error::Cause::Internal) {
+        "failed"
+    } else {
+        "refused"
+    }
+}
+
+async fn handle(
+    gw: Arc<Gateway>,
+    endpoint: Endpoint,
+    rid: RequestId,
+    headers: HeaderMap,
+    body: Body,
+    trail: SharedTrail,
+) -> Result<Response, ApiError> {
     let rt = gw.runtime.load_full();
 
     // 1. Who is calling.
     let caller = authenticate(&gw, &rt, &headers).await?;
+    if let Ok(mut t) = trail.lock() {
+        t.principal = Some(match &caller.principal {
+            rampart_policy::Principal::Key { id, .. } => format!("key:{id}"),
+            rampart_policy::Principal::User { id, .. } => format!("user:{id}"),
+        });
+        t.subject = caller.principal.user().to_string();
+        t.key_id = caller.key_id.clone();
+    }
 
     // 2. What they ask.
     let body_timeout = std::time::Duration::from_millis(rt.config.server.body_timeout_ms);
     let bytes = read_body(body, &headers, rt.config.limits.max_body_bytes, body_timeout).await?;
     let mut req = InferenceRequest::parse(endpoint, &bytes, &gw.tokenizer)?;
     drop(bytes);
+    if let Ok(mut t) = trail.lock() {
+        t.model = req.model.chars().take(256).collect();
+        t.stream = req.stream;
+        t.prompt_tokens = req.prompt_tokens;
+    }
 
     // 3. Whether they may.
     let route = rt.routes.get(&req.model).cloned().ok_or_else(|| {
@@ -170,6 +248,9 @@ pub async fn inference(
             format!("you do not have access to the model `{}`", short(&req.model)),
         )
         .with_param("model"));
+    }
+    if let Ok(mut t) = trail.lock() {
+        t.policies = decision.policies.clone();
     }
 
     // 4. Whether they may now.
@@ -220,13 +301,29 @@ pub async fn inference(
             .config
             .scan
             .resolve(&req.model, caller.principal.user(), caller.key_id.as_deref());
-        Some(guard::guard_request(&gw, &rt.config.scan, policy, &mut req)?)
+        Some(guard::guard_request(&gw, &rt.config.scan, policy, &mut req, &trail)?)
     } else {
         None
     };
 
     // 5. Ask the model.
+    if audit::keeps_bodies(&gw) {
+        if let Ok(mut t) = trail.lock() {
+            t.request_body = Some(serde_json::Value::Object(req.body.clone()));
+        }
+    }
+    let asked = std::time::Instant::now();
     let (resp, upstream) = send::send(&gw, &route, &req, &rid).await?;
+    if let Ok(mut t) = trail.lock() {
+        t.upstream = Some(upstream.name.clone());
+        t.upstream_model = route
+            .targets
+            .iter()
+            .find(|(u, _)| Arc::ptr_eq(u, &upstream))
+            .map(|(_, m)| m.clone());
+        t.upstream_status = Some(resp.status().as_u16());
+        t.upstream_ms = Some(asked.elapsed().as_millis() as u64);
+    }
 
     // 6. Relay the answer.
     let exchange = Exchange {
@@ -240,6 +337,7 @@ pub async fn inference(
         inflight,
         prompt_tokens: req.prompt_tokens,
         scan,
+        trail,
     };
     if req.stream {
         stream::relay(
@@ -269,11 +367,19 @@ pub(crate) struct Exchange {
     prompt_tokens: u64,
     /// Scanner state: policy, output context, pseudonyms, findings.
     scan: Option<guard::ScanState>,
+    /// What the ledger will record.
+    trail: SharedTrail,
 }
 
 impl Exchange {
     /// Charges usage once the upstream reports (or the relay estimated) it.
     fn account(&self, upstream_prompt: Option<u64>, completion: u64) {
+        if let Ok(mut t) = self.trail.lock() {
+            if let Some(p) = upstream_prompt {
+                t.prompt_tokens = p;
+            }
+            t.completion_tokens = Some(completion);
+        }
         let correction = upstream_prompt.map_or(0, |p| p as i64 - self.prompt_tokens as i64);
         self.permit.charge(completion as i64 + correction);
         self.gw.metrics.add_tokens(&self.route.name, "completion", completion);

@@ -41,6 +41,12 @@ struct Relay {
     text_bytes: usize,
     /// Output scanning with hold-back, when the policy has any.
     guard: Option<super::guard::StreamGuard>,
+    /// How the stream ended, for the ledger: decision and error code.
+    end: (&'static str, Option<String>),
+    /// The end record was written (or attempted).
+    end_recorded: bool,
+    /// What was sent, for the ledger, when bodies are kept.
+    kept: Option<String>,
 }
 
 pub(super) async fn relay(mut x: Exchange, resp: reqwest::Response, strip_usage: bool) -> Result<Response, ApiError> {
@@ -71,6 +77,15 @@ pub(super) async fn relay(mut x: Exchange, resp: reqwest::Response, strip_usage:
     for (k, v) in &x.permit.headers {
         builder = builder.header(k, v);
     }
+    // The start of the exchange is on record before the first byte goes out.
+    if x.gw.audit.is_some() {
+        let entry = match x.trail.lock() {
+            Ok(t) => t.entry("start", "allowed", 200, None, None),
+            Err(_) => return Err(crate::audit::unavailable()),
+        };
+        crate::audit::append(&x.gw, entry).await?;
+    }
+    let keep_text = crate::audit::keeps_bodies(&x.gw);
     let guard = x
         .scan
         .take()
@@ -88,6 +103,9 @@ pub(super) async fn relay(mut x: Exchange, resp: reqwest::Response, strip_usage:
         upstream_prompt: None,
         upstream_completion: None,
         text_bytes: 0,
+        end: ("allowed", None),
+        end_recorded: false,
+        kept: keep_text.then(String::new),
     };
     let body = futures_util::stream::unfold(relay, |mut r| async move {
         let frame = r.next_frame().await?;
@@ -108,7 +126,54 @@ fn error_event(code: &str, message: &str) -> Bytes {
 }
 
 impl Relay {
+    /// The next frame; the last one goes out only after the exchange's end record is durable
+    /// (if the ledger fails, the client gets an `audit_unavailable` error event instead of
+    /// `[DONE]`).
     async fn next_frame(&mut self) -> Option<Bytes> {
+        let frame = self.next_event_frame().await;
+        if let (Some(kept), Some(f)) = (self.kept.as_mut(), &frame) {
+            if kept.len() < crate::audit::MAX_KEPT_TEXT {
+                kept.push_str(&String::from_utf8_lossy(f));
+            }
+        }
+        if !self.finished || self.end_recorded || self.x.gw.audit.is_none() {
+            return frame;
+        }
+        self.end_recorded = true;
+        let entry = self.end_entry();
+        if crate::audit::append(&self.x.gw, entry).await.is_ok() {
+            return frame;
+        }
+        let mut out = BytesMut::from(frame.as_deref().unwrap_or_default());
+        const DONE: &[u8] = b"data: [DONE]\n\n";
+        if out.ends_with(DONE) {
+            out.truncate(out.len() - DONE.len());
+        }
+        out.extend_from_slice(&error_event(
+            "audit_unavailable",
+            "the audit ledger could not record this exchange; its answer is incomplete",
+        ));
+        Some(out.freeze())
+    }
+
+    fn end_entry(&self) -> rampart_audit::Entry {
+        if let Some(g) = &self.guard {
+            g.state().to_trail(&self.x.trail);
+        }
+        match self.x.trail.lock() {
+            Ok(mut t) => {
+                t.recorded = true;
+                t.response_text = self.kept.clone();
+                let payload = t.payload(&self.x.gw);
+                t.entry("end", self.end.0, 200, self.end.1.as_deref(), payload)
+            }
+            Err(p) => p
+                .into_inner()
+                .entry("end", self.end.0, 200, self.end.1.as_deref(), None),
+        }
+    }
+
+    async fn next_event_frame(&mut self) -> Option<Bytes> {
         loop {
             if self.finished {
                 return None;
@@ -177,6 +242,7 @@ impl Relay {
                         out.extend_from_slice(format!("data: {line}\n").as_bytes());
                     }
                     out.extend_from_slice(b"\n");
+                    self.end = ("failed", Some("upstream_error_event".into()));
                     self.finish();
                     return Some(out.freeze());
                 }
@@ -222,6 +288,7 @@ impl Relay {
     /// has left (it was inside the hold-back window), and the client gets a clean error.
     fn blocked(&mut self, b: &super::guard::OutputBlocked) -> Bytes {
         tracing::info!(request_id = %self.x.rid.0, detector = b.0.detector.name(), kind = %b.0.kind, "stream cut by output scanner");
+        self.end = ("blocked", Some("output_blocked".into()));
         self.finish();
         let msg = format!(
             "the model's answer was cut off: it contained {} ({})",
@@ -236,7 +303,9 @@ impl Relay {
         // What was held back for scanning is scanned and sent before the error.
         let mut out = BytesMut::new();
         if let Some(mut g) = self.guard.take() {
-            match g.flush(&self.x.gw) {
+            let flushed = g.flush(&self.x.gw);
+            g.state().to_trail(&self.x.trail);
+            match flushed {
                 Ok(rest) => {
                     for v in rest {
                         out.extend_from_slice(format!("data: {v}\n\n").as_bytes());
@@ -247,6 +316,7 @@ impl Relay {
         }
         self.x.gw.metrics.upstream_error(&self.x.upstream.name, metric);
         tracing::warn!(upstream = %self.x.upstream.name, code, "stream ended with an error event");
+        self.end = ("failed", Some(code.to_string()));
         self.finish();
         out.extend_from_slice(&error_event(code, message));
         out.freeze()
@@ -268,7 +338,19 @@ impl Drop for Relay {
         if !self.finished {
             // The client went away mid-stream; what it received is still charged.
             self.x.gw.metrics.streams_cancelled.inc();
+            self.end = ("cancelled", Some("client_closed".into()));
             self.finish();
+        }
+        if !self.end_recorded && self.x.gw.audit.is_some() {
+            // Dropped before the end was recorded (the client went away): record it anyway.
+            self.end_recorded = true;
+            let entry = self.end_entry();
+            let gw = self.x.gw.clone();
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    let _ = crate::audit::append(&gw, entry).await;
+                });
+            }
         }
     }
 }
