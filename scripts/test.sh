@@ -19,9 +19,13 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== fuzz targets build (running them needs cargo-fuzz: see README)"
 cargo check --manifest-path fuzz/Cargo.toml --target-dir target
 
+echo "== PostgreSQL for the audit ledger tests (scripts/postgres.sh)"
+RAMPART_TEST_PG_URL=$(./scripts/postgres.sh start)
+export RAMPART_TEST_PG_URL RAMPART_REQUIRE_PG=1
+
 echo "== cargo test"
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+trap 'rm -f "$log"; ./scripts/postgres.sh stop' EXIT
 cargo test --workspace --all-targets --locked 2>&1 | tee "$log"
 cargo test --workspace --doc --locked 2>&1 | tee -a "$log"
 

@@ -60,7 +60,7 @@ impl<'a> Renderer<'a> {
         let Some(keys) = self.keys else {
             return Ok(("sealed", Value::Null));
         };
-        if !self.deks.contains_key(&dek_id) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.deks.entry(dek_id) {
             let key = match backend.dek(dek_id)? {
                 Some(row) => match (row.kek_id, row.wrapped) {
                     (Some(kek), Some(w)) => Some(keys.unwrap(&kek, &w, &crypto::dek_aad(&row.subject, row.id))?),
@@ -68,7 +68,7 @@ impl<'a> Renderer<'a> {
                 },
                 None => None,
             };
-            self.deks.insert(dek_id, key);
+            slot.insert(key);
         }
         let Some(Some(key)) = self.deks.get(&dek_id) else {
             return Ok(("erased", Value::Null));

@@ -326,6 +326,9 @@ impl Blocking<'_> {
     }
 }
 
+/// A data key made for a batch: (subject, id, key, created), cached once the batch commits.
+type NewKey = (String, i64, SecretKey, i64);
+
 struct CachedDek {
     id: i64,
     key: SecretKey,
@@ -543,9 +546,9 @@ impl Writer {
         );
     }
 
-    fn build(&mut self, entries: &[Entry]) -> Result<(Batch, Vec<(String, i64, SecretKey, i64)>), AuditError> {
+    fn build(&mut self, entries: &[Entry]) -> Result<(Batch, Vec<NewKey>), AuditError> {
         let mut batch = Batch::default();
-        let mut new_keys: Vec<(String, i64, SecretKey, i64)> = Vec::new();
+        let mut new_keys: Vec<NewKey> = Vec::new();
         let (mut seq, mut prev) = (self.seq, self.hash);
         let now = now_ms();
         for e in entries {

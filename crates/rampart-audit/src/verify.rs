@@ -196,7 +196,7 @@ pub fn verify(
             summary.records += 1;
             summary.head_seq = r.seq;
             total += 1;
-            if total % 10_000 == 0 {
+            if total.is_multiple_of(10_000) {
                 progress(total);
             }
             if r.payload.is_some() {

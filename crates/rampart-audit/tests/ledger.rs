@@ -2,6 +2,13 @@
 //! set; the project's test command starts one and sets it): appends, every kind of tampering,
 //! erasure, retention, rotation, fail-closed and recovery.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers fail the test on any error"
+)]
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,8 +26,8 @@ fn entry(i: usize, subject: &str, payload: bool) -> Entry {
         subject: subject.into(),
         principal: format!("user:{subject}"),
         model: "demo".into(),
-        decision: if i % 3 == 0 { "refused".into() } else { "allowed".into() },
-        findings: if i % 3 == 0 { vec!["pii:email".into()] } else { vec![] },
+        decision: if i.is_multiple_of(3) { "refused".into() } else { "allowed".into() },
+        findings: if i.is_multiple_of(3) { vec!["pii:email".into()] } else { vec![] },
         meta: serde_json::json!({"request_id": format!("req_{i}"), "status": 200}),
         payload: payload.then(|| format!(r#"{{"prompt":"hello {i}"}}"#).into_bytes()),
     }
@@ -624,9 +631,12 @@ fn postgres_replicas_write_their_own_chains_and_verify() {
         None,
     );
     assert!(matches!(dup, Err(rampart_audit::AuditError::ChainBusy(_))));
+    // Subjects unique to this run: the database outlives it, and its keys were wrapped under
+    // another run's master key.
+    let subject = format!("erin-{}", std::process::id());
     for i in 0..25 {
         for l in &ledgers {
-            l.append_blocking(entry(i, "erin", true)).unwrap();
+            l.append_blocking(entry(i, &subject, true)).unwrap();
         }
     }
     drop(ledgers);
@@ -665,4 +675,52 @@ fn postgres_replicas_write_their_own_chains_and_verify() {
     .unwrap();
     assert_eq!(n, 25);
     assert!(String::from_utf8(out).unwrap().contains("hello 24"));
+}
+
+/// The database drops the ledger's connection (a failover, a restart): the append in flight
+/// fails, the ledger turns unhealthy, reconnects (taking its chain lock again) and goes on
+/// with an unbroken chain.
+#[test]
+fn postgres_connection_loss_fails_closed_and_recovers() {
+    let Some(url) = pg_url() else { return };
+    let chain = pg_fresh(&url, "reconnect");
+    let app = format!("rampart-{chain}");
+    let ledger_url = format!("{url} application_name={app}");
+    let ledger = Ledger::open(
+        Location::Postgres(ledger_url),
+        Options {
+            chain: chain.clone(),
+            durability: Durability::Sync,
+            probe_interval: Duration::from_millis(100),
+            ..Options::default()
+        },
+        Signer::from_seed(&[4; 32]),
+        None,
+        None,
+    )
+    .unwrap();
+    ledger.append_blocking(entry(1, "frank", false)).unwrap();
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let killed: i64 = admin
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+            &[&app],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(killed, 1);
+    let err = ledger.append_blocking(entry(2, "frank", false)).unwrap_err();
+    assert!(matches!(err, rampart_audit::AuditError::Unavailable(_)), "{err}");
+    let t0 = std::time::Instant::now();
+    while !ledger.healthy() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "did not recover");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    ledger.append_blocking(entry(3, "frank", false)).unwrap();
+    drop(ledger);
+    let mut b = Location::Postgres(url).open().unwrap();
+    let r = verify(b.as_mut(), &[Signer::from_seed(&[4; 32]).public()], &[], |_| {}).unwrap();
+    let mine = r.chains.iter().find(|c| c.chain == chain).unwrap();
+    assert_eq!(mine.records, 2);
+    assert!(r.problems.iter().all(|p| p.chain != chain), "{:?}", r.problems);
 }

@@ -160,6 +160,14 @@ async fn healthz() -> Response {
 async fn readyz(State(gw): State<Arc<Gateway>>) -> Response {
     let store = gw.store.clone();
     let ok = matches!(tokio::task::spawn_blocking(move || store.ping()).await, Ok(Ok(())));
+    if let Some(l) = gw.audit.as_ref().filter(|l| !l.healthy()) {
+        let reason = l.health().last_error.unwrap_or_default();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "not ready", "reason": format!("audit ledger cannot write: {reason}")})),
+        )
+            .into_response();
+    }
     if ok {
         Json(json!({"status": "ready"})).into_response()
     } else {
@@ -181,6 +189,11 @@ async fn metrics(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Result<R
                 "metrics need an admin credential",
             ));
         }
+    }
+    if let Some(l) = &gw.audit {
+        let h = l.health();
+        gw.metrics.audit_queue_depth.set(h.queue_depth as i64);
+        gw.metrics.audit_up.set(i64::from(h.healthy));
     }
     Ok((
         [(

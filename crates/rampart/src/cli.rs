@@ -59,6 +59,10 @@ enum Command {
     /// Measure a detector on labelled data: precision, recall, F1, ROC AUC, TPR at fixed FPR,
     /// per source, latency.
     Eval(crate::detect::EvalArgs),
+    /// The audit ledger: verify, search, export, erase a data subject, retention, key rotation,
+    /// checkpoints.
+    #[command(subcommand)]
+    Audit(crate::audit_cmd::AuditCommand),
 }
 
 /// Options of `rampart serve`.
@@ -249,6 +253,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Scan(args) => crate::detect::scan(args),
         Command::Train(crate::detect::TrainCommand::Injection(args)) => crate::detect::train_injection(args),
         Command::Eval(args) => crate::detect::eval(args),
+        Command::Audit(cmd) => tokio::task::spawn_blocking(move || crate::audit_cmd::run(cmd))
+            .await
+            .context("the audit command failed")?,
     }
 }
 

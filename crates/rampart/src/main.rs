@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod admin_client;
+mod audit_cmd;
 mod cli;
 mod detect;
 mod serve;

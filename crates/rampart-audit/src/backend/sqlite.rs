@@ -83,7 +83,10 @@ impl Sqlite {
     }
 }
 
-fn stored(r: &Row<'_>) -> rusqlite::Result<(Stored, Vec<u8>, Vec<u8>, Option<Vec<u8>>)> {
+/// A row before its hash columns are checked for length: (record, prev_hash, hash, digest).
+type RawRow = (Stored, Vec<u8>, Vec<u8>, Option<Vec<u8>>);
+
+fn stored(r: &Row<'_>) -> rusqlite::Result<RawRow> {
     let digest: Option<Vec<u8>> = r.get(11)?;
     Ok((
         Stored {
@@ -109,7 +112,7 @@ fn stored(r: &Row<'_>) -> rusqlite::Result<(Stored, Vec<u8>, Vec<u8>, Option<Vec
     ))
 }
 
-fn finish(parts: (Stored, Vec<u8>, Vec<u8>, Option<Vec<u8>>)) -> Result<Stored, AuditError> {
+fn finish(parts: RawRow) -> Result<Stored, AuditError> {
     let (mut s, prev, hash, digest) = parts;
     s.prev_hash = hash32(prev, "prev_hash")?;
     s.hash = hash32(hash, "hash")?;

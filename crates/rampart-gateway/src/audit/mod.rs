@@ -293,7 +293,7 @@ impl Trail {
             .iter()
             .map(|f| {
                 json!({"direction": f.direction, "index": f.index, "detector": f.detector, "type": f.kind,
-                       "score": (f.score * 1000.0).round() / 1000.0, "action": f.action, "shadow": f.shadow})
+                       "score": (f64::from(f.score) * 1000.0).round() / 1000.0, "action": f.action, "shadow": f.shadow})
             })
             .collect();
         let mut labels: Vec<String> = self

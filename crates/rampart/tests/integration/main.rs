@@ -7,6 +7,7 @@
 mod faults;
 mod harness;
 
+mod audit;
 mod auth;
 mod basics;
 mod errors;
