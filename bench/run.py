@@ -68,6 +68,9 @@ def main():
     ap.add_argument("--seconds", type=int, default=10, help="duration of each wrk run")
     ap.add_argument("--no-build", action="store_true", help="use the existing release binary")
     ap.add_argument("--json", help="also write the results to this file")
+    ap.add_argument("--ledger", metavar="MODES",
+                    help="compare audit ledger modes instead, e.g. off,sync,group: one gateway per mode, "
+                         "non-streamed requests at 1 and 32 connections, each beside a direct run")
     a = ap.parse_args()
     ensure_wrk()
     if not a.no_build:
@@ -79,9 +82,12 @@ def main():
         up, up_url, _ = start([BIN, "demo-upstream", "--listen", "127.0.0.1:0"])
         procs.append(up)
         base = up_url  # http://127.0.0.1:PORT/v1
-        config = os.path.join(tmp, "rampart.toml")
-        with open(config, "w") as f:
-            f.write(f"""version = 1
+        def gateway(name, audit_toml):
+            data = os.path.join(tmp, name)
+            os.makedirs(data, exist_ok=True)
+            config = os.path.join(data, "rampart.toml")
+            with open(config, "w") as f:
+                f.write(f"""version = 1
 [log]
 level = "warn"
 [[upstreams]]
@@ -94,14 +100,34 @@ targets = [{{ upstream = "mock", model = "rampart-demo-1" }}]
 requests_per_minute = 100000000
 tokens_per_minute = 100000000000
 concurrent_requests = 1024
+{audit_toml}
 """)
-        gw, gw_url, lines = start([BIN, "serve", "--config", config, "--listen", "127.0.0.1:0",
-                                   "--data-dir", os.path.join(tmp, "data")], env=dict(os.environ, RAMPART_LOG="warn"))
-        procs.append(gw)
-        admin = next(l.split(": ", 1)[1] for l in lines if l.startswith("admin credential"))
-        req = urllib.request.Request(gw_url + "/admin/keys", data=json.dumps({"owner": "bench"}).encode(),
-                                     headers={"Authorization": f"Bearer {admin}", "Content-Type": "application/json"})
-        key = json.load(urllib.request.urlopen(req))["key"]
+            gw, gw_url, lines = start([BIN, "serve", "--config", config, "--listen", "127.0.0.1:0",
+                                       "--data-dir", os.path.join(data, "data")], env=dict(os.environ, RAMPART_LOG="warn"))
+            procs.append(gw)
+            admin = next(l.split(": ", 1)[1] for l in lines if l.startswith("admin credential"))
+            req = urllib.request.Request(gw_url + "/admin/keys", data=json.dumps({"owner": "bench"}).encode(),
+                                         headers={"Authorization": f"Bearer {admin}", "Content-Type": "application/json"})
+            return gw_url, json.load(urllib.request.urlopen(req))["key"]
+
+        if a.ledger:
+            audit = {"off": "[audit]\nenabled = false", "sync": "[audit]\ndurability = \"sync\"",
+                     "group": "[audit]\ndurability = \"group\""}
+            rows = []
+            gws = {m: gateway(m, audit[m]) for m in a.ledger.split(",")}
+            for m, (u, k) in gws.items():
+                wrk(u, "/v1/chat/completions", 4, 2, k)
+            for conns in (1, 32):
+                for m, (u, k) in gws.items():
+                    d = wrk(base.removesuffix("/v1"), "/v1/chat/completions", conns, a.seconds)
+                    g = wrk(u, "/v1/chat/completions", conns, a.seconds, k)
+                    rows.append({"mode": f"ledger={m}", "conns": conns,
+                                 "direct": {"rps": d[0], "p50_us": d[1], "p99_us": d[2]},
+                                 "gateway": {"rps": g[0], "p50_us": g[1], "p99_us": g[2]},
+                                 "added_p50_us": g[1] - d[1], "throughput_ratio": g[0] / d[0] if d[0] else 0.0})
+            report(a, rows)
+            return
+        gw_url, key = gateway("main", "")
 
         # Warm both paths (connection pools, allocator, tokenizer caches).
         wrk(base.removesuffix("/v1"), "/v1/chat/completions", 4, 2)
@@ -125,12 +151,15 @@ concurrent_requests = 1024
             except subprocess.TimeoutExpired:
                 p.kill()
         shutil.rmtree(tmp, ignore_errors=True)
+    report(a, rows)
 
+
+def report(a, rows):
     print(f"\nrampart gateway benchmark ({a.seconds}s per run, {os.cpu_count()} cores, wrk)")
-    print(f"{'mode':<7}{'conns':>6} | {'direct rps':>11}{'p50 µs':>9}{'p99 µs':>9} | {'gateway rps':>12}{'p50 µs':>9}{'p99 µs':>9} | {'added p50':>10}{'rps ratio':>10}")
+    print(f"{'mode':<13}{'conns':>6} | {'direct rps':>11}{'p50 µs':>9}{'p99 µs':>9} | {'gateway rps':>12}{'p50 µs':>9}{'p99 µs':>9} | {'added p50':>10}{'rps ratio':>10}")
     for r in rows:
         d, g = r["direct"], r["gateway"]
-        print(f"{r['mode']:<7}{r['conns']:>6} | {d['rps']:>11.0f}{d['p50_us']:>9}{d['p99_us']:>9} | "
+        print(f"{r['mode']:<13}{r['conns']:>6} | {d['rps']:>11.0f}{d['p50_us']:>9}{d['p99_us']:>9} | "
               f"{g['rps']:>12.0f}{g['p50_us']:>9}{g['p99_us']:>9} | {r['added_p50_us']:>8}µs{r['throughput_ratio']:>10.2f}")
     if a.json:
         with open(a.json, "w") as f:

@@ -29,3 +29,32 @@ admin=$(sed -n 's/^admin credential (shown once, store it now): //p' "$dir/out")
 [ -n "$url" ] || { cat "$dir/err" >&2; exit 1; }
 key=$(RAMPART_URL="$url" RAMPART_ADMIN_KEY="$admin" "$bin" keys create --owner sdk-test 2>/dev/null)
 "$venv/bin/python" tests/sdk/openai_sdk.py "$url/v1" "$key"
+
+# The ledger this run wrote, checked by an independent implementation of FORMAT.md.
+echo "== independent audit ledger verification (scripts/audit-verify.py)"
+"$venv/bin/pip" install -q --disable-pip-version-check 'cryptography>=42'
+kill "$pid" && wait "$pid" 2>/dev/null || true
+pid=
+"$bin" audit checkpoint --data-dir "$dir/data" >/dev/null
+pub=$(cat "$dir/data/audit-signing.pub")
+passed=0
+"$venv/bin/python" scripts/audit-verify.py "$dir/data/audit.db" --public-key "$pub"
+passed=$((passed + 1))
+"$venv/bin/python" - "$dir/data/audit.db" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+db.execute("UPDATE audit_records SET model = 'forged' WHERE seq = 3")
+db.commit()
+PY
+set +e
+out=$("$venv/bin/python" scripts/audit-verify.py "$dir/data/audit.db" --public-key "$pub")
+rc=$?
+set -e
+echo "$out"
+if [ "$rc" = 1 ] && grep -q "record 3: contents do not match" <<<"$out"; then
+  passed=$((passed + 1))
+  echo "audit-verify: $passed passed, 0 failed"
+else
+  echo "audit-verify: $passed passed, 1 failed (a changed record 3 was not reported)"
+  exit 1
+fi

@@ -33,5 +33,5 @@ echo "== OpenAI Python SDK against the gateway"
 ./scripts/sdk-test.sh 2>&1 | tee -a "$log"
 
 # One closing line for the whole suite (cargo prints one per test binary).
-awk '/^test result:|^openai SDK/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed[;,]?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1); if ($i ~ /^ignored;?$/) s += $(i-1) } }
+awk '/^test result:|^openai SDK|^audit-verify:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed[;,]?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1); if ($i ~ /^ignored;?$/) s += $(i-1) } }
      END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use rampart_audit::{Durability, Entry, Kind, KeyProvider, Ledger, LocalKeys, Location, Options, SecretKey, Signer};
+use rampart_audit::{Durability, Entry, KeyProvider, Kind, Ledger, LocalKeys, Location, Options, SecretKey, Signer};
 
 fn entry(payload: bool) -> Entry {
     Entry {
@@ -49,7 +49,9 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     let dir = tempfile::tempdir().unwrap();
     let sync = open(dir.path(), Durability::Sync);
-    g.bench_function("append_sync_1_writer", |b| b.iter(|| sync.append_blocking(entry(false)).unwrap()));
+    g.bench_function("append_sync_1_writer", |b| {
+        b.iter(|| sync.append_blocking(entry(false)).unwrap())
+    });
     g.bench_function("append_sync_1_writer_1KB_payload", |b| {
         b.iter(|| sync.append_blocking(entry(true)).unwrap())
     });

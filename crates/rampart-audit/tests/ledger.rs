@@ -26,8 +26,16 @@ fn entry(i: usize, subject: &str, payload: bool) -> Entry {
         subject: subject.into(),
         principal: format!("user:{subject}"),
         model: "demo".into(),
-        decision: if i.is_multiple_of(3) { "refused".into() } else { "allowed".into() },
-        findings: if i.is_multiple_of(3) { vec!["pii:email".into()] } else { vec![] },
+        decision: if i.is_multiple_of(3) {
+            "refused".into()
+        } else {
+            "allowed".into()
+        },
+        findings: if i.is_multiple_of(3) {
+            vec!["pii:email".into()]
+        } else {
+            vec![]
+        },
         meta: serde_json::json!({"request_id": format!("req_{i}"), "status": 200}),
         payload: payload.then(|| format!(r#"{{"prompt":"hello {i}"}}"#).into_bytes()),
     }

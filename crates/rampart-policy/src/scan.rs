@@ -120,7 +120,9 @@ pub struct RoleThresholds {
 impl Default for RoleThresholds {
     fn default() -> Self {
         RoleThresholds {
-            system: 0.9,
+            // Client system prompts routinely assign a persona ("You are a helpful assistant."
+            // scores 0.93); the attacks measured score above 0.99.
+            system: 0.98,
             user: 0.6,
             assistant: 0.9,
             tool: 0.35,
