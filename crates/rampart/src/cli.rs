@@ -241,6 +241,44 @@ struct DemoArgs {
     chunk_delay_ms: u64,
 }
 
+/// Records an offline credential replacement in the local ledger (the default SQLite one
+/// beside the database; a gateway on PostgreSQL records its own admin actions only).
+async fn record_offline_credential(data_dir: PathBuf, revoked: usize) -> anyhow::Result<()> {
+    let ledger_file = data_dir.join("audit.db");
+    if !ledger_file.exists() {
+        return Ok(());
+    }
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let signer = rampart_audit::Signer::load_or_create(&data_dir.join("audit-signing.key"))?;
+        let options = rampart_audit::Options {
+            durability: rampart_audit::Durability::Sync,
+            ..rampart_audit::Options::default()
+        };
+        let ledger = rampart_audit::Ledger::open(
+            rampart_audit::Location::Sqlite(ledger_file),
+            options,
+            signer,
+            None,
+            None,
+        )?;
+        ledger.append_blocking(rampart_audit::Entry {
+            kind: rampart_audit::Kind::Admin,
+            ts_ms: rampart_audit::now_ms(),
+            subject: String::new(),
+            principal: format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into())),
+            model: String::new(),
+            decision: "key.replace_admin".into(),
+            findings: vec![],
+            meta: serde_json::json!({"action": "key.replace_admin", "revoked": revoked, "offline": true}),
+            payload: None,
+        })?;
+        Ok(())
+    })
+    .await
+    .context("recording the credential change failed")?
+    .context("cannot write the audit ledger")
+}
+
 /// Runs the chosen subcommand.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
@@ -429,6 +467,9 @@ async fn admin(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
             }
             let store = rampart_gateway::store::Store::open(&data_dir)?;
             let (secret, revoked) = rampart_gateway::auth::keys::replace_admin_credential(&store)?;
+            if let Err(e) = record_offline_credential(data_dir.clone(), revoked).await {
+                eprintln!("warning: the replacement is not in the audit ledger: {e:#}");
+            }
             println!("{secret}");
             eprintln!("revoked {revoked} admin credential(s); restart the gateway to use the new one (shown once)");
         }
