@@ -338,3 +338,84 @@ async fn replicas_share_a_postgres_ledger() {
     assert!(mine.is_empty(), "{mine:?}");
     let _ = code;
 }
+
+/// Checkpoints leave the ledger's host (a file and a webhook); with them, cutting off the tail
+/// of the ledger, checkpoints included, is detected. The admin API streams the export.
+#[tokio::test]
+async fn exported_checkpoints_reveal_a_truncated_tail() {
+    use axum::routing::post;
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
+    let sink = received.clone();
+    let app = axum::Router::new().route(
+        "/checkpoints",
+        post(move |axum::Json(v): axum::Json<Value>| {
+            let sink = sink.clone();
+            async move {
+                sink.lock().unwrap().push(v);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/checkpoints", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let kept = tempfile::tempdir().unwrap();
+    let export_file = kept.path().join("checkpoints.jsonl").display().to_string();
+    let mut g = harness::start_config(&harness::demo_config(&format!(
+        "[audit]\ncheckpoint_every = 3\ncheckpoint_export = \"{export_file}\"\ncheckpoint_webhook = \"{hook}\"\n"
+    )));
+    let key = g.default_key().await;
+    for _ in 0..7 {
+        assert_eq!(g.chat(&key, "rampart-demo", "hi").await.status(), 200);
+    }
+    // 2 key creations + 7 exchanges = 9 records: checkpoints at 3, 6, 9.
+    let t = std::time::Instant::now();
+    while received.lock().unwrap().len() < 3 {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "webhook got {:?}",
+            received.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let hooked: Vec<u64> = received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|v| v["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(hooked, vec![3, 6, 9]);
+    assert_eq!(std::fs::read_to_string(&export_file).unwrap().lines().count(), 3);
+
+    // The admin API streams the same records.
+    let r = client()
+        .get(format!("{}/admin/audit/export?kind=exchange", g.url))
+        .bearer_auth(g.admin())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-type"], "application/x-ndjson");
+    assert_eq!(r.text().await.unwrap().lines().count(), 7);
+
+    g.child.kill().unwrap();
+    g.child.wait().unwrap();
+    let dir = data(&g);
+    let (code, out, err) = run_cli(
+        &["audit", "verify", "--data-dir", &dir, "--checkpoints", &export_file],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("6 checkpoint(s) verified"), "{out}");
+    let db = rusqlite::Connection::open(format!("{dir}/audit.db")).unwrap();
+    db.execute("DELETE FROM audit_records WHERE seq > 7", []).unwrap();
+    db.execute("DELETE FROM audit_checkpoints WHERE seq > 7", []).unwrap();
+    let (code, _, _) = run_cli(&["audit", "verify", "--data-dir", &dir], &[]);
+    assert_eq!(code, 0, "the ledger alone cannot see a clean cut");
+    let (code, out, _) = run_cli(
+        &["audit", "verify", "--data-dir", &dir, "--checkpoints", &export_file],
+        &[],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("record 8: Truncated"), "{out}");
+}
