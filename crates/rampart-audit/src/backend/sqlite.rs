@@ -86,19 +86,33 @@ impl Sqlite {
 /// A row before its hash columns are checked for length: (record, prev_hash, hash, digest).
 type RawRow = (Stored, Vec<u8>, Vec<u8>, Option<Vec<u8>>);
 
+/// A text column as stored. Bytes that are not UTF-8 (someone wrote them behind the ledger's
+/// back) are read lossily, so the record's hash fails and `verify` names the record instead of
+/// stopping with a decoding error.
+fn text(r: &Row<'_>, i: usize) -> rusqlite::Result<String> {
+    let v = r.get_ref(i)?;
+    let bytes = match v {
+        rusqlite::types::ValueRef::Text(b) | rusqlite::types::ValueRef::Blob(b) => b.to_vec(),
+        rusqlite::types::ValueRef::Null => Vec::new(),
+        rusqlite::types::ValueRef::Integer(n) => n.to_string().into_bytes(),
+        rusqlite::types::ValueRef::Real(f) => f.to_string().into_bytes(),
+    };
+    Ok(String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+}
+
 fn stored(r: &Row<'_>) -> rusqlite::Result<RawRow> {
     let digest: Option<Vec<u8>> = r.get(11)?;
     Ok((
         Stored {
-            chain: r.get(0)?,
+            chain: text(r, 0)?,
             seq: r.get::<_, i64>(1)? as u64,
             ts_ms: r.get(2)?,
-            kind: r.get(3)?,
-            subject: r.get(4)?,
-            principal: r.get(5)?,
-            model: r.get(6)?,
-            decision: r.get(7)?,
-            findings: r.get(8)?,
+            kind: text(r, 3)?,
+            subject: text(r, 4)?,
+            principal: text(r, 5)?,
+            model: text(r, 6)?,
+            decision: text(r, 7)?,
+            findings: text(r, 8)?,
             meta: r.get(9)?,
             dek_id: r.get(10)?,
             payload_digest: None,
