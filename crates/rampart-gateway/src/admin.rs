@@ -38,19 +38,34 @@ pub fn router() -> Router<Arc<Gateway>> {
 
 async fn admit(gw: &Gateway, headers: &HeaderMap, action: Action) -> Result<Caller, ApiError> {
     let rt = gw.runtime.load_full();
-    let caller = authenticate(gw, &rt, headers).await?;
+    let caller = match authenticate(gw, &rt, headers).await {
+        Ok(c) => c,
+        Err(e) => return Err(denied(gw, "anonymous", action, e).await),
+    };
     let decision = rt.policy.authorize(&caller.principal, action, "");
     if !decision.allowed() {
-        return Err(ApiError::forbidden(
+        let e = ApiError::forbidden(
             "admin_forbidden",
             format!("this credential may not perform `{}`", action.id()),
-        ));
+        );
+        return Err(denied(gw, &who(&caller), action, e).await);
     }
     if action != Action::AdminRead {
         // A change that could not be recorded is not made.
         crate::audit::admit(gw)?;
     }
     Ok(caller)
+}
+
+/// A refused admin attempt is itself an audited event.
+async fn denied(gw: &Gateway, actor: &str, action: Action, e: ApiError) -> ApiError {
+    if gw.audit.as_ref().is_some_and(|l| l.healthy()) {
+        let meta = json!({"attempted": action.id(), "code": e.code()});
+        if let Err(unavailable) = crate::audit::admin(gw, actor, "admin.denied", meta).await {
+            return unavailable;
+        }
+    }
+    e
 }
 
 pub(crate) async fn admit_pub(gw: &Gateway, headers: &HeaderMap, action: Action) -> Result<Caller, ApiError> {

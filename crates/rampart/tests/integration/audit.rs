@@ -110,6 +110,9 @@ async fn exchanges_and_admin_actions_are_recorded_and_tampering_is_named() {
     assert_eq!(api["data"].as_array().unwrap().len(), 1);
     let inference_key_denied = g.get("/admin/audit/records", &key).await;
     assert_eq!(inference_key_denied.status(), 403);
+    let last = export(&dir, &[], &[]).pop().unwrap();
+    assert_eq!(last["decision"], "admin.denied");
+    assert_eq!(last["meta"]["attempted"], "admin.read");
 
     let (code, out, err) = run_cli(&["audit", "verify", "--data-dir", &dir], &[]);
     assert_eq!(code, 0, "{out}{err}");
