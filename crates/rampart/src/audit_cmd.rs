@@ -304,7 +304,7 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
         external.extend(rampart_audit::checkpoint::read_exported(p)?);
     }
     let location = location(&config)?;
-    let mut backend = location.open()?;
+    let mut backend = location.open_existing()?;
     let tty = std::io::stderr().is_terminal();
     let started = std::time::Instant::now();
     let report = rampart_audit::verify(backend.as_mut(), &trusted, &external, |n| {
@@ -352,7 +352,7 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
 fn search(a: SearchArgs) -> anyhow::Result<ExitCode> {
     let config = load(&a.common)?;
     let filter = a.filter.filter()?;
-    let mut backend = location(&config)?.open()?;
+    let mut backend = location(&config)?.open_existing()?;
     let mut renderer = rampart_audit::export::Renderer::new(None);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -404,7 +404,7 @@ fn export(a: ExportArgs) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
-    let mut backend = location(&config)?.open()?;
+    let mut backend = location(&config)?.open_existing()?;
     let mut sink: Box<dyn Write> = match &a.out {
         Some(p) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("cannot create `{}`", p.display()))?,

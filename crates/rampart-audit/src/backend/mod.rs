@@ -120,6 +120,17 @@ impl Location {
         })
     }
 
+    /// Opens a ledger that must already exist (readers: a typo in a path must not create an
+    /// empty ledger that then "verifies").
+    pub fn open_existing(&self) -> Result<Box<dyn Backend>, AuditError> {
+        if let Location::Sqlite(p) = self {
+            if !p.exists() {
+                return Err(AuditError::Unavailable(format!("no ledger at `{}`", p.display())));
+            }
+        }
+        self.open()
+    }
+
     /// For messages, without any password.
     pub fn describe(&self) -> String {
         match self {
