@@ -44,6 +44,7 @@ impl<'a> Renderer<'a> {
             "decision": r.decision,
             "findings": findings,
             "meta": meta,
+            "dek_id": r.dek_id,
             "payload_state": state,
             "payload": payload,
             "hash": hex(&r.hash),

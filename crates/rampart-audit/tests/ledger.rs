@@ -446,6 +446,34 @@ fn master_key_rotation_rewraps_keys_and_leaves_records_alone() {
     assert!(s.verify().ok());
 }
 
+/// A subject's data key is replaced once it is older than `data_key_max_age`; older records
+/// stay readable under their own keys.
+#[test]
+fn data_keys_age_out_and_old_records_stay_readable() {
+    let s = Setup::new();
+    let ledger = s.open(Options {
+        data_key_max_age: Duration::from_millis(50),
+        ..Options::default()
+    });
+    ledger.append_blocking(entry(1, "gina", true)).unwrap();
+    ledger.append_blocking(entry(2, "gina", true)).unwrap();
+    std::thread::sleep(Duration::from_millis(80));
+    ledger.append_blocking(entry(3, "gina", true)).unwrap();
+    drop(ledger);
+    let keys: i64 = s
+        .sql()
+        .query_row("SELECT count(*) FROM audit_keys WHERE subject = 'gina'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(keys, 2);
+    let provider = s.keys();
+    let all = export_all(&s, Some(provider.as_ref()), &Filter::default());
+    assert!(all.iter().all(|v| v["payload_state"] == "decrypted"), "{all:?}");
+    assert_eq!(all[0]["dek_id"], all[1]["dek_id"]);
+    assert_ne!(all[1]["dek_id"], all[2]["dek_id"]);
+}
+
 #[test]
 fn search_filters_by_principal_decision_finding_model_and_time() {
     let s = Setup::new();
