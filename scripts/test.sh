@@ -23,9 +23,24 @@ echo "== PostgreSQL for the audit ledger tests (scripts/postgres.sh)"
 RAMPART_TEST_PG_URL=$(./scripts/postgres.sh start)
 export RAMPART_TEST_PG_URL RAMPART_REQUIRE_PG=1
 
+# A 4 MiB tmpfs for the full-disk test of the audit ledger (needs root, as CI has).
+small=$PWD/target/small-fs
+mkdir -p "$small"
+if mountpoint -q "$small" || mount -t tmpfs -o size=4m tmpfs "$small" 2>/dev/null \
+  || sudo -n mount -t tmpfs -o size=4m tmpfs "$small" 2>/dev/null; then
+  export RAMPART_TEST_SMALL_FS=$small RAMPART_REQUIRE_SMALL_FS=1
+else
+  echo "warning: cannot mount a tmpfs here; the full-disk ledger test will be skipped" >&2
+fi
+
 echo "== cargo test"
 log=$(mktemp)
-trap 'rm -f "$log"; ./scripts/postgres.sh stop' EXIT
+cleanup() {
+  rm -f "$log"
+  ./scripts/postgres.sh stop
+  mountpoint -q "$small" && { umount "$small" 2>/dev/null || sudo -n umount "$small" 2>/dev/null || true; }
+}
+trap cleanup EXIT
 cargo test --workspace --all-targets --locked 2>&1 | tee "$log"
 cargo test --workspace --doc --locked 2>&1 | tee -a "$log"
 

@@ -422,3 +422,103 @@ async fn exported_checkpoints_reveal_a_truncated_tail() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("record 8: Truncated"), "{out}");
 }
+
+/// A real full disk: the ledger lives on a small tmpfs (mounted by `scripts/test.sh`, path in
+/// `RAMPART_TEST_SMALL_FS`) that a filler file fills up. The gateway refuses with
+/// `audit_unavailable` once a record cannot be written, serves again by itself once space is
+/// freed, and every request it answered with 200 is on record.
+#[tokio::test]
+async fn a_full_disk_stops_traffic_and_recovery_is_automatic() {
+    let Ok(small) = std::env::var("RAMPART_TEST_SMALL_FS") else {
+        assert!(
+            std::env::var("RAMPART_REQUIRE_SMALL_FS").is_err(),
+            "RAMPART_REQUIRE_SMALL_FS is set but RAMPART_TEST_SMALL_FS is not"
+        );
+        eprintln!("skipping: RAMPART_TEST_SMALL_FS is not set (scripts/test.sh mounts a small tmpfs)");
+        return;
+    };
+    let dir = std::path::Path::new(&small).join(format!("full-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ledger = dir.join("audit.db");
+    let mut g = harness::start_config(&harness::demo_config(&format!(
+        "[audit]\npath = \"{}\"\ndurability = \"sync\"\n",
+        ledger.display()
+    )));
+    let key = g.default_key().await;
+    let mut acked = HashSet::new();
+    for _ in 0..3 {
+        let r = g.chat(&key, "rampart-demo", "before the disk fills").await;
+        assert_eq!(r.status(), 200);
+        acked.insert(r.headers()["x-request-id"].to_str().unwrap().to_string());
+    }
+    // Fill the file system, leaving a few kilobytes.
+    let avail = || -> u64 {
+        let out = std::process::Command::new("df")
+            .args(["--output=avail", "-B1"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .nth(1)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let filler = dir.join("filler");
+    let room = avail();
+    std::fs::write(&filler, vec![0u8; room.saturating_sub(16 * 1024) as usize]).unwrap();
+    let mut refused = false;
+    for i in 0..2000 {
+        let r = g
+            .chat(
+                &key,
+                "rampart-demo",
+                &format!("filling the disk, request {i} {}", "x".repeat(400)),
+            )
+            .await;
+        if r.status() == 200 {
+            acked.insert(r.headers()["x-request-id"].to_str().unwrap().to_string());
+            continue;
+        }
+        let (status, code, _) = error_code(r).await;
+        assert_eq!((status, code.as_str()), (503, "audit_unavailable"));
+        refused = true;
+        break;
+    }
+    assert!(refused, "the disk never filled");
+    assert!(g.logs().contains("disk is full"), "{}", g.logs());
+    assert_eq!(g.get("/readyz", &key).await.status(), 503);
+    let (status, code, _) = error_code(g.chat(&key, "rampart-demo", "still full").await).await;
+    assert_eq!((status, code.as_str()), (503, "audit_unavailable"));
+
+    std::fs::remove_file(&filler).unwrap();
+    let t = std::time::Instant::now();
+    loop {
+        let r = g.chat(&key, "rampart-demo", "after").await;
+        if r.status() == 200 {
+            acked.insert(r.headers()["x-request-id"].to_str().unwrap().to_string());
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "did not recover");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    g.child.kill().unwrap();
+    g.child.wait().unwrap();
+    let cfg = g.config_path().display().to_string();
+    let d = data(&g);
+    let recorded: HashSet<String> = export(&d, &["--config", &cfg, "--kind", "exchange"], &[])
+        .iter()
+        .filter(|r| r["decision"] == "allowed")
+        .map(|r| r["meta"]["request_id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        acked.is_subset(&recorded),
+        "{:?}",
+        acked.difference(&recorded).collect::<Vec<_>>()
+    );
+    let (code, out, err) = run_cli(&["audit", "verify", "--config", &cfg, "--data-dir", &d], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
