@@ -38,7 +38,7 @@ log=$(mktemp)
 cleanup() {
   rm -f "$log"
   ./scripts/postgres.sh stop
-  mountpoint -q "$small" && { umount "$small" 2>/dev/null || sudo -n umount "$small" 2>/dev/null || true; }
+  if mountpoint -q "$small"; then umount "$small" 2>/dev/null || sudo -n umount "$small" 2>/dev/null || true; fi
 }
 trap cleanup EXIT
 cargo test --workspace --all-targets --locked 2>&1 | tee "$log"
