@@ -114,9 +114,19 @@ async fn exchanges_and_admin_actions_are_recorded_and_tampering_is_named() {
     assert_eq!(last["decision"], "admin.denied");
     assert_eq!(last["meta"]["attempted"], "admin.read");
 
+    let reload = g.post("/admin/reload", g.admin(), json!({})).await;
+    assert_eq!(reload.status(), 200);
+    let last = export(&dir, &[], &[]).pop().unwrap();
+    assert_eq!(
+        (last["decision"].as_str(), last["meta"]["result"].as_str()),
+        (Some("config.reload"), Some("ok"))
+    );
+
     let (code, out, err) = run_cli(&["audit", "verify", "--data-dir", &dir], &[]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("ledger intact"), "{out}");
+    let api: Value = g.get("/admin/audit/verify", g.admin()).await.json().await.unwrap();
+    assert_eq!(api["ok"], true, "{api}");
 
     // Change record 4's decision: verify names it and fails.
     g.child.kill().unwrap();
