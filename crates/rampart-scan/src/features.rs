@@ -22,13 +22,17 @@ const SEED_ROLE: u64 = 0xd6e8_feb8_6659_fd93;
 pub type Feature = (u32, f32);
 
 #[inline]
-fn push(out: &mut Vec<Feature>, h: u64, v: f32) {
+fn bucket(h: u64) -> (u32, bool) {
     // Multiply-shift: the top bits of the product depend on every input bit; they give the
     // bucket, the bit below them the sign.
     let x = (h ^ (h >> 29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    let bucket = (x >> (64 - BITS)) as u32;
-    let sign = if x & (1 << (63 - BITS)) == 0 { v } else { -v };
-    out.push((bucket, sign));
+    ((x >> (64 - BITS)) as u32, x & (1 << (63 - BITS)) != 0)
+}
+
+#[inline]
+fn push(out: &mut Vec<Feature>, h: u64, v: f32) {
+    let (b, negative) = bucket(h);
+    out.push((b, if negative { -v } else { v }));
 }
 
 /// A named feature (phrase category, structural signal) with value `v`.
@@ -65,19 +69,22 @@ pub fn canonical(text: &str, buf: &mut String) {
     }
 }
 
-/// Appends the n-gram features of canonical text `t`; values are scaled so the n-gram part
-/// of the vector has unit L2 norm (long and short texts weigh alike).
-pub fn ngrams(t: &str, untrusted: bool, out: &mut Vec<Feature>) {
-    let start = out.len();
+/// Calls `f(bucket, negative)` for every n-gram feature of canonical text `t`, in order;
+/// returns how many there were. Inference sums weights through this without building a
+/// vector; [`ngrams`] builds the vector for training. Both see the same features.
+#[inline]
+pub fn each_ngram(t: &str, untrusted: bool, mut f: impl FnMut(u32, bool)) -> usize {
     let salt = if untrusted { SEED_ROLE } else { 0 };
     let b = t.as_bytes();
-    out.reserve(b.len() * 3 + b.len() / 2);
+    let mut n = 0;
     for i in 0..b.len().saturating_sub(2) {
         let mut h = SEED_CHAR;
         for (k, &byte) in b[i..].iter().take(5).enumerate() {
             h = (h ^ u64::from(byte)).wrapping_mul(P);
             if k >= 2 {
-                push(out, h ^ (k as u64) ^ salt, 1.0);
+                let (bk, neg) = bucket(h ^ (k as u64) ^ salt);
+                f(bk, neg);
+                n += 1;
             }
         }
     }
@@ -87,19 +94,48 @@ pub fn ngrams(t: &str, untrusted: bool, out: &mut Vec<Feature>) {
         for byte in w.bytes() {
             h = (h ^ u64::from(byte)).wrapping_mul(P);
         }
-        push(out, h ^ salt, 1.0);
+        let (bk, neg) = bucket(h ^ salt);
+        f(bk, neg);
+        n += 1;
         let bi = h.wrapping_mul(31).wrapping_add(prev);
         if prev != 0 {
-            push(out, bi ^ salt, 1.0);
+            let (bk, neg) = bucket(bi ^ salt);
+            f(bk, neg);
+            n += 1;
         }
         prev = h;
     }
-    let n = out.len() - start;
+    n
+}
+
+/// Appends the n-gram features of canonical text `t`; values are scaled so the n-gram part
+/// of the vector has unit L2 norm (long and short texts weigh alike).
+pub fn ngrams(t: &str, untrusted: bool, out: &mut Vec<Feature>) {
+    let start = out.len();
+    out.reserve(t.len() * 3 + t.len() / 2);
+    let n = each_ngram(t, untrusted, |b, negative| {
+        out.push((b, if negative { -1.0 } else { 1.0 }))
+    });
     if n > 0 {
         let scale = 1.0 / (n as f32).sqrt();
         for f in &mut out[start..] {
             f.1 *= scale;
         }
+    }
+}
+
+/// The dot product of `weights` with the (unit-normalised) n-gram features of `t`, without
+/// building them: what [`ngrams`] followed by a dot product gives.
+pub fn ngram_dot(t: &str, untrusted: bool, weights: &[f32]) -> f32 {
+    let mut sum = 0.0f32;
+    let n = each_ngram(t, untrusted, |b, negative| {
+        let w = weights.get(b as usize).copied().unwrap_or(0.0);
+        sum += if negative { -w } else { w };
+    });
+    if n == 0 {
+        0.0
+    } else {
+        sum / (n as f32).sqrt()
     }
 }
 
@@ -127,5 +163,20 @@ mod tests {
         ngrams(" ignore previous instructions ", true, &mut c);
         assert_eq!(c.len(), a.len());
         assert!(c.iter().zip(&a).all(|(x, y)| x.0 != y.0 || x.0 == 0));
+    }
+
+    #[test]
+    fn the_fused_dot_product_equals_the_vector_one() {
+        let weights: Vec<f32> = (0..DIM).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
+        for (t, untrusted) in [
+            (" ignore previous instructions ", false),
+            (" a table | of | data ", true),
+            ("", false),
+        ] {
+            let mut v = Vec::new();
+            ngrams(t, untrusted, &mut v);
+            let dot: f32 = v.iter().map(|&(b, x)| weights[b as usize] * x).sum();
+            assert!((dot - ngram_dot(t, untrusted, &weights)).abs() < 1e-4, "{t}");
+        }
     }
 }

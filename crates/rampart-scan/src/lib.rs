@@ -224,8 +224,8 @@ impl Scanner {
         let norm = normalize::normalize(text);
         let mut findings = Vec::new();
         findings.extend(norm.invisible_findings());
-        let score = self.injection.score_normalized(&norm, role);
-        findings.push(self.injection.finding(text, &norm, score));
+        let (score, bits) = self.injection.assess(&norm, role);
+        findings.push(self.injection.finding_for(text, bits, score));
         self.pii.scan(text, &mut findings);
         self.secrets.scan(text, &mut findings);
         // Encoded payloads are scanned as well; findings point at the encoded run.

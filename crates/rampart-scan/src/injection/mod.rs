@@ -63,11 +63,7 @@ impl InjectionModel {
 
     /// A model with no learned weights.
     pub fn zero() -> InjectionModel {
-        InjectionModel {
-            weights: vec![0.0; DIM],
-            bias: 0.0,
-            validation_threshold: 0.5,
-        }
+        InjectionModel::from_parts(vec![0.0; DIM], 0.0, 0.5)
     }
 
     /// Reads the on-disk format: magic, `u32` dimension, `f32` bias, `f32` scale, `f32`
@@ -103,19 +99,22 @@ impl InjectionModel {
 
     /// Writes the on-disk format (weights quantised to `i16`).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let max = self.weights.iter().fold(0f32, |m, w| m.max(w.abs()));
-        let scale = if max > 0.0 { max / f32::from(i16::MAX) } else { 1.0 };
+        let (quantised, scale) = quantise(&self.weights);
         let mut out = Vec::with_capacity(MAGIC.len() + 16 + self.weights.len() * 2);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&(self.weights.len() as u32).to_le_bytes());
         out.extend_from_slice(&self.bias.to_le_bytes());
         out.extend_from_slice(&scale.to_le_bytes());
         out.extend_from_slice(&self.validation_threshold.to_le_bytes());
-        for w in &self.weights {
-            let q = (w / scale).round().clamp(f32::from(i16::MIN), f32::from(i16::MAX)) as i16;
+        for q in quantised {
             out.extend_from_slice(&q.to_le_bytes());
         }
         out
+    }
+
+    /// The n-gram part of the margin, computed without a feature vector.
+    pub fn ngram_margin(&self, canonical: &str, untrusted: bool) -> f32 {
+        features::ngram_dot(canonical, untrusted, &self.weights)
     }
 
     /// The raw margin for a feature vector.
@@ -134,6 +133,17 @@ impl InjectionModel {
             validation_threshold,
         }
     }
+}
+
+/// `i16` weights and their scale (the largest weight maps to `i16::MAX`).
+fn quantise(weights: &[f32]) -> (Vec<i16>, f32) {
+    let max = weights.iter().fold(0f32, |m, w| m.max(w.abs()));
+    let scale = if max > 0.0 { max / f32::from(i16::MAX) } else { 1.0 };
+    let q = weights
+        .iter()
+        .map(|w| (w / scale).round().clamp(f32::from(i16::MIN), f32::from(i16::MAX)) as i16)
+        .collect();
+    (q, scale)
 }
 
 fn sigmoid(z: f32) -> f32 {
@@ -169,36 +179,57 @@ impl InjectionDetector {
     /// tool results) is also scored window by window: an instruction planted in the middle of
     /// a long table is diluted in the whole but stands out in its window.
     pub fn score_normalized(&self, norm: &Normalized<'_>, role: Role) -> f32 {
+        self.assess(norm, role).0
+    }
+
+    /// The score and the phrase categories matched directly in the whole text (what
+    /// [`finding_for`](Self::finding_for) reports), computed in one pass where possible.
+    pub fn assess(&self, norm: &Normalized<'_>, role: Role) -> (f32, u32) {
         if !role.is_untrusted_data() || norm.text.len() <= WINDOW_MIN_DOC {
             return self.score_one(norm, role);
         }
+        let score = self.score_windows(norm, role);
+        let mut canon = String::new();
+        features::canonical(&norm.text, &mut canon);
+        (score, self.patterns.categories(&canon))
+    }
+
+    fn score_windows(&self, norm: &Normalized<'_>, role: Role) -> f32 {
         // Decoded payloads are scored as one more window.
         let mut best = windows(&norm.text)
             .into_iter()
-            .map(|w| self.score_one(&normalize::normalize(w), role))
+            .map(|w| self.score_one(&normalize::normalize(w), role).0)
             .fold(0.0, f32::max);
         for d in &norm.decoded {
-            best = best.max(self.score_one(&normalize::normalize(&d.text), role));
+            best = best.max(self.score_one(&normalize::normalize(&d.text), role).0);
         }
         best
     }
 
-    fn score_one(&self, norm: &Normalized<'_>, role: Role) -> f32 {
+    /// Score and directly matched categories of one text.
+    fn score_one(&self, norm: &Normalized<'_>, role: Role) -> (f32, u32) {
         SCRATCH.with(|s| {
             let Ok(mut s) = s.try_borrow_mut() else {
-                return sigmoid(self.model.margin(&self.features(norm, role).1));
+                let (_, feats, direct) = self.extract_owned(norm, role);
+                return (sigmoid(self.model.margin(&feats)), direct);
             };
             let (canon, extra, feats) = &mut *s;
             feats.clear();
-            self.extract(norm, role, canon, extra, feats);
-            sigmoid(self.model.margin(feats))
+            let (_, direct) = self.extract(norm, role, canon, extra, feats, false);
+            let z = self.model.margin(feats) + self.model.ngram_margin(canon, role.is_untrusted_data());
+            (sigmoid(z), direct)
         })
+    }
+
+    fn extract_owned(&self, norm: &Normalized<'_>, role: Role) -> (u32, Vec<Feature>, u32) {
+        let (mut canon, mut extra, mut feats) = (String::new(), String::new(), Vec::new());
+        let (bits, direct) = self.extract(norm, role, &mut canon, &mut extra, &mut feats, true);
+        (bits, feats, direct)
     }
 
     /// The feature vector (and matched categories) of a text; training uses exactly this.
     pub fn features(&self, norm: &Normalized<'_>, role: Role) -> (u32, Vec<Feature>) {
-        let (mut canon, mut extra, mut feats) = (String::new(), String::new(), Vec::new());
-        let bits = self.extract(norm, role, &mut canon, &mut extra, &mut feats);
+        let (bits, feats, _) = self.extract_owned(norm, role);
         (bits, feats)
     }
 
@@ -209,8 +240,16 @@ impl InjectionDetector {
         canon: &mut String,
         extra: &mut String,
         feats: &mut Vec<Feature>,
-    ) -> u32 {
+        with_ngrams: bool,
+    ) -> (u32, u32) {
         features::canonical(&norm.text, canon);
+        // What the text says before decoded payloads are appended: the category a finding
+        // reports.
+        let own = if norm.decoded.is_empty() {
+            None
+        } else {
+            Some(self.patterns.categories(canon))
+        };
         for d in &norm.decoded {
             features::canonical(&d.text, extra);
             canon.push_str(extra);
@@ -229,8 +268,10 @@ impl InjectionDetector {
             }
         }
         structure(norm, role, canon, feats);
-        features::ngrams(canon, role.is_untrusted_data(), feats);
-        direct | hidden
+        if with_ngrams {
+            features::ngrams(canon, role.is_untrusted_data(), feats);
+        }
+        (direct | hidden, own.unwrap_or(direct))
     }
 
     /// The finding to report for a score: the matched category with the highest priority, or
@@ -242,6 +283,11 @@ impl InjectionDetector {
             features::canonical(&norm.text, &mut canon);
             self.patterns.categories(&canon)
         };
+        self.finding_for(text, bits, score)
+    }
+
+    /// As [`finding`](Self::finding), with the categories [`assess`](Self::assess) returned.
+    pub fn finding_for(&self, text: &str, bits: u32, score: f32) -> Finding {
         let kind = CATEGORIES
             .iter()
             .enumerate()

@@ -3,8 +3,6 @@
 //! a phrase counts is learned from data rather than guessed, and the category names what was
 //! found.
 
-use regex::RegexSet;
-
 /// Categories, in reporting priority.
 pub const CATEGORIES: &[(&str, &[&str])] = &[
     (
@@ -88,7 +86,7 @@ pub const CATEGORIES: &[(&str, &[&str])] = &[
 /// The compiled library.
 #[derive(Debug)]
 pub struct Patterns {
-    set: RegexSet,
+    set: regex_automata::meta::Regex,
     /// For each pattern in the set, its category index.
     category: Vec<usize>,
 }
@@ -113,19 +111,35 @@ impl Patterns {
         }
         // ASCII word boundaries keep the lazy DFA on the fast path for any input.
         let all: Vec<String> = all.iter().map(|p| crate::ascii_boundaries(p)).collect();
-        let set = regex::RegexSetBuilder::new(all)
-            .size_limit(64 << 20)
-            .dfa_size_limit(32 << 20)
-            .build()
+        // No literal prefilter: the phrases share common words ("you", "the", "all"), so a
+        // prefilter stops at nearly every word and costs more than the lazy DFA it guards
+        // (it was a third of the detector's time).
+        let set = regex_automata::meta::Regex::builder()
+            .configure(
+                regex_automata::meta::Config::new()
+                    .match_kind(regex_automata::MatchKind::All)
+                    .auto_prefilter(false)
+                    .nfa_size_limit(Some(64 << 20))
+                    .hybrid_cache_capacity(32 << 20),
+            )
+            .build_many(&all)
             .expect("injection patterns compile");
         Patterns { set, category }
     }
 
     /// Bit set of the categories that match canonical text `t`.
     pub fn categories(&self, t: &str) -> u32 {
+        // Most text matches nothing; the match-any scan can stop early and is cheaper than
+        // collecting every pattern's matches.
+        if !self.set.is_match(t) {
+            return 0;
+        }
+        let mut found = regex_automata::PatternSet::new(self.set.pattern_len());
+        self.set
+            .which_overlapping_matches(&regex_automata::Input::new(t), &mut found);
         let mut bits = 0u32;
-        for i in self.set.matches(t).iter() {
-            bits |= 1 << self.category[i];
+        for p in found.iter() {
+            bits |= 1 << self.category[p.as_usize()];
         }
         bits
     }
