@@ -20,7 +20,7 @@ use tokio::sync::oneshot;
 use crate::backend::{Backend, Batch, DekRow, Location};
 use crate::checkpoint::{self, Checkpoint, Signer};
 use crate::crypto::{self, KeyProvider, SecretKey};
-use crate::record::{payload_digest, Entry, Kind, Stored, GENESIS};
+use crate::record::{payload_digest, Entry, Stored, GENESIS};
 use crate::{now_ms, AuditError};
 
 /// How a record is made durable before its caller goes on.
@@ -687,27 +687,13 @@ impl Writer {
         Ok(cp)
     }
 
-    fn admin_entry(&self, actor: &str, action: &str, meta: serde_json::Value) -> Entry {
-        Entry {
-            kind: Kind::Admin,
-            ts_ms: now_ms(),
-            subject: String::new(),
-            principal: actor.to_string(),
-            model: String::new(),
-            decision: action.to_string(),
-            findings: vec![],
-            meta,
-            payload: None,
-        }
-    }
-
     fn erase(&mut self, subject: &str, actor: &str) -> Result<usize, AuditError> {
         let n = self.backend.destroy_subject_keys(subject, now_ms())?;
         self.deks.remove(subject);
-        let entry = self.admin_entry(
+        let entry = Entry::admin(
             actor,
             "audit.erase",
-            serde_json::json!({"action": "audit.erase", "subject": subject, "keys_destroyed": n}),
+            serde_json::json!({"subject": subject, "keys_destroyed": n}),
         );
         self.commit(vec![entry])?;
         Ok(n)
@@ -716,10 +702,10 @@ impl Writer {
     fn retain(&mut self, before_ms: i64, actor: &str) -> Result<usize, AuditError> {
         let n = self.backend.drop_payloads_before(before_ms)?;
         if n > 0 {
-            let entry = self.admin_entry(
+            let entry = Entry::admin(
                 actor,
                 "audit.retention",
-                serde_json::json!({"action": "audit.retention", "before_ms": before_ms, "payloads_dropped": n}),
+                serde_json::json!({"before_ms": before_ms, "payloads_dropped": n}),
             );
             self.commit(vec![entry])?;
         }
@@ -748,10 +734,10 @@ impl Writer {
             rows.push(row);
         }
         self.backend.rewrap(&rows)?;
-        let entry = self.admin_entry(
+        let entry = Entry::admin(
             actor,
             "audit.rotate_master_key",
-            serde_json::json!({"action": "audit.rotate_master_key", "master_key_id": current, "rewrapped": rows.len()}),
+            serde_json::json!({"master_key_id": current, "rewrapped": rows.len()}),
         );
         self.commit(vec![entry])?;
         Ok(rows.len())

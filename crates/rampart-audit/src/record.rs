@@ -66,6 +66,27 @@ pub struct Entry {
     pub payload: Option<Vec<u8>>,
 }
 
+impl Entry {
+    /// An administrator's action by `actor` (`key:ID`, `user:ID`, `cli:NAME`, `system:...`):
+    /// no subject, no payload; `action` is both the decision and `meta.action`.
+    pub fn admin(actor: &str, action: &str, mut meta: serde_json::Value) -> Entry {
+        if let Some(o) = meta.as_object_mut() {
+            o.insert("action".into(), serde_json::Value::String(action.to_string()));
+        }
+        Entry {
+            kind: Kind::Admin,
+            ts_ms: crate::now_ms(),
+            subject: String::new(),
+            principal: actor.to_string(),
+            model: String::new(),
+            decision: action.to_string(),
+            findings: vec![],
+            meta,
+            payload: None,
+        }
+    }
+}
+
 /// A record as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stored {

@@ -261,17 +261,12 @@ async fn record_offline_credential(data_dir: PathBuf, revoked: usize) -> anyhow:
             None,
             None,
         )?;
-        ledger.append_blocking(rampart_audit::Entry {
-            kind: rampart_audit::Kind::Admin,
-            ts_ms: rampart_audit::now_ms(),
-            subject: String::new(),
-            principal: format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into())),
-            model: String::new(),
-            decision: "key.replace_admin".into(),
-            findings: vec![],
-            meta: serde_json::json!({"action": "key.replace_admin", "revoked": revoked, "offline": true}),
-            payload: None,
-        })?;
+        let actor = format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
+        ledger.append_blocking(rampart_audit::Entry::admin(
+            &actor,
+            "key.replace_admin",
+            serde_json::json!({"revoked": revoked, "offline": true}),
+        ))?;
         Ok(())
     })
     .await

@@ -184,25 +184,7 @@ pub async fn append(gw: &Gateway, entry: Entry) -> Result<(), ApiError> {
 
 /// Records an admin action by `actor`.
 pub async fn admin(gw: &Gateway, actor: &str, action: &str, meta: Value) -> Result<(), ApiError> {
-    let mut meta = meta;
-    if let Some(o) = meta.as_object_mut() {
-        o.insert("action".into(), json!(action));
-    }
-    append(
-        gw,
-        Entry {
-            kind: Kind::Admin,
-            ts_ms: rampart_audit::now_ms(),
-            subject: String::new(),
-            principal: actor.to_string(),
-            model: String::new(),
-            decision: action.to_string(),
-            findings: vec![],
-            meta,
-            payload: None,
-        },
-    )
-    .await
+    append(gw, Entry::admin(actor, action, meta)).await
 }
 
 /// One finding as recorded (no text).
