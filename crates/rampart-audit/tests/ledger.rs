@@ -149,6 +149,16 @@ fn changed_metadata_bytes_are_named() {
 }
 
 #[test]
+fn a_number_overwritten_with_text_is_named() {
+    let s = Setup::new();
+    s.fill(10, 100);
+    s.sql()
+        .execute("UPDATE audit_records SET ts_ms = 'yesterday' WHERE seq = 6", [])
+        .unwrap();
+    assert_eq!(first(&s.verify()), (6, ProblemKind::Changed));
+}
+
+#[test]
 fn a_removed_record_is_named() {
     let s = Setup::new();
     s.fill(20, 100);

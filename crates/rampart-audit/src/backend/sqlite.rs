@@ -100,13 +100,23 @@ fn text(r: &Row<'_>, i: usize) -> rusqlite::Result<String> {
     Ok(String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
 }
 
+/// An integer column as stored; anything else (written behind the ledger's back) reads as a
+/// value no honest record has, so the hash fails and `verify` names the record.
+fn int(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<i64>> {
+    Ok(match r.get_ref(i)? {
+        rusqlite::types::ValueRef::Integer(n) => Some(n),
+        rusqlite::types::ValueRef::Null => None,
+        _ => Some(i64::MIN),
+    })
+}
+
 fn stored(r: &Row<'_>) -> rusqlite::Result<RawRow> {
     let digest: Option<Vec<u8>> = r.get(11)?;
     Ok((
         Stored {
             chain: text(r, 0)?,
-            seq: r.get::<_, i64>(1)? as u64,
-            ts_ms: r.get(2)?,
+            seq: int(r, 1)?.unwrap_or(i64::MIN) as u64,
+            ts_ms: int(r, 2)?.unwrap_or(i64::MIN),
             kind: text(r, 3)?,
             subject: text(r, 4)?,
             principal: text(r, 5)?,
@@ -114,7 +124,7 @@ fn stored(r: &Row<'_>) -> rusqlite::Result<RawRow> {
             decision: text(r, 7)?,
             findings: text(r, 8)?,
             meta: r.get(9)?,
-            dek_id: r.get(10)?,
+            dek_id: int(r, 10)?,
             payload_digest: None,
             payload: r.get(12)?,
             prev_hash: [0; 32],
