@@ -485,7 +485,11 @@ async fn a_full_disk_stops_traffic_and_recovery_is_automatic() {
             .chat(
                 &key,
                 "rampart-demo",
-                &format!("filling the disk, request {i} {}", "x".repeat(400)),
+                &format!(
+                    "Please summarise request {i} for the weekly report. The warehouse in Lyon shipped three \
+                     pallets of garden tools on Monday, the delivery to Porto was delayed by a strike, and the \
+                     new invoice template is ready for review by the finance team before the end of the month."
+                ),
             )
             .await;
         if r.status() == 200 {
@@ -498,7 +502,12 @@ async fn a_full_disk_stops_traffic_and_recovery_is_automatic() {
         break;
     }
     assert!(refused, "the disk never filled");
-    assert!(g.logs().contains("disk is full"), "{}", g.logs());
+    // The log line is read by another thread: give it a moment.
+    let t = std::time::Instant::now();
+    while !g.logs().contains("disk is full") {
+        assert!(t.elapsed() < Duration::from_secs(5), "{}", g.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(g.get("/readyz", &key).await.status(), 503);
     let (status, code, _) = error_code(g.chat(&key, "rampart-demo", "still full").await).await;
     assert_eq!((status, code.as_str()), (503, "audit_unavailable"));
