@@ -63,6 +63,9 @@ enum Command {
     /// checkpoints.
     #[command(subcommand)]
     Audit(crate::audit_cmd::AuditCommand),
+    /// Model supply chain: scan model files for code that runs when they are loaded.
+    #[command(subcommand)]
+    Model(crate::model_cmd::ModelCommand),
 }
 
 /// Options of `rampart serve`.
@@ -286,6 +289,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Scan(args) => crate::detect::scan(args),
         Command::Train(crate::detect::TrainCommand::Injection(args)) => crate::detect::train_injection(args),
         Command::Eval(args) => crate::detect::eval(args),
+        Command::Model(cmd) => tokio::task::spawn_blocking(move || crate::model_cmd::run(cmd))
+            .await
+            .map_err(|e| anyhow::anyhow!("model command failed: {e}"))?,
         Command::Audit(cmd) => tokio::task::spawn_blocking(move || crate::audit_cmd::run(cmd))
             .await
             .context("the audit command failed")?,

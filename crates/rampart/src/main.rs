@@ -7,6 +7,7 @@ mod admin_client;
 mod audit_cmd;
 mod cli;
 mod detect;
+mod model_cmd;
 mod serve;
 
 use std::process::ExitCode;

@@ -1,0 +1,222 @@
+//! Keras: the model config (`config.json` in a `.keras` zip, the `model_config` attribute in a
+//! legacy `.h5`) says which classes and functions `load_model` will deserialize. Lambda layers
+//! carry marshalled Python bytecode; any `module` outside Keras is arbitrary import.
+
+use std::io::{self, Read};
+
+use super::Issue;
+use crate::pickle::policy::{classify, Allow, Verdict};
+use crate::report::{Rule, Severity};
+
+/// Modules a Keras config may name without a finding.
+fn keras_module(module: &str) -> bool {
+    let top = module.split('.').next().unwrap_or("");
+    matches!(top, "keras" | "keras_hub" | "keras_nlp" | "keras_cv" | "tf_keras")
+}
+
+/// Checks a Keras model config (JSON bytes).
+pub fn check_config(raw: &[u8]) -> Vec<Issue> {
+    let value: serde_json::Value = match serde_json::from_slice(raw) {
+        Ok(v) => v,
+        Err(e) => {
+            return vec![Issue::new(
+                Rule::FormatInvalid,
+                Severity::High,
+                format!("keras config is not valid JSON: {e}"),
+            )];
+        }
+    };
+    let mut issues = Vec::new();
+    walk(&value, "", &mut issues, 0);
+    issues
+}
+
+fn walk(v: &serde_json::Value, path: &str, issues: &mut Vec<Issue>, depth: usize) {
+    if depth > 256 {
+        issues.push(Issue::new(
+            Rule::LimitExceeded,
+            Severity::High,
+            "keras config nested too deeply",
+        ));
+        return;
+    }
+    match v {
+        serde_json::Value::Object(map) => {
+            let class = map.get("class_name").and_then(|c| c.as_str()).unwrap_or("");
+            let layer_name = map
+                .get("config")
+                .and_then(|c| c.get("name"))
+                .and_then(|n| n.as_str())
+                .unwrap_or(path);
+            match class {
+                "Lambda" | "TFOpLambda" | "__lambda__" => issues.push(Issue::new(
+                    Rule::KerasCode,
+                    Severity::Critical,
+                    format!("{class} layer `{layer_name}` deserializes Python code"),
+                )),
+                _ => {}
+            }
+            if let Some(module) = map.get("module").and_then(|m| m.as_str()) {
+                if !keras_module(module) {
+                    let name = map
+                        .get("config")
+                        .and_then(|c| c.as_str())
+                        .or_else(|| map.get("registered_name").and_then(|r| r.as_str()))
+                        .unwrap_or(class);
+                    let (sev, why) = match classify(module, name, &Allow::default()) {
+                        Verdict::Dangerous(why) => (Severity::Critical, why),
+                        _ => (
+                            Severity::High,
+                            "a module outside Keras is imported at load time".to_string(),
+                        ),
+                    };
+                    issues.push(Issue::new(
+                        Rule::KerasCode,
+                        sev,
+                        format!("`{module}.{name}` ({class}): {why}"),
+                    ));
+                }
+            }
+            if class == "function" || class == "__python_function__" {
+                issues.push(Issue::new(
+                    Rule::KerasCode,
+                    Severity::High,
+                    format!("function object in `{layer_name}` is deserialized by name"),
+                ));
+            }
+            for (k, child) in map {
+                if (k == "safe_mode" && child == &serde_json::Value::Bool(false))
+                    || k == "enable_unsafe_deserialization"
+                {
+                    issues.push(Issue::new(
+                        Rule::KerasCode,
+                        Severity::High,
+                        format!("unsafe deserialization switch `{k}` in the config"),
+                    ));
+                }
+                if k == "function" || k == "code" {
+                    if let Some(s) = child.as_str() {
+                        if s.len() > 40 {
+                            issues.push(Issue::new(
+                                Rule::KerasCode,
+                                Severity::Critical,
+                                format!("serialized code in `{layer_name}`.{k}"),
+                            ));
+                        }
+                    }
+                }
+                walk(child, k, issues, depth + 1);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|c| walk(c, path, issues, depth + 1)),
+        _ => {}
+    }
+}
+
+/// Legacy HDF5 Keras files keep the config as a JSON string attribute; find and check every
+/// `{"class_name"` object in the byte stream.
+pub fn check_h5(r: &mut dyn Read) -> io::Result<Vec<Issue>> {
+    const NEEDLE: &[u8] = b"{\"class_name\"";
+    const MAX_JSON: usize = 64 << 20;
+    let mut issues = Vec::new();
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 1 << 20];
+    let mut found = 0usize;
+    loop {
+        let n = r.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        // Process complete objects; keep a tail for needles split across reads.
+        let mut consumed = 0;
+        while let Some(i) = find(&buf[consumed..], NEEDLE) {
+            let start = consumed + i;
+            match balanced_end(&buf[start..]) {
+                Some(end) => {
+                    found += 1;
+                    issues.extend(check_config(&buf[start..start + end]));
+                    consumed = start + end;
+                }
+                None if buf.len() - start > MAX_JSON => {
+                    consumed = start + NEEDLE.len();
+                }
+                None => {
+                    consumed = start;
+                    break;
+                }
+            }
+        }
+        if consumed == 0 && find(&buf, NEEDLE).is_none() {
+            consumed = buf.len().saturating_sub(NEEDLE.len());
+        }
+        buf.drain(..consumed);
+    }
+    let _ = found;
+    Ok(issues)
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Length of the JSON object starting at `b[0] == b'{'`, if it closes within `b`.
+fn balanced_end(b: &[u8]) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut in_str = false;
+    let mut escape = false;
+    for (i, &c) in b.iter().enumerate() {
+        if in_str {
+            match (escape, c) {
+                (true, _) => escape = false,
+                (false, b'\\') => escape = true,
+                (false, b'"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            b'"' => in_str = true,
+            b'{' => depth += 1,
+            b'}' => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            0 => return None,
+            _ => {}
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn lambda_and_foreign_module() {
+        let cfg = br#"{"class_name":"Sequential","config":{"layers":[{"module":"keras.layers","class_name":"Dense","config":{"name":"d"}},{"module":"keras.layers","class_name":"Lambda","config":{"name":"evil","function":{"class_name":"__lambda__","config":{"code":"4wEAAAAAAAAAAAAAAAEAAAADAAAAQwAAAHMMAAAAdABkAYMBAQBkAFMAKQJOegJpZCkB2gVwcmludCkB2gF4qQByBAAAAPoBPNoIPGxhbWJkYT4BAAAAcwAAAAA="}}}},{"module":"os","class_name":"function","config":"system"}]}}"#;
+        let issues = check_config(cfg);
+        assert!(
+            issues.iter().any(|i| i.message.contains("Lambda layer `evil`")),
+            "{issues:?}"
+        );
+        assert!(issues
+            .iter()
+            .any(|i| i.message.contains("`os.system`") && i.severity == Severity::Critical));
+        let clean = br#"{"class_name":"Sequential","config":{"layers":[{"module":"keras.layers","class_name":"Dense","config":{"name":"d"}}]}}"#;
+        assert!(check_config(clean).is_empty());
+    }
+
+    #[test]
+    fn h5_attribute_is_found() {
+        let mut f = b"\x89HDF\r\n\x1a\n\0\0\0garbage".to_vec();
+        f.extend_from_slice(br#"{"class_name": "Sequential", "config": {"layers": [{"class_name": "Lambda", "config": {"name": "l"}}]}}"#);
+        f.extend_from_slice(b"\0\0more");
+        let issues = check_h5(&mut &f[..]).unwrap();
+        assert!(issues.iter().any(|i| i.rule == Rule::KerasCode));
+    }
+}

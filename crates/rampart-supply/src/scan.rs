@@ -1,0 +1,984 @@
+//! The scan driver: walks paths, recognises formats from content (never from the file name),
+//! unwraps compression and archives, and hands each stream to the checker for its format.
+
+use std::io::{self, BufReader, Cursor, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::archive::zip::{self, Archive};
+use crate::formats::{self, Issue};
+use crate::pickle::policy::{self, Allow};
+use crate::pickle::vm::{self, Trace};
+use crate::report::{FileReport, Finding, Report, Rule, Severity};
+
+/// Knobs for a scan.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Extra allowed globals (`module.name` or `module.*`).
+    pub allow: Allow,
+    /// Archive/compression nesting limit.
+    pub max_depth: u8,
+    /// Decompressed bytes allowed per file on disk (zip-bomb guard).
+    pub max_expanded: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            allow: Allow::default(),
+            max_depth: 6,
+            max_expanded: 64 << 30,
+        }
+    }
+}
+
+/// Progress of a multi-file scan, for progress bars.
+#[derive(Clone, Copy, Debug)]
+pub struct Progress {
+    /// Files done.
+    pub files_done: usize,
+    /// Files in all.
+    pub files_total: usize,
+    /// Bytes done.
+    pub bytes_done: u64,
+    /// Bytes in all.
+    pub bytes_total: u64,
+}
+
+/// Scans model files.
+#[derive(Clone, Debug, Default)]
+pub struct Scanner {
+    opts: Options,
+}
+
+/// Where a stream came from, which changes how strictly "is this a pickle" is judged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    /// A file, or an archive member a loader unpickles or might.
+    Member,
+    /// A PyTorch storage record (`<archive>/data/<key>`): raw tensor bytes, never unpickled.
+    Storage,
+}
+
+/// State while scanning one file on disk.
+struct Ctx {
+    findings: Vec<Finding>,
+    formats: Vec<String>,
+    expanded: u64,
+}
+
+impl Ctx {
+    fn format(&mut self, f: impl Into<String>) {
+        let f = f.into();
+        if !self.formats.contains(&f) {
+            self.formats.push(f);
+        }
+    }
+
+    fn add(&mut self, location: &str, issue: Issue) {
+        self.findings.push(Finding {
+            rule: issue.rule,
+            severity: issue.severity,
+            location: location.to_string(),
+            offset: issue.offset,
+            message: issue.message,
+            count: 1,
+        });
+    }
+
+    fn finding(&mut self, location: &str, rule: Rule, severity: Severity, message: impl Into<String>) {
+        self.add(
+            location,
+            Issue {
+                rule,
+                severity,
+                message: message.into(),
+                offset: None,
+            },
+        );
+    }
+}
+
+/// What the first bytes say a stream is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Zip,
+    SevenZip,
+    Tar,
+    Gzip,
+    Bzip2,
+    Xz,
+    Lz4,
+    Zlib,
+    Lzma,
+    Npy,
+    Safetensors,
+    Gguf,
+    Hdf5,
+    /// Starts with PROTO 0..=5.
+    Pickle,
+    /// Starts with an opcode a protocol 0/1 pickle can start with.
+    MaybePickle,
+    Data,
+}
+
+const HEAD: usize = 512;
+
+fn sniff(head: &[u8], len: Option<u64>) -> Kind {
+    let b0 = head.first().copied().unwrap_or(0);
+    if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+        return Kind::Zip;
+    }
+    if head.starts_with(b"7z\xbc\xaf\x27\x1c") {
+        return Kind::SevenZip;
+    }
+    if head.len() >= 262 && &head[257..262] == b"ustar" {
+        return Kind::Tar;
+    }
+    if head.starts_with(&[0x1f, 0x8b]) {
+        return Kind::Gzip;
+    }
+    if head.starts_with(b"BZh") && head.get(3).is_some_and(|c| (b'1'..=b'9').contains(c)) {
+        return Kind::Bzip2;
+    }
+    if head.starts_with(b"\xfd7zXZ\x00") {
+        return Kind::Xz;
+    }
+    if head.starts_with(&[0x04, 0x22, 0x4d, 0x18]) {
+        return Kind::Lz4;
+    }
+    if head.starts_with(b"\x93NUMPY") {
+        return Kind::Npy;
+    }
+    if head.starts_with(b"GGUF") {
+        return Kind::Gguf;
+    }
+    if head.starts_with(b"\x89HDF\r\n\x1a\n") {
+        return Kind::Hdf5;
+    }
+    if head.len() >= 2 && b0 == 0x80 && head[1] <= vm::HIGHEST_PROTOCOL {
+        return Kind::Pickle;
+    }
+    if head.len() >= 9 && head[8] == b'{' {
+        let n = u64::from_le_bytes([head[0], head[1], head[2], head[3], head[4], head[5], head[6], head[7]]);
+        if n >= 2 && len.is_none_or(|l| n + 8 <= l) && n < (100 << 20) {
+            return Kind::Safetensors;
+        }
+    }
+    if head.len() >= 2 && b0 == 0x78 && (u16::from(b0) * 256 + u16::from(head[1])) % 31 == 0 {
+        return Kind::Zlib;
+    }
+    if head.len() >= 13 && b0 == 0x5d && head[1] == 0 && head[2] == 0 {
+        return Kind::Lzma;
+    }
+    if matches!(
+        b0,
+        b'(' | b'c'
+            | b'}'
+            | b']'
+            | b')'
+            | b'N'
+            | b'I'
+            | b'S'
+            | b'V'
+            | b'F'
+            | b'L'
+            | b'K'
+            | b'J'
+            | b'M'
+            | b'U'
+            | b'T'
+            | b'X'
+            | b'i'
+            | b'G'
+    ) {
+        return Kind::MaybePickle;
+    }
+    Kind::Data
+}
+
+/// Reads up to `HEAD` bytes, returning them and the reader positioned after them.
+fn read_head(r: &mut dyn Read) -> io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(HEAD);
+    r.take(HEAD as u64).read_to_end(&mut head)?;
+    Ok(head)
+}
+
+/// A seekable byte source (a file, a stored zip member, a spooled decompressed stream).
+trait Source: Read + Seek {}
+impl<T: Read + Seek> Source for T {}
+
+/// A `Read + Seek` view of `[start, start+len)` of an inner reader.
+struct Window<'a> {
+    inner: &'a mut dyn Source,
+    start: u64,
+    len: u64,
+    pos: u64,
+}
+
+impl Read for Window<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.pos >= self.len {
+            return Ok(0);
+        }
+        let want = (buf.len() as u64).min(self.len - self.pos) as usize;
+        self.inner.seek(SeekFrom::Start(self.start + self.pos))?;
+        let n = self.inner.read(&mut buf[..want])?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for Window<'_> {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let new = match to {
+            SeekFrom::Start(n) => Some(n),
+            SeekFrom::End(d) => self.len.checked_add_signed(d),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        match new {
+            Some(n) => {
+                self.pos = n;
+                Ok(n)
+            }
+            None => Err(io::Error::new(io::ErrorKind::InvalidInput, "seek before start")),
+        }
+    }
+}
+
+/// Counts bytes and fails past a budget (decompression bombs).
+struct Budget<'a, R> {
+    inner: R,
+    used: &'a mut u64,
+    limit: u64,
+}
+
+impl<R: Read> Read for Budget<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        *self.used += n as u64;
+        if *self.used > self.limit {
+            return Err(io::Error::other("decompressed size limit exceeded"));
+        }
+        Ok(n)
+    }
+}
+
+/// Computes CRC-32 and length of what passes through.
+struct Crc<R> {
+    inner: R,
+    hasher: crc32fast::Hasher,
+    len: u64,
+}
+
+impl<R: Read> Read for Crc<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+}
+
+impl Scanner {
+    /// A scanner with these options.
+    pub fn new(opts: Options) -> Scanner {
+        Scanner { opts }
+    }
+
+    /// Scans files and directories (recursively), calling `progress` after each file.
+    pub fn scan_paths(&self, paths: &[PathBuf], progress: &mut dyn FnMut(Progress)) -> Report {
+        let started = Instant::now();
+        let mut files = Vec::new();
+        let mut reports = Vec::new();
+        for p in paths {
+            collect(p, &mut files, &mut reports);
+        }
+        let bytes_total: u64 = files.iter().map(|(_, len)| len).sum();
+        let mut bytes_done = 0;
+        let files_total = files.len();
+        for (i, (path, len)) in files.iter().enumerate() {
+            reports.push(self.scan_file(path));
+            bytes_done += len;
+            progress(Progress {
+                files_done: i + 1,
+                files_total,
+                bytes_done,
+                bytes_total,
+            });
+        }
+        reports.sort_by(|a, b| a.path.cmp(&b.path));
+        Report {
+            version: env!("CARGO_PKG_VERSION"),
+            files: reports,
+            bytes: bytes_total,
+            seconds: started.elapsed().as_secs_f64(),
+        }
+    }
+
+    /// Scans one file.
+    pub fn scan_file(&self, path: &Path) -> FileReport {
+        let display = path.display().to_string();
+        let mut report = FileReport {
+            path: display.clone(),
+            formats: Vec::new(),
+            bytes: 0,
+            findings: Vec::new(),
+            error: None,
+        };
+        let mut file = match std::fs::File::open(path) {
+            Ok(f) => f,
+            Err(e) => {
+                report.error = Some(format!("cannot open: {e}"));
+                return report;
+            }
+        };
+        let len = match file.metadata() {
+            Ok(m) => m.len(),
+            Err(e) => {
+                report.error = Some(format!("cannot stat: {e}"));
+                return report;
+            }
+        };
+        report.bytes = len;
+        let mut ctx = Ctx {
+            findings: Vec::new(),
+            formats: Vec::new(),
+            expanded: 0,
+        };
+        if let Err(e) = self.seekable(&mut ctx, &mut file, len, &display, 0, Role::Member) {
+            report.error = Some(format!("read error: {e}"));
+        }
+        let mut findings = ctx.findings;
+        findings.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.location.cmp(&b.location)));
+        report.findings = findings;
+        report.formats = ctx.formats;
+        report
+    }
+
+    /// Scans bytes held in memory (fuzzing, tests, the gateway).
+    pub fn scan_bytes(&self, name: &str, bytes: &[u8]) -> FileReport {
+        let mut ctx = Ctx {
+            findings: Vec::new(),
+            formats: Vec::new(),
+            expanded: 0,
+        };
+        let mut cur = Cursor::new(bytes);
+        let error = self
+            .seekable(&mut ctx, &mut cur, bytes.len() as u64, name, 0, Role::Member)
+            .err();
+        let mut findings = ctx.findings;
+        findings.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.location.cmp(&b.location)));
+        FileReport {
+            path: name.to_string(),
+            formats: ctx.formats,
+            bytes: bytes.len() as u64,
+            findings,
+            error: error.map(|e| format!("read error: {e}")),
+        }
+    }
+
+    fn seekable(
+        &self,
+        ctx: &mut Ctx,
+        src: &mut dyn Source,
+        len: u64,
+        loc: &str,
+        depth: u8,
+        role: Role,
+    ) -> io::Result<()> {
+        src.seek(SeekFrom::Start(0))?;
+        let head = read_head(src)?;
+        let kind = sniff(&head, Some(len));
+        // A zip may carry data in front (miniz and zipfile both find it from the end), so a
+        // non-zip head is checked for a trailing zip directory too, unless it is a pickle.
+        let is_zip = kind == Kind::Zip
+            || (matches!(kind, Kind::Data | Kind::MaybePickle)
+                && role == Role::Member
+                && zip::looks_like_zip(src, &head, len)?);
+        if is_zip {
+            return self.zip(ctx, src, len, loc, depth);
+        }
+        src.seek(SeekFrom::Start(head.len() as u64))?;
+        self.stream(ctx, head, src, Some(len), loc, depth, role)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn stream(
+        &self,
+        ctx: &mut Ctx,
+        head: Vec<u8>,
+        rest: &mut dyn Read,
+        len: Option<u64>,
+        loc: &str,
+        depth: u8,
+        role: Role,
+    ) -> io::Result<()> {
+        let kind = sniff(&head, len);
+        let mut reader = Cursor::new(head.clone()).chain(rest);
+        if depth > self.opts.max_depth && !matches!(kind, Kind::Data) {
+            ctx.finding(
+                loc,
+                Rule::LimitExceeded,
+                Severity::High,
+                format!("nested deeper than {} levels; not checked", self.opts.max_depth),
+            );
+            return Ok(());
+        }
+        match kind {
+            Kind::Gzip | Kind::Bzip2 | Kind::Xz | Kind::Lz4 | Kind::Zlib | Kind::Lzma => {
+                let name = format!("{kind:?}").to_lowercase();
+                ctx.format(name.clone());
+                self.decompress(ctx, kind, &mut reader, loc, depth)
+            }
+            Kind::Zip => {
+                // A zip arriving as a stream (inside a tar or compressed): spool it to seek.
+                let mut spool = tempfile::spooled_tempfile(64 << 20);
+                let n = io::copy(&mut reader, &mut spool)?;
+                spool.flush()?;
+                self.zip(ctx, &mut spool, n, loc, depth)
+            }
+            Kind::SevenZip => {
+                ctx.format("7z");
+                ctx.finding(
+                    loc,
+                    Rule::Unreadable,
+                    Severity::High,
+                    "7z archive: members cannot be checked by this version, so it is not clean",
+                );
+                Ok(())
+            }
+            Kind::Tar => {
+                ctx.format("tar");
+                self.tar(ctx, &mut reader, loc, depth)
+            }
+            Kind::Npy => {
+                ctx.format("npy");
+                self.npy(ctx, &mut reader, len, loc);
+                Ok(())
+            }
+            Kind::Safetensors => {
+                ctx.format("safetensors");
+                for issue in formats::safetensors::check(&mut reader, len)? {
+                    ctx.add(loc, issue);
+                }
+                Ok(())
+            }
+            Kind::Gguf => {
+                ctx.format("gguf");
+                for issue in formats::gguf::check(&mut reader, len)? {
+                    ctx.add(loc, issue);
+                }
+                Ok(())
+            }
+            Kind::Hdf5 => {
+                ctx.format("hdf5");
+                for issue in formats::keras::check_h5(&mut reader)? {
+                    ctx.add(loc, issue);
+                }
+                Ok(())
+            }
+            Kind::Pickle | Kind::MaybePickle => {
+                let trace = vm::scan(
+                    BufReader::with_capacity(64 * 1024, &mut reader),
+                    0,
+                    vm::Options::default(),
+                );
+                if is_pickle(kind, role, &trace) {
+                    ctx.format(match trace.protocol {
+                        Some(p) => format!("pickle (protocol {p})"),
+                        None => "pickle (protocol 0/1)".to_string(),
+                    });
+                    if trace.imports.iter().any(|i| matches!(&i.target, vm::ImportTarget::Literal { module, name } if name == "NumpyArrayWrapper" && module.ends_with("numpy_pickle"))) {
+                        ctx.format("joblib");
+                    }
+                    ctx.findings.extend(policy::findings(&trace, loc, &self.opts.allow));
+                } else {
+                    ctx.format("data");
+                }
+                Ok(())
+            }
+            Kind::Data => {
+                ctx.format("data");
+                Ok(())
+            }
+        }
+    }
+
+    fn npy(&self, ctx: &mut Ctx, reader: &mut dyn Read, len: Option<u64>, loc: &str) {
+        let header = match formats::numpy::read_header(reader) {
+            Ok(h) => h,
+            Err(issue) => return ctx.add(loc, issue),
+        };
+        if header.object {
+            // numpy pickles object arrays; `np.load(allow_pickle=True)` runs it.
+            let trace = vm::scan(
+                BufReader::with_capacity(64 * 1024, reader),
+                header.data_offset,
+                vm::Options {
+                    joblib: false,
+                    multi: false,
+                },
+            );
+            ctx.format("pickle");
+            ctx.finding(
+                loc,
+                Rule::EmbeddedCode,
+                Severity::Medium,
+                format!(
+                    "object array (`{}`): its data is a pickle, loaded only with allow_pickle=True",
+                    header.descr
+                ),
+            );
+            ctx.findings.extend(policy::findings(&trace, loc, &self.opts.allow));
+            return;
+        }
+        if let (Some(len), Some(want)) = (len, header.data_len()) {
+            let have = len.saturating_sub(header.data_offset);
+            if have != want {
+                ctx.finding(
+                    loc,
+                    Rule::FormatInvalid,
+                    Severity::Medium,
+                    format!("npy: shape and dtype need {want} data bytes, the file has {have}"),
+                );
+            }
+        }
+    }
+
+    fn decompress(&self, ctx: &mut Ctx, kind: Kind, reader: &mut dyn Read, loc: &str, depth: u8) -> io::Result<()> {
+        let limit = self.opts.max_expanded;
+        let mut used = ctx.expanded;
+        let inner: Box<dyn Read + '_> = match kind {
+            Kind::Gzip => Box::new(flate2::read::MultiGzDecoder::new(reader)),
+            Kind::Zlib => Box::new(flate2::read::ZlibDecoder::new(reader)),
+            Kind::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(reader)),
+            Kind::Lz4 => Box::new(lz4_flex::frame::FrameDecoder::new(reader)),
+            Kind::Xz | Kind::Lzma => {
+                // lzma-rs decodes into a writer; pipe it through a spooled file.
+                let mut spool = tempfile::spooled_tempfile(64 << 20);
+                let mut input = BufReader::new(reader);
+                let mut budgeted = BudgetWriter {
+                    inner: &mut spool,
+                    used: &mut used,
+                    limit,
+                };
+                let result = if kind == Kind::Xz {
+                    lzma_rs::xz_decompress(&mut input, &mut budgeted).map_err(|e| e.to_string())
+                } else {
+                    lzma_rs::lzma_decompress(&mut input, &mut budgeted).map_err(|e| e.to_string())
+                };
+                ctx.expanded = used;
+                if let Err(e) = result {
+                    ctx.finding(
+                        loc,
+                        Rule::Unreadable,
+                        Severity::High,
+                        format!(
+                            "{} stream cannot be decompressed: {e}",
+                            format!("{kind:?}").to_lowercase()
+                        ),
+                    );
+                }
+                spool.seek(SeekFrom::Start(0))?;
+                let inner_loc = loc.to_string();
+                let head = read_head(&mut spool)?;
+                return self.stream_checked(ctx, head, &mut spool, &inner_loc, depth + 1);
+            }
+            _ => return Ok(()),
+        };
+        let mut budget = Budget {
+            inner,
+            used: &mut used,
+            limit,
+        };
+        let head = match read_head(&mut budget) {
+            Ok(h) => h,
+            Err(e) => {
+                ctx.expanded = used;
+                ctx.finding(
+                    loc,
+                    Rule::Unreadable,
+                    Severity::High,
+                    format!("compressed stream cannot be read: {e}"),
+                );
+                return Ok(());
+            }
+        };
+        let result = self.stream_checked(ctx, head, &mut budget, loc, depth + 1);
+        ctx.expanded = used;
+        result
+    }
+
+    /// `stream`, with read errors inside a decompressor turned into findings (a corrupt
+    /// compressed stream is the file's fault, not an I/O error).
+    fn stream_checked(
+        &self,
+        ctx: &mut Ctx,
+        head: Vec<u8>,
+        rest: &mut dyn Read,
+        loc: &str,
+        depth: u8,
+    ) -> io::Result<()> {
+        match self.stream(ctx, head, rest, None, loc, depth, Role::Member) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                ctx.finding(
+                    loc,
+                    Rule::Unreadable,
+                    Severity::High,
+                    format!("decompressed data cannot be read: {e}"),
+                );
+                Ok(())
+            }
+        }
+    }
+
+    fn tar(&self, ctx: &mut Ctx, reader: &mut dyn Read, loc: &str, depth: u8) -> io::Result<()> {
+        let mut archive = tar::Archive::new(reader);
+        let entries = match archive.entries() {
+            Ok(e) => e,
+            Err(e) => {
+                ctx.finding(
+                    loc,
+                    Rule::Unreadable,
+                    Severity::High,
+                    format!("tar archive cannot be read: {e}"),
+                );
+                return Ok(());
+            }
+        };
+        for entry in entries {
+            let mut entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    ctx.finding(
+                        loc,
+                        Rule::Unreadable,
+                        Severity::High,
+                        format!("tar entry cannot be read: {e}"),
+                    );
+                    break;
+                }
+            };
+            if !entry.header().entry_type().is_file() {
+                continue;
+            }
+            let name = entry
+                .path()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| "?".into());
+            let size = entry.size();
+            let member = format!("{loc}!{name}");
+            let head = read_head(&mut entry)?;
+            if let Err(e) = self.stream(ctx, head, &mut entry, Some(size), &member, depth + 1, Role::Member) {
+                ctx.finding(
+                    &member,
+                    Rule::Unreadable,
+                    Severity::High,
+                    format!("cannot be read: {e}"),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn zip(&self, ctx: &mut Ctx, src: &mut dyn Source, len: u64, loc: &str, depth: u8) -> io::Result<()> {
+        ctx.format("zip");
+        if depth > self.opts.max_depth {
+            ctx.finding(
+                loc,
+                Rule::LimitExceeded,
+                Severity::High,
+                "zip nested too deeply; not checked",
+            );
+            return Ok(());
+        }
+        let archive = match Archive::open(src, len) {
+            Ok(a) => a,
+            Err(zip::ZipError::Io(e)) => return Err(e),
+            Err(e) => {
+                ctx.finding(
+                    loc,
+                    Rule::Unreadable,
+                    Severity::High,
+                    format!("zip cannot be indexed: {e}"),
+                );
+                return Ok(());
+            }
+        };
+        for a in &archive.anomalies {
+            let severity = if a.detail.contains("local header names")
+                || a.detail.contains("not in the central directory")
+                || a.detail.contains("duplicate")
+                || a.detail.contains("encrypted")
+            {
+                Severity::High
+            } else {
+                Severity::Medium
+            };
+            let at = match &a.entry {
+                Some(e) => format!("{loc}!{e}"),
+                None => loc.to_string(),
+            };
+            ctx.finding(&at, Rule::ArchiveAnomaly, severity, a.detail.clone());
+        }
+        let names: Vec<&str> = archive.entries.iter().map(|e| e.name.as_str()).collect();
+        let torch_prefix: Option<String> = names.iter().find_map(|n| {
+            n.strip_suffix("data.pkl")
+                .filter(|p| p.is_empty() || p.ends_with('/'))
+                .map(str::to_string)
+        });
+        if torch_prefix.is_some() {
+            ctx.format("pytorch");
+        }
+        let keras = names.contains(&"config.json")
+            && (names.contains(&"metadata.json") || names.iter().any(|n| n.ends_with(".weights.h5")));
+        if keras {
+            ctx.format("keras");
+        }
+        if !names.is_empty() && names.iter().all(|n| n.ends_with(".npy")) {
+            ctx.format("npz");
+        }
+        let code: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| is_code_entry(n, torch_prefix.as_deref()))
+            .collect();
+        if !code.is_empty() {
+            ctx.finding(
+                loc,
+                Rule::EmbeddedCode,
+                Severity::Medium,
+                format!(
+                    "ships {} code file(s) its loader may run (e.g. `{}`)",
+                    code.len(),
+                    code[0]
+                ),
+            );
+        }
+        for entry in &archive.entries {
+            let member = format!("{loc}!{}", entry.name);
+            let role = match &torch_prefix {
+                Some(p) if is_storage(&entry.name, p) => Role::Storage,
+                _ => Role::Member,
+            };
+            if keras && entry.name == "config.json" {
+                let mut raw = Vec::new();
+                match self.entry_reader(src, entry) {
+                    Ok(mut r) => {
+                        if let Err(e) = (&mut r).take(64 << 20).read_to_end(&mut raw) {
+                            ctx.finding(
+                                &member,
+                                Rule::Unreadable,
+                                Severity::High,
+                                format!("cannot be read: {e}"),
+                            );
+                            continue;
+                        }
+                    }
+                    Err(msg) => {
+                        ctx.finding(&member, Rule::Unreadable, Severity::High, msg);
+                        continue;
+                    }
+                }
+                for issue in formats::keras::check_config(&raw) {
+                    ctx.add(&member, issue);
+                }
+                continue;
+            }
+            if let Err(e) = self.zip_entry(ctx, src, entry, &member, depth, role) {
+                ctx.finding(
+                    &member,
+                    Rule::Unreadable,
+                    Severity::High,
+                    format!("cannot be read: {e}"),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn entry_reader<'a>(&self, src: &'a mut dyn Source, entry: &zip::Entry) -> Result<Box<dyn Read + 'a>, String> {
+        src.seek(SeekFrom::Start(entry.data_offset))
+            .map_err(|e| e.to_string())?;
+        let raw = src.take(entry.compressed);
+        match entry.method {
+            0 => Ok(Box::new(raw)),
+            8 => Ok(Box::new(flate2::read::DeflateDecoder::new(raw))),
+            12 => Ok(Box::new(bzip2::read::BzDecoder::new(raw))),
+            m => Err(format!(
+                "compression method {m} is not supported, so this member was not checked"
+            )),
+        }
+    }
+
+    fn zip_entry(
+        &self,
+        ctx: &mut Ctx,
+        src: &mut dyn Source,
+        entry: &zip::Entry,
+        member: &str,
+        depth: u8,
+        role: Role,
+    ) -> io::Result<()> {
+        // Stored entries are windows of the file: nested zips need no copy.
+        if entry.method == 0 {
+            let mut window = Window {
+                inner: &mut *src,
+                start: entry.data_offset,
+                len: entry.compressed,
+                pos: 0,
+            };
+            let head = read_head(&mut window)?;
+            if sniff(&head, Some(entry.compressed)) == Kind::Zip {
+                return self.zip(ctx, &mut window, entry.compressed, member, depth + 1);
+            }
+        }
+        let limit = self.opts.max_expanded;
+        let mut used = ctx.expanded;
+        let reader = match self.entry_reader(src, entry) {
+            Ok(r) => r,
+            Err(msg) => {
+                ctx.finding(member, Rule::Unreadable, Severity::High, msg);
+                return Ok(());
+            }
+        };
+        let mut crc = Crc {
+            inner: Budget {
+                inner: reader,
+                used: &mut used,
+                limit,
+            },
+            hasher: crc32fast::Hasher::new(),
+            len: 0,
+        };
+        let head = read_head(&mut crc)?;
+        let kind = sniff(&head, Some(entry.size));
+        let inspect = !(role == Role::Storage && kind == Kind::Data);
+        let result = if inspect {
+            self.stream(ctx, head, &mut crc, Some(entry.size), member, depth + 1, role)
+        } else {
+            Ok(())
+        };
+        // Only entries read through are CRC-checked; storages are raw data never executed.
+        if inspect && result.is_ok() {
+            io::copy(&mut crc, &mut io::sink())?;
+            let actual = crc.hasher.clone().finalize();
+            if actual != entry.crc32 {
+                ctx.finding(member, Rule::ArchiveAnomaly, Severity::High, format!(
+                    "CRC-32 mismatch (stored {:08x}, actual {actual:08x}): strict readers refuse this member, PyTorch loads it",
+                    entry.crc32
+                ));
+            }
+            if crc.len != entry.size {
+                ctx.finding(
+                    member,
+                    Rule::ArchiveAnomaly,
+                    Severity::Medium,
+                    format!("size mismatch (stored {}, actual {})", entry.size, crc.len),
+                );
+            }
+        }
+        ctx.expanded = used;
+        result
+    }
+}
+
+/// Writer-side budget for decoders that push into a writer.
+struct BudgetWriter<'a, W> {
+    inner: W,
+    used: &'a mut u64,
+    limit: u64,
+}
+
+impl<W: Write> Write for BudgetWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        *self.used += buf.len() as u64;
+        if *self.used > self.limit {
+            return Err(io::Error::other("decompressed size limit exceeded"));
+        }
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn is_storage(name: &str, prefix: &str) -> bool {
+    name.strip_prefix(prefix)
+        .and_then(|rest| rest.strip_prefix("data/"))
+        .is_some_and(|key| !key.is_empty() && !key.contains('/') && !key.ends_with(".pkl"))
+}
+
+fn is_code_entry(name: &str, torch_prefix: Option<&str>) -> bool {
+    if name.ends_with(".py") || name.ends_with(".pyc") {
+        return true;
+    }
+    matches!(torch_prefix, Some(p) if name.strip_prefix(p).is_some_and(|r| r.starts_with("code/") && !r.ends_with('/')))
+}
+
+/// Judges whether the VM's run means the stream was a pickle.
+fn is_pickle(kind: Kind, role: Role, trace: &Trace) -> bool {
+    let acted = !trace.imports.is_empty() || !trace.calls.is_empty();
+    match (kind, role) {
+        // Raw tensor bytes that happen to start with 0x80: only a pickle if it does something.
+        (Kind::Pickle, Role::Storage) => acted,
+        (Kind::Pickle, Role::Member) => true,
+        // Protocol 0/1 has no magic: a complete pickle, or a stream that imports and calls.
+        _ => {
+            (trace.pickles > 0 && trace.opcodes >= 2 && trace.broken.is_none())
+                || !trace.calls.is_empty()
+                || trace.imports.iter().any(looks_like_import)
+        }
+    }
+}
+
+fn looks_like_import(i: &vm::Import) -> bool {
+    match &i.target {
+        vm::ImportTarget::Literal { module, name } => is_dotted_identifier(module) && is_dotted_identifier(name),
+        vm::ImportTarget::NonLiteral { .. } => true,
+    }
+}
+
+fn is_dotted_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && s.split('.').all(|p| {
+            let mut c = p.chars();
+            c.next().is_some_and(|f| f.is_alphabetic() || f == '_') && c.all(|x| x.is_alphanumeric() || x == '_')
+        })
+}
+
+/// Expands directories (recursively, not following directory symlinks). Unreadable paths
+/// become error reports.
+fn collect(path: &Path, files: &mut Vec<(PathBuf, u64)>, errors: &mut Vec<FileReport>) {
+    let error = |e: io::Error| FileReport {
+        path: path.display().to_string(),
+        formats: Vec::new(),
+        bytes: 0,
+        findings: Vec::new(),
+        error: Some(e.to_string()),
+    };
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) => return errors.push(error(e)),
+    };
+    if meta.is_file() {
+        return files.push((path.to_path_buf(), meta.len()));
+    }
+    if !meta.is_dir() {
+        return;
+    }
+    let mut children = match std::fs::read_dir(path) {
+        Ok(rd) => rd.filter_map(Result::ok).collect::<Vec<_>>(),
+        Err(e) => return errors.push(error(e)),
+    };
+    children.sort_by_key(|e| e.file_name());
+    for child in children {
+        let p = child.path();
+        match child.file_type() {
+            Ok(t) if t.is_symlink() && p.is_dir() => {}
+            _ => collect(&p, files, errors),
+        }
+    }
+}

