@@ -13,6 +13,7 @@ mod basics;
 mod errors;
 mod kill_switch;
 mod limits;
+mod model;
 mod oidc;
 mod policy;
 mod reload;
