@@ -93,7 +93,7 @@ emit("truncated.pkl", reduce_p4("os", "system")[:-6], "malicious", "truncated st
 # extension confusion: pickles named like other things
 emit("confusion/config.json", reduce_p2("os", "system"), "malicious", "extension confusion: config.json")
 emit("confusion/weights.bin", reduce_p2("subprocess", "check_output"), "malicious", "extension confusion: .bin")
-emit("confusion/notes.txt", b"(" + glob("subprocess", "Popen") + b"(S'id'\ntto.", "malicious", "extension confusion: protocol 0 as .txt")
+emit("confusion/notes.txt", b"(" + glob("subprocess", "Popen") + b"(S'id'\nto.", "malicious", "extension confusion: protocol 0 as .txt")
 emit("confusion/model.pt", reduce_p2("os", "system"), "malicious", "plain pickle named .pt (CVE-2025-10155 class)")
 emit("confusion/model.safetensors", reduce_p4("os", "system"), "malicious", "pickle named .safetensors")
 # multi-pickle (legacy torch shape: first pickle benign, model pickle malicious)

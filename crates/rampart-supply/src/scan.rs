@@ -926,18 +926,15 @@ fn is_pickle(kind: Kind, role: Role, trace: &Trace) -> bool {
         (Kind::Pickle, Role::Storage) => acted,
         (Kind::Pickle, Role::Member) => true,
         // Protocol 0/1 has no magic: a complete pickle, or a stream that imports and calls.
+        // An import without a call does nothing, and text files (a vocabulary starting with
+        // "cats\ndogs\n") parse as one: it takes a call to make a protocol 0/1 stream a pickle.
         _ => {
             (trace.pickles > 0 && trace.opcodes >= 2 && trace.broken.is_none())
-                || !trace.calls.is_empty()
-                || trace.imports.iter().any(looks_like_import)
+                || trace.calls.iter().any(|c| match &c.callee {
+                    vm::Callee::Global { module, name } => is_dotted_identifier(module) && is_dotted_identifier(name),
+                    vm::Callee::Computed(_) => true,
+                })
         }
-    }
-}
-
-fn looks_like_import(i: &vm::Import) -> bool {
-    match &i.target {
-        vm::ImportTarget::Literal { module, name } => is_dotted_identifier(module) && is_dotted_identifier(name),
-        vm::ImportTarget::NonLiteral { .. } => true,
     }
 }
 
@@ -980,5 +977,33 @@ fn collect(path: &Path, files: &mut Vec<(PathBuf, u64)>, errors: &mut Vec<FileRe
             Ok(t) if t.is_symlink() && p.is_dir() => {}
             _ => collect(&p, files, errors),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn text_that_parses_as_an_import_is_not_a_pickle() {
+        let scanner = Scanner::default();
+        for text in [
+            &b"cats\ndogs\nbirds\n"[..],
+            b"(a) first item\n",
+            b"INFO starting\n",
+            b"Some notes.\n",
+        ] {
+            let r = scanner.scan_bytes("vocab.txt", text);
+            assert!(
+                r.findings.is_empty(),
+                "{:?}: {:?}",
+                String::from_utf8_lossy(text),
+                r.findings
+            );
+        }
+        // but a protocol 0 call with garbage after it is a (broken) pickle
+        let r = scanner.scan_bytes("notes.txt", b"cos\nsystem\n(S'id'\ntR\xff");
+        assert_eq!(r.worst(), Some(Severity::Critical));
     }
 }

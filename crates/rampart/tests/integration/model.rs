@@ -19,12 +19,20 @@ fn corpus() -> tempfile::TempDir {
         .arg(dir.path())
         .output()
         .expect("python3 runs the corpus script");
-    assert!(out.status.success(), "corpus script failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "corpus script failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     dir
 }
 
 fn scan(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN).args(["model", "scan", "--quiet"]).args(args).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["model", "scan", "--quiet"])
+        .args(args)
+        .output()
+        .unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -48,7 +56,10 @@ fn corpus_verdicts_match_the_manifest() {
     for entry in &manifest {
         let name = entry["file"].as_str().unwrap();
         let path = dir.path().join(name).display().to_string();
-        let file = files.iter().find(|f| f["path"] == path.as_str()).unwrap_or_else(|| panic!("{name} not reported"));
+        let file = files
+            .iter()
+            .find(|f| f["path"] == path.as_str())
+            .unwrap_or_else(|| panic!("{name} not reported"));
         assert!(file.get("error").is_none(), "{name}: {}", file["error"]);
         let flagged = !file["findings"].as_array().unwrap().is_empty();
         match entry["expect"].as_str().unwrap() {
@@ -67,7 +78,10 @@ fn corpus_verdicts_match_the_manifest() {
         }
     }
     assert!(wrong.is_empty(), "{wrong:#?}");
-    assert!(malicious >= 60 && benign >= 15, "{malicious} malicious, {benign} benign");
+    assert!(
+        malicious >= 60 && benign >= 15,
+        "{malicious} malicious, {benign} benign"
+    );
 }
 
 #[test]
@@ -75,7 +89,10 @@ fn exit_codes_outputs_and_allowlist() {
     let dir = corpus();
     let d = dir.path();
     // clean files: exit 0, table says clean
-    let (code, out, _) = scan(&[d.join("torch/state_dict.pt").to_str().unwrap(), d.join("safetensors/model.safetensors").to_str().unwrap()]);
+    let (code, out, _) = scan(&[
+        d.join("torch/state_dict.pt").to_str().unwrap(),
+        d.join("safetensors/model.safetensors").to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("clean") && out.contains("pytorch"), "{out}");
     // a dangerous pickle named config.json: exit 1, critical
@@ -91,8 +108,14 @@ fn exit_codes_outputs_and_allowlist() {
     let result = &sarif["runs"][0]["results"][0];
     assert_eq!(result["ruleId"], "RMS001");
     assert_eq!(result["level"], "error");
-    assert!(result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].as_str().unwrap().ends_with("confusion/config.json"));
-    assert!(!sarif["runs"][0]["tool"]["driver"]["rules"].as_array().unwrap().is_empty());
+    assert!(result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+        .as_str()
+        .unwrap()
+        .ends_with("confusion/config.json"));
+    assert!(!sarif["runs"][0]["tool"]["driver"]["rules"]
+        .as_array()
+        .unwrap()
+        .is_empty());
     // an unreadable path is an error (2) unless there are findings, which win (1)
     let missing = d.join("no-such-file.pt");
     let (code, out, _) = scan(&[missing.to_str().unwrap()]);
