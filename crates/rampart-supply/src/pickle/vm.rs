@@ -295,7 +295,7 @@ fn run_stream<R: BufRead>(input: &mut Input<R>, trace: &mut Trace, opts: Options
     loop {
         let begin = input.pos();
         let (imports, calls) = (trace.imports.len(), trace.calls.len());
-        let mut m = Machine {
+        let result = Machine {
             input: &mut *input,
             trace: &mut *trace,
             opts,
@@ -304,8 +304,10 @@ fn run_stream<R: BufRead>(input: &mut Input<R>, trace: &mut Trace, opts: Options
             marks: Vec::new(),
             memo: HashMap::new(),
             frame_end: None,
-        };
-        let result = m.run();
+            containers: Vec::new(),
+            objects: Vec::new(),
+        }
+        .run();
         match result {
             Ok(()) => {
                 trace.pickles += 1;
@@ -356,6 +358,23 @@ struct Machine<'a, R> {
     memo: HashMap<u64, V>,
     /// End offset of the current FRAME, if inside one.
     frame_end: Option<u64>,
+    /// Every mutable container and object made, so that `Drop` can break the reference
+    /// cycles a pickle can build (a list appended to itself) instead of leaking them.
+    containers: Vec<Rc<RefCell<Items>>>,
+    objects: Vec<Rc<RefCell<Obj>>>,
+}
+
+impl<R> Drop for Machine<'_, R> {
+    fn drop(&mut self) {
+        for c in &self.containers {
+            c.borrow_mut().kept.clear();
+        }
+        for o in &self.objects {
+            let mut o = o.borrow_mut();
+            o.state = None;
+            o.args = V::None;
+        }
+    }
 }
 
 impl<R> Machine<'_, R> {
@@ -415,6 +434,12 @@ impl<R: BufRead> Machine<'_, R> {
         } else {
             self.trace.dropped_events += 1;
         }
+    }
+
+    fn items(&mut self, items: Items) -> Rc<RefCell<Items>> {
+        let rc = Rc::new(RefCell::new(items));
+        self.containers.push(Rc::clone(&rc));
+        rc
     }
 
     fn push(&mut self, v: V) {
@@ -492,11 +517,13 @@ impl<R: BufRead> Machine<'_, R> {
     fn make_obj(&mut self, offset: u64, opcode: &'static str, callable: &V, args: V) -> V {
         let made_by = callable.callee();
         self.call(offset, opcode, made_by.clone());
-        V::Obj(Rc::new(RefCell::new(Obj {
+        let o = Rc::new(RefCell::new(Obj {
             made_by,
             args,
             state: None,
-        })))
+        }));
+        self.objects.push(Rc::clone(&o));
+        V::Obj(o)
     }
 
     /// One opcode. `Ok(true)` on STOP.
@@ -708,15 +735,22 @@ impl<R: BufRead> Machine<'_, R> {
                 items.reverse();
                 self.push(V::Tuple(Rc::new(items)));
             }
-            b']' => self.push(V::List(Rc::default())),
+            b']' => {
+                let l = self.items(Items::default());
+                self.push(V::List(l));
+            }
             b'l' => {
                 let items = self.pop_mark()?;
                 let list = Items {
                     kept: items.into_iter().take(KEEP_ITEMS).collect(),
                 };
-                self.push(V::List(Rc::new(RefCell::new(list))));
+                let l = self.items(list);
+                self.push(V::List(l));
             }
-            b'}' => self.push(V::Dict(Rc::default())),
+            b'}' => {
+                let d = self.items(Items::default());
+                self.push(V::Dict(d));
+            }
             b'd' => {
                 let items = self.pop_mark()?;
                 if items.len() % 2 != 0 {
@@ -725,9 +759,13 @@ impl<R: BufRead> Machine<'_, R> {
                 let dict = Items {
                     kept: items.into_iter().take(KEEP_ITEMS * 2).collect(),
                 };
-                self.push(V::Dict(Rc::new(RefCell::new(dict))));
+                let d = self.items(dict);
+                self.push(V::Dict(d));
             }
-            0x8f => self.push(V::Set(Rc::default())),
+            0x8f => {
+                let s = self.items(Items::default());
+                self.push(V::Set(s));
+            }
             0x91 => {
                 self.pop_mark()?;
                 self.push(V::FrozenSet);
