@@ -33,6 +33,13 @@ else
   echo "warning: cannot mount a tmpfs here; the full-disk ledger test will be skipped" >&2
 fi
 
+echo "== model-signing (PyPI) for the signing interop tests, in target/sign-venv"
+venv=target/sign-venv
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+# pyopenssl: model-signing 1.1.1 imports OpenSSL without declaring it.
+"$venv/bin/pip" install -q --disable-pip-version-check 'model-signing==1.1.1' 'pyopenssl>=25'
+export RAMPART_MODEL_SIGNING_PY=$PWD/$venv/bin/python RAMPART_REQUIRE_MODEL_SIGNING=1
+
 echo "== cargo test"
 log=$(mktemp)
 cleanup() {

@@ -23,3 +23,4 @@ pub mod formats;
 pub mod pickle;
 pub mod report;
 pub mod scan;
+pub mod signing;

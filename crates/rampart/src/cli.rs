@@ -63,7 +63,8 @@ enum Command {
     /// checkpoints.
     #[command(subcommand)]
     Audit(crate::audit_cmd::AuditCommand),
-    /// Model supply chain: scan model files for code that runs when they are loaded.
+    /// Model supply chain: scan model files for code that runs when they are loaded; sign and
+    /// verify model directories (OpenSSF model-signing format).
     #[command(subcommand)]
     Model(crate::model_cmd::ModelCommand),
 }

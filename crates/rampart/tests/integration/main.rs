@@ -18,5 +18,6 @@ mod oidc;
 mod policy;
 mod reload;
 mod scanning;
+mod signing;
 mod streaming;
 mod tls;
