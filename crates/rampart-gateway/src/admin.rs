@@ -127,6 +127,7 @@ async fn status(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Result<Re
         "config": config,
         "config_loaded_at": rt.loaded_at,
         "models": models,
+        "signed_model_gates": rt.gates,
         "policies": rt.policy.len(),
         "keys": gw.keys.all().iter().filter(|k| k.revoked_at.is_none()).count(),
         "blocks": gw.store.blocks().map(|b| b.len()).unwrap_or(0),

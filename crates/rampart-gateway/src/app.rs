@@ -195,6 +195,14 @@ async fn metrics(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Result<R
         gw.metrics.audit_queue_depth.set(h.queue_depth as i64);
         gw.metrics.audit_up.set(i64::from(h.healthy));
     }
+    for gate in &gw.runtime.load().gates {
+        gw.metrics
+            .upstream_enabled
+            .get_or_create(&crate::metrics::UpstreamNameLabels {
+                upstream: gate.upstream.clone(),
+            })
+            .set(i64::from(gate.enabled));
+    }
     Ok((
         [(
             http::header::CONTENT_TYPE,

@@ -17,6 +17,7 @@ pub mod demo;
 pub mod error;
 pub mod limits;
 pub mod metrics;
+pub mod model_gate;
 pub mod openai;
 pub mod proxy;
 pub mod server;

@@ -120,6 +120,8 @@ pub struct Metrics {
     pub audit_queue_depth: Gauge<i64, std::sync::atomic::AtomicI64>,
     /// 1 when the ledger takes writes (set at scrape time).
     pub audit_up: Gauge<i64, std::sync::atomic::AtomicI64>,
+    /// 1 when the upstream is enabled, 0 when a signed model it serves did not verify.
+    pub upstream_enabled: Family<UpstreamNameLabels, Gauge>,
     /// Time a request waits for its record to be durable.
     pub audit_append: prometheus_client::metrics::histogram::Histogram,
 }
@@ -210,6 +212,12 @@ impl Metrics {
         );
         let audit_up = Gauge::default();
         registry.register("audit_up", "1 when the audit ledger takes writes", audit_up.clone());
+        let upstream_enabled = Family::<UpstreamNameLabels, Gauge>::default();
+        registry.register(
+            "upstream_enabled",
+            "1 when the upstream is enabled; 0 when a signed model it serves did not verify",
+            upstream_enabled.clone(),
+        );
         let audit_append = prometheus_client::metrics::histogram::Histogram::new(
             prometheus_client::metrics::histogram::exponential_buckets(0.000_05, 2.0, 16),
         );
@@ -223,6 +231,7 @@ impl Metrics {
             audit_failures,
             audit_queue_depth,
             audit_up,
+            upstream_enabled,
             audit_append,
             findings,
             registry,

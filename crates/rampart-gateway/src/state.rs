@@ -15,6 +15,7 @@ use crate::auth::oidc::{OidcError, OidcVerifier};
 use crate::blocks::Blocklist;
 use crate::limits::Limiter;
 use crate::metrics::Metrics;
+use crate::model_gate::{self, Gate};
 use crate::store::{Store, StoreError};
 use crate::tokens::{Tokenizer, TokenizerError};
 use crate::upstream::{CredentialError, Upstream};
@@ -44,6 +45,9 @@ pub enum BuildError {
     /// The audit ledger cannot be opened.
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditOpenError),
+    /// Building the runtime failed unexpectedly.
+    #[error("building the configuration failed: {0}")]
+    Build(String),
 }
 
 /// A model as routed: its failover list of (upstream, pinned model).
@@ -55,6 +59,8 @@ pub struct Route {
     pub targets: Vec<(Arc<Upstream>, String)>,
     /// Per-model limits.
     pub limits: Quota,
+    /// Upstreams of this model left out because a signed model they serve did not verify.
+    pub disabled: Vec<String>,
 }
 
 /// Everything a reload replaces at once.
@@ -70,6 +76,8 @@ pub struct Runtime {
     pub oidc: Option<Arc<OidcVerifier>>,
     /// When it was built (unix seconds).
     pub loaded_at: i64,
+    /// The signed-model gate's decision for each upstream that names signed models.
+    pub gates: Vec<Gate>,
 }
 
 impl Runtime {
@@ -83,8 +91,18 @@ impl Runtime {
     ) -> Result<Runtime, BuildError> {
         let policy = PolicyEngine::from_config(&config, |p| std::fs::read_to_string(base.join(p)))?;
         let mut upstreams = HashMap::new();
+        let mut gates = Vec::new();
         for u in &config.upstreams {
-            upstreams.insert(u.name.get_ref().clone(), Upstream::build(u, demo_base)?);
+            let upstream = Upstream::build(u, demo_base)?;
+            // Verify before the upstream can be routed to: a failed gate leaves it out.
+            if let Some(gate) = model_gate::check_upstream(u, base) {
+                let enabled = gate.enabled;
+                gates.push(gate);
+                if !enabled {
+                    continue;
+                }
+            }
+            upstreams.insert(u.name.get_ref().clone(), upstream);
         }
         let mut routes = HashMap::new();
         for m in &config.models {
@@ -95,9 +113,24 @@ impl Runtime {
                     upstreams.get(upstream.get_ref()).map(|u| (u.clone(), model.clone()))
                 })
                 .collect();
+            let disabled = m
+                .targets
+                .iter()
+                .map(|t| t.upstream.get_ref())
+                .filter(|u| gates.iter().any(|g| !g.enabled && &g.upstream == *u))
+                .cloned()
+                .collect();
             let limits = m.limits.unwrap_or(config.limits.per_model);
             let name = m.name.get_ref().clone();
-            routes.insert(name.clone(), Arc::new(Route { name, targets, limits }));
+            routes.insert(
+                name.clone(),
+                Arc::new(Route {
+                    name,
+                    targets,
+                    limits,
+                    disabled,
+                }),
+            );
         }
         let oidc = match &config.auth.oidc {
             Some(o) => Some(Arc::new(OidcVerifier::new(o.clone(), http.clone())?)),
@@ -109,6 +142,7 @@ impl Runtime {
             routes,
             oidc,
             loaded_at: now(),
+            gates,
         })
     }
 }
@@ -237,10 +271,14 @@ impl Gateway {
 
     async fn reload_inner(&self) -> Result<(), BuildError> {
         let _guard = self.reload_lock.lock().await;
-        let result = (|| {
-            let config = self.source.load()?;
-            Runtime::build(config, &self.source.base_dir(), self.demo_base.as_deref(), &self.http)
-        })();
+        // Building may hash signed model directories: keep it off the async workers.
+        let (source, demo_base, http) = (self.source.clone(), self.demo_base.clone(), self.http.clone());
+        let result = tokio::task::spawn_blocking(move || {
+            let config = source.load()?;
+            Runtime::build(config, &source.base_dir(), demo_base.as_deref(), &http)
+        })
+        .await
+        .unwrap_or_else(|e| Err(BuildError::Build(e.to_string())));
         match result {
             Ok(rt) => {
                 self.runtime.store(Arc::new(rt));

@@ -173,6 +173,46 @@ pub struct UpstreamConfig {
     /// Extra attempts on connection failure only (never once the request was sent).
     #[serde(default = "default_retries")]
     pub retries: u32,
+    /// Local model directories this upstream serves whose signatures must verify (at start-up
+    /// and on every reload) before the upstream is enabled.
+    #[serde(default)]
+    pub signed_models: Vec<SignedModelConfig>,
+}
+
+/// A model directory whose OpenSSF model-signing signature gates its upstream.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignedModelConfig {
+    /// The model directory (relative paths are read from the config file's directory).
+    pub path: Spanned<String>,
+    /// The signature file; default `<path>/model.sig`.
+    #[serde(default)]
+    pub signature: Option<String>,
+    /// Key mode: the signer's PEM public key.
+    #[serde(default)]
+    pub public_key: Option<String>,
+    /// Certificate mode: PEM certificates trusted to root the signer's chain.
+    #[serde(default)]
+    pub certificate_chain: Vec<String>,
+    /// Paths inside the model the verifier leaves out.
+    #[serde(default)]
+    pub ignore_paths: Vec<String>,
+    /// Leave out .git, .gitattributes, .github and .gitignore (default true).
+    #[serde(default = "default_true")]
+    pub ignore_git_paths: bool,
+    /// Hash only the files the signature lists (others are logged, not failed).
+    #[serde(default)]
+    pub ignore_unsigned_files: bool,
+    /// Accept files the signature itself leaves out (they are logged).
+    #[serde(default)]
+    pub accept_signed_ignores: bool,
+    /// Follow symlinks inside the model.
+    #[serde(default)]
+    pub allow_symlinks: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_connect_timeout() -> u64 {
@@ -200,6 +240,7 @@ impl UpstreamConfig {
             timeout_ms: default_timeout(),
             idle_timeout_ms: default_idle_timeout(),
             retries: default_retries(),
+            signed_models: Vec::new(),
         }
     }
 }
@@ -456,6 +497,25 @@ impl Config {
                     format!("upstream `{}` is defined twice", u.name.get_ref()),
                 );
             }
+            for m in &u.signed_models {
+                match (&m.public_key, m.certificate_chain.is_empty()) {
+                    (Some(_), false) => at(
+                        m.path.span(),
+                        format!(
+                            "signed model `{}`: give `public_key` or `certificate_chain`, not both",
+                            m.path.get_ref()
+                        ),
+                    ),
+                    (None, true) => at(
+                        m.path.span(),
+                        format!(
+                            "signed model `{}` needs `public_key` (key signatures) or `certificate_chain` (certificate signatures)",
+                            m.path.get_ref()
+                        ),
+                    ),
+                    _ => {}
+                }
+            }
             match (u.kind, &u.base_url) {
                 (UpstreamKind::Openai, None) => at(
                     u.name.span(),
@@ -591,6 +651,25 @@ mod tests {
         let c = Config::from_toml_str("", "t").unwrap();
         assert_eq!(c.server.listen, "127.0.0.1:8080");
         assert!(c.model("rampart-demo").is_some());
+    }
+
+    #[test]
+    fn a_signed_model_needs_exactly_one_kind_of_trust() {
+        let base =
+            "[[upstreams]]\nname = \"u\"\nbase_url = \"http://x/v1\"\n[[upstreams.signed_models]]\npath = \"/m\"\n";
+        let models = "[[models]]\nname = \"m\"\ntargets = [{ upstream = \"u\", model = \"m\" }]\n";
+        let none = problems(&format!("{base}{models}"));
+        assert!(
+            none.iter()
+                .any(|p| p.message.contains("needs `public_key`") && p.line == Some(5)),
+            "{none:?}"
+        );
+        let both = problems(&format!(
+            "{base}public_key = \"k.pub\"\ncertificate_chain = [\"ca.pem\"]\n{models}"
+        ));
+        assert!(both.iter().any(|p| p.message.contains("not both")), "{both:?}");
+        let c = Config::from_toml_str(&format!("{base}public_key = \"k.pub\"\n{models}"), "t").unwrap();
+        assert!(c.upstreams[0].signed_models[0].ignore_git_paths);
     }
 
     #[test]

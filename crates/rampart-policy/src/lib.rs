@@ -30,7 +30,7 @@ pub use audit::{AuditBackend, AuditConfig, AuditDurability};
 pub use authz::{Action, Decision, PolicyEngine, Principal};
 pub use config::{
     AuthConfig, Config, LimitsConfig, LogConfig, LogFormat, ModelConfig, OidcConfig, PolicyConfig, Quota, ServerConfig,
-    Target, TlsConfig, UpstreamConfig, UpstreamKind,
+    SignedModelConfig, Target, TlsConfig, UpstreamConfig, UpstreamKind,
 };
 pub use error::{ConfigError, ConfigProblem, PolicyError};
 pub use scan::{

@@ -31,6 +31,17 @@ pub(super) async fn send(
             "no upstream serving this model could be reached",
         )
     };
+    if route.targets.is_empty() && !route.disabled.is_empty() {
+        return Err(ApiError::upstream(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "model_unverified",
+            format!(
+                "model `{}` is unavailable: upstream `{}` is disabled because the model files it serves do not match their signature",
+                route.name,
+                route.disabled.join("`, `")
+            ),
+        ));
+    }
     let mut last = unavailable();
     let count = route.targets.len();
     for (i, (upstream, model)) in route.targets.iter().enumerate() {

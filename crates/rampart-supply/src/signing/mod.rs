@@ -240,6 +240,17 @@ pub enum Problem {
     ExcludedBySignature(String),
 }
 
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Problem::Changed(n) => write!(f, "changed {n}"),
+            Problem::Missing(n) => write!(f, "missing {n}"),
+            Problem::Added(n) => write!(f, "unsigned {n}"),
+            Problem::ExcludedBySignature(n) => write!(f, "excluded by the signer {n}"),
+        }
+    }
+}
+
 /// Who signed, as established by the trust given.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "snake_case", tag = "mode")]

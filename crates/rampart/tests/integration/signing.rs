@@ -373,3 +373,127 @@ fn interop_both_ways_with_the_model_signing_package() {
     let (code, _) = reference(&py, &["verify", s(&m), sig, "--trust", s(&p.stranger)]);
     assert_eq!(code, 1);
 }
+
+/// Waits until `model` answers `status`.
+async fn wait_status(gw: &crate::harness::Gateway, key: &str, model: &str, status: u16) -> reqwest::Response {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let resp = gw.chat(key, model, "hello").await;
+        if resp.status() == status {
+            return resp;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "`{model}` never answered {status}: {}",
+            gw.logs()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_gateway_enables_an_upstream_only_while_its_model_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = model(dir.path());
+    let k = keys(dir.path(), "signer", &rcgen::PKCS_ECDSA_P256_SHA256);
+    assert_eq!(rampart(&["sign", s(&m), "--private-key", s(&k.private)]).0, 0);
+    std::fs::copy(
+        m.join("weights/model.safetensors"),
+        dir.path().join("original.safetensors"),
+    )
+    .unwrap();
+    let config = format!(
+        r#"version = 1
+
+[[upstreams]]
+name = "signed"
+kind = "demo"
+[[upstreams.signed_models]]
+path = "{model}"
+public_key = "{key}"
+
+[[upstreams]]
+name = "plain"
+kind = "demo"
+
+[[models]]
+name = "gated"
+targets = [{{ upstream = "signed", model = "rampart-demo-1" }}]
+
+[[models]]
+name = "with-failover"
+targets = [{{ upstream = "signed", model = "rampart-demo-1" }}, {{ upstream = "plain", model = "rampart-demo-1" }}]
+"#,
+        model = s(&m),
+        key = s(&k.public)
+    );
+    let gw_dir = dir.path().join("gw");
+    std::fs::create_dir_all(&gw_dir).unwrap();
+    let gw = crate::harness::start_with(crate::harness::Options {
+        config: Some(&config),
+        dir: Some(&gw_dir),
+        ..Default::default()
+    });
+    let key = gw.default_key().await;
+    assert_eq!(gw.chat(&key, "gated", "hello").await.status(), 200, "{}", gw.logs());
+    assert!(gw
+        .metrics()
+        .await
+        .contains("rampart_upstream_enabled{upstream=\"signed\"} 1"));
+
+    // The model changes on disk; on reload the upstream is disabled before it can serve again.
+    std::fs::write(m.join("weights/model.safetensors"), b"swapped weights").unwrap();
+    gw.signal("HUP");
+    let resp = wait_status(&gw, &key, "gated", 503).await;
+    let (_, code, body) = crate::harness::error_code(resp).await;
+    assert_eq!(code, "model_unverified", "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("`signed`"),
+        "{body}"
+    );
+    // A model with another target fails over to it.
+    assert_eq!(gw.chat(&key, "with-failover", "hello").await.status(), 200);
+    assert!(gw
+        .metrics()
+        .await
+        .contains("rampart_upstream_enabled{upstream=\"signed\"} 0"));
+    assert!(gw.logs().contains("model signature NOT verified"), "{}", gw.logs());
+    let status: serde_json::Value = crate::harness::client()
+        .get(format!("{}/admin/status", gw.url))
+        .bearer_auth(gw.admin())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let gate = &status["signed_model_gates"][0];
+    assert_eq!(gate["enabled"], false, "{status}");
+    assert!(
+        gate["models"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("weights/model.safetensors"),
+        "{status}"
+    );
+
+    // Restored and reloaded: enabled again.
+    let original = std::fs::read(dir.path().join("original.safetensors")).unwrap();
+    std::fs::write(m.join("weights/model.safetensors"), original).unwrap();
+    gw.signal("HUP");
+    wait_status(&gw, &key, "gated", 200).await;
+    drop(gw);
+
+    // At start-up too: a model that does not verify never gets its upstream enabled.
+    std::fs::write(m.join("a.txt"), b"tampered").unwrap();
+    let gw_dir = dir.path().join("gw2");
+    std::fs::create_dir_all(&gw_dir).unwrap();
+    let gw = crate::harness::start_with(crate::harness::Options {
+        config: Some(&config),
+        dir: Some(&gw_dir),
+        ..Default::default()
+    });
+    let key = gw.default_key().await;
+    assert_eq!(gw.chat(&key, "gated", "hello").await.status(), 503);
+    assert_eq!(gw.chat(&key, "with-failover", "hello").await.status(), 200);
+}
