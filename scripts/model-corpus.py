@@ -304,6 +304,64 @@ emit("keras/dense.keras", keras([dense]), "benign", "Keras model with Dense laye
 emit("keras/lambda.keras", keras([dense, lam]), "malicious", "Keras Lambda layer")
 emit("keras/foreign_module.keras", keras([dense, {"module": "os", "class_name": "function", "config": "system", "registered_name": "system"}]), "malicious", "Keras config naming os.system")
 
+# ---- ONNX and TensorFlow SavedModel (protobuf written by hand: no onnx/tensorflow needed) ----
+def pbv(n):
+    out = b""
+    while True:
+        b = n & 0x7f
+        n >>= 7
+        if n:
+            out += bytes([b | 0x80])
+        else:
+            return out + bytes([b])
+def pbi(num, v): return pbv(num << 3) + pbv(v)
+def pbb(num, data):
+    if isinstance(data, str): data = data.encode()
+    return pbv(num << 3 | 2) + pbv(len(data)) + data
+def onnx_tensor(name, raw=None, location=None):
+    t = pbi(1, 4) + pbi(2, 1) + pbb(8, name)
+    if location is None:
+        t += pbb(9, raw if raw is not None else struct.pack("<4f", 1, 2, 3, 4))
+    else:
+        t += pbb(13, pbb(1, "location") + pbb(2, location)) + pbb(13, pbb(1, "offset") + pbb(2, "0")) + pbi(14, 1)
+    return t
+def onnx_node(op, inputs, outputs, domain="", attrs=b""):
+    n = b"".join(pbb(1, i) for i in inputs) + b"".join(pbb(2, o) for o in outputs) + pbb(3, op.lower()) + pbb(4, op)
+    if domain: n += pbb(7, domain)
+    return n + attrs
+def onnx_value(name): return pbb(1, name) + pbb(2, pbb(1, pbi(1, 1) + pbb(2, pbb(1, pbi(1, 4)))))
+def onnx_graph(nodes, inits, name="main"):
+    g = b"".join(pbb(1, n) for n in nodes) + pbb(2, name) + b"".join(pbb(5, t) for t in inits)
+    return g + pbb(11, onnx_value("x")) + pbb(12, onnx_value("y"))
+def onnx_model(graph, domains=("",), functions=b""):
+    m = pbi(1, 8) + pbb(2, "pytorch") + pbb(3, "2.3.0") + pbb(7, graph)
+    for d in domains:
+        m += pbb(8, (pbb(1, d) if d else b"") + pbi(2, 17 if not d else 1))
+    return m + functions
+relu = onnx_graph([onnx_node("MatMul", ["x", "w"], ["h"]), onnx_node("Relu", ["h"], ["y"])], [onnx_tensor("w")])
+emit("onnx/model.onnx", onnx_model(relu), "benign", "ONNX MatMul+Relu with inline weights")
+emit("onnx/external_ok.onnx", onnx_model(onnx_graph([onnx_node("MatMul", ["x", "w"], ["y"])], [onnx_tensor("w", location="model.onnx.data")])), "benign", "ONNX external data next to the model")
+local_fn = pbb(25, pbb(1, "FastGelu") + pbb(10, "custom.local") + pbb(4, "X") + pbb(5, "Y") + pbb(7, onnx_node("Tanh", ["X"], ["Y"])) + pbb(9, pbi(2, 17)))
+emit("onnx/local_function.onnx", onnx_model(onnx_graph([onnx_node("FastGelu", ["x"], ["y"], domain="custom.local")], []), domains=("", "custom.local"), functions=local_fn), "benign", "ONNX node calling a model-local function")
+emit("onnx/external_traversal.onnx", onnx_model(onnx_graph([onnx_node("MatMul", ["x", "w"], ["y"])], [onnx_tensor("w", location="../../../../../../etc/passwd")])), "malicious", "ONNX external data path traversal (CVE-2022-25882 class)")
+emit("onnx/external_absolute.bin", onnx_model(onnx_graph([onnx_node("MatMul", ["x", "w"], ["y"])], [onnx_tensor("w", location="/root/.ssh/id_rsa")])), "malicious", "ONNX external data at an absolute path, named .bin")
+emit("onnx/custom_domain.onnx", onnx_model(onnx_graph([onnx_node("RunShell", ["x"], ["y"], domain="com.evil.ops")], []), domains=("", "com.evil.ops")), "malicious", "ONNX custom operator domain (needs a native op library)")
+then_g = onnx_graph([onnx_node("Exec", ["x"], ["y"], domain="org.attacker")], [onnx_tensor("c", location="/proc/self/environ")], name="then")
+if_attr = pbb(5, pbb(1, "then_branch") + pbi(20, 5) + pbb(6, then_g)) + pbb(5, pbb(1, "else_branch") + pbi(20, 5) + pbb(6, relu))
+emit("onnx/subgraph.onnx", onnx_model(onnx_graph([onnx_node("If", ["cond"], ["y"], attrs=if_attr)], [])), "malicious", "ONNX If subgraph hiding a custom op and an absolute external-data path")
+
+def tf_node(name, op, inputs=()): return pbb(1, name) + pbb(2, op) + b"".join(pbb(3, i) for i in inputs)
+def saved_model(nodes, functions=()):
+    lib = b"".join(pbb(1, pbb(1, pbb(1, fname)) + b"".join(pbb(3, n) for n in fnodes)) for fname, fnodes in functions)
+    graph = b"".join(pbb(1, n) for n in nodes) + (pbb(2, lib) if lib else b"") + pbb(4, pbi(1, 1087))
+    meta = pbb(1, pbb(4, "serve") + pbb(5, "2.16.1")) + pbb(2, graph)
+    return pbi(1, 1) + pbb(2, meta)
+saver = [tf_node("saver_filename", "Placeholder"), tf_node("StatefulPartitionedCall", "StatefulPartitionedCall"), tf_node("save/SaveV2", "SaveV2"), tf_node("save/RestoreV2", "RestoreV2"), tf_node("MergeV2Checkpoints", "MergeV2Checkpoints")]
+emit("savedmodel/benign/saved_model.pb", saved_model(saver + [tf_node("dense/MatMul", "MatMul", ["x", "w"])], functions=[("__inference_serve_10", [tf_node("relu", "Relu", ["x"])])]), "benign", "SavedModel with the standard saver ops")
+emit("savedmodel/readfile/saved_model.pb", saved_model(saver + [tf_node("leak", "ReadFile", ["path"])]), "malicious", "SavedModel graph reading a file (tf.io.read_file)")
+emit("savedmodel/writefile_in_function/saved_model.pb", saved_model(saver, functions=[("__inference_serve_10", [tf_node("drop", "WriteFile", ["p", "c"])])]), "malicious", "SavedModel tf.function writing a file")
+emit("savedmodel/pyfunc/saved_model.pb", saved_model(saver, functions=[("__inference_call_7", [tf_node("py", "EagerPyFunc", ["x"])])]), "malicious", "SavedModel calling a Python function (tf.py_function)")
+
 # ---- benign non-model files ----
 emit("misc/README.md", b"# A model card\n\nThis model classifies things.\n", "benign", "text")
 emit("misc/config.json", json.dumps({"hidden_size": 64, "architectures": ["Mlp"]}).encode(), "benign", "JSON config")

@@ -115,6 +115,10 @@ enum Kind {
     Safetensors,
     Gguf,
     Hdf5,
+    /// An ONNX ModelProto (ir_version first, then a ModelProto field).
+    Onnx,
+    /// A TensorFlow SavedModel proto (schema version 1, then a MetaGraphDef).
+    SavedModel,
     /// Starts with PROTO 0..=5.
     Pickle,
     /// Starts with an opcode a protocol 0/1 pickle can start with.
@@ -165,6 +169,9 @@ fn sniff(head: &[u8], len: Option<u64>) -> Kind {
             return Kind::Safetensors;
         }
     }
+    if let Some(kind) = sniff_protobuf(head) {
+        return kind;
+    }
     if head.len() >= 2 && b0 == 0x78 && (u16::from(b0) * 256 + u16::from(head[1])) % 31 == 0 {
         return Kind::Zlib;
     }
@@ -195,6 +202,29 @@ fn sniff(head: &[u8], len: Option<u64>) -> Kind {
         return Kind::MaybePickle;
     }
     Kind::Data
+}
+
+/// Protobuf model files have no magic: ONNX starts with `ir_version` (field 1, 1..=32) and a
+/// ModelProto field; a SavedModel with `saved_model_schema_version = 1` and a MetaGraphDef
+/// whose first field is a message.
+fn sniff_protobuf(head: &[u8]) -> Option<Kind> {
+    let (&b0, &b1, &b2) = (head.first()?, head.get(1)?, head.get(2)?);
+    if b0 != 0x08 {
+        return None;
+    }
+    if b1 == 1 && b2 == 0x12 {
+        // skip the MetaGraphDef's length varint
+        let mut i = 3;
+        while head.get(i).is_some_and(|b| b & 0x80 != 0) && i < 13 {
+            i += 1;
+        }
+        if matches!(head.get(i + 1), Some(0x0a | 0x12)) {
+            return Some(Kind::SavedModel);
+        }
+    }
+    let onnx_field = matches!(b2, 0x12 | 0x1a | 0x22 | 0x28 | 0x32 | 0x3a | 0x42 | 0x72)
+        || (matches!(b2, 0xa2 | 0xca) && head.get(3) == Some(&0x01));
+    ((1..=32).contains(&b1) && onnx_field).then_some(Kind::Onnx)
 }
 
 /// Reads up to `HEAD` bytes, returning them and the reader positioned after them.
@@ -474,6 +504,20 @@ impl Scanner {
             Kind::Hdf5 => {
                 ctx.format("hdf5");
                 for issue in formats::keras::check_h5(&mut reader)? {
+                    ctx.add(loc, issue);
+                }
+                Ok(())
+            }
+            Kind::Onnx => {
+                ctx.format("onnx");
+                for issue in formats::onnx::check(&mut reader)? {
+                    ctx.add(loc, issue);
+                }
+                Ok(())
+            }
+            Kind::SavedModel => {
+                ctx.format("tensorflow savedmodel");
+                for issue in formats::savedmodel::check(&mut reader)? {
                     ctx.add(loc, issue);
                 }
                 Ok(())

@@ -4,7 +4,10 @@
 pub mod gguf;
 pub mod keras;
 pub mod numpy;
+pub mod onnx;
+pub mod protobuf;
 pub mod safetensors;
+pub mod savedmodel;
 
 use crate::report::{Rule, Severity};
 
