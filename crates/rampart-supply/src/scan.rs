@@ -470,13 +470,11 @@ impl Scanner {
             }
             Kind::SevenZip => {
                 ctx.format("7z");
-                ctx.finding(
-                    loc,
-                    Rule::Unreadable,
-                    Severity::High,
-                    "7z archive: members cannot be checked by this version, so it is not clean",
-                );
-                Ok(())
+                // 7z keeps its index at the end: spool it to seek.
+                let mut spool = tempfile::spooled_tempfile(64 << 20);
+                io::copy(&mut reader, &mut spool)?;
+                spool.seek(SeekFrom::Start(0))?;
+                self.sevenz(ctx, spool, loc, depth)
             }
             Kind::Tar => {
                 ctx.format("tar");
@@ -676,6 +674,69 @@ impl Scanner {
                 Ok(())
             }
         }
+    }
+
+    /// Every file of a 7z archive, decompressed under the expansion budget and scanned as a
+    /// member. An archive or member that cannot be read (encrypted, corrupt, an unsupported
+    /// codec) is a finding: its content was not checked.
+    fn sevenz<R: Read + Seek>(&self, ctx: &mut Ctx, src: R, loc: &str, depth: u8) -> io::Result<()> {
+        let mut archive = match sevenz_rust2::ArchiveReader::new(src, sevenz_rust2::Password::empty()) {
+            Ok(a) => a,
+            Err(e) => {
+                ctx.finding(
+                    loc,
+                    Rule::Unreadable,
+                    Severity::High,
+                    format!("7z archive cannot be read: {e}"),
+                );
+                return Ok(());
+            }
+        };
+        let limit = self.opts.max_expanded;
+        let mut used = ctx.expanded;
+        let result = archive.for_each_entries(|entry, reader| {
+            if entry.is_directory || !entry.has_stream {
+                return Ok(true);
+            }
+            let member = format!("{loc}!{}", entry.name);
+            let mut budget = Budget {
+                inner: reader,
+                used: &mut used,
+                limit,
+            };
+            let scanned = read_head(&mut budget).and_then(|head| {
+                self.stream(
+                    ctx,
+                    head,
+                    &mut budget,
+                    Some(entry.size),
+                    &member,
+                    depth + 1,
+                    Role::Member,
+                )
+            });
+            if let Err(e) = scanned {
+                // The rest of this solid block cannot be decoded either; later blocks can.
+                ctx.finding(
+                    &member,
+                    Rule::Unreadable,
+                    Severity::High,
+                    format!("7z member cannot be read: {e}"),
+                );
+                return Ok(false);
+            }
+            Ok(true)
+        });
+        ctx.expanded = used;
+        if let Err(e) = result {
+            ctx.finding(
+                loc,
+                Rule::Unreadable,
+                Severity::High,
+                format!("7z archive cannot be read to its end: {e}"),
+            );
+        }
+        Ok(())
     }
 
     fn tar(&self, ctx: &mut Ctx, reader: &mut dyn Read, loc: &str, depth: u8) -> io::Result<()> {
@@ -1028,6 +1089,42 @@ fn collect(path: &Path, files: &mut Vec<(PathBuf, u64)>, errors: &mut Vec<FileRe
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
+
+    fn sevenz(members: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut w = sevenz_rust2::ArchiveWriter::new(Cursor::new(Vec::new())).unwrap();
+        for (name, data) in members {
+            w.push_archive_entry(sevenz_rust2::ArchiveEntry::new_file(name), Some(*data))
+                .unwrap();
+        }
+        w.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn sevenz_members_are_scanned_and_broken_archives_are_findings() {
+        let scanner = Scanner::default();
+        let evil = b"\x80\x02cposix\nsystem\nq\x00X\x02\x00\x00\x00idq\x01\x85q\x02Rq\x03.";
+        let archive = sevenz(&[("README.md", b"# model\n"), ("weights/model.bin", evil)]);
+        let r = scanner.scan_bytes("model.7z", &archive);
+        assert_eq!(r.worst(), Some(Severity::Critical), "{:?}", r.findings);
+        assert!(
+            r.findings
+                .iter()
+                .any(|f| f.location.contains("model.7z!weights/model.bin")),
+            "{:?}",
+            r.findings
+        );
+
+        let clean = sevenz(&[("README.md", b"# model\n")]);
+        assert!(scanner.scan_bytes("ok.7z", &clean).findings.is_empty());
+
+        let truncated = &archive[..archive.len() - 40];
+        let r = scanner.scan_bytes("cut.7z", truncated);
+        assert!(
+            r.findings.iter().any(|f| f.rule == Rule::Unreadable),
+            "{:?}",
+            r.findings
+        );
+    }
 
     #[test]
     fn text_that_parses_as_an_import_is_not_a_pickle() {

@@ -23,7 +23,9 @@ pub enum ModelCommand {
     /// alone, in PyTorch zip/tar/legacy files, joblib files, compressed with gzip/bz2/xz/lzma/
     /// lz4/zlib, NumPy object arrays), zip archives read as PyTorch reads them (every anomaly
     /// reported), tar, safetensors, GGUF (metadata bounds, chat-template sandbox escapes),
-    /// Keras `.keras` and `.h5` configs. Pickles are run through a static pickle machine that
+    /// Keras `.keras` and `.h5` configs, ONNX (external data outside the model directory,
+    /// custom operator domains, subgraphs), TensorFlow SavedModel (file I/O and Python ops), and
+    /// members of zip, tar and 7z archives. Pickles are run through a static pickle machine that
     /// executes nothing; every imported global not on the allowlist is a finding.
     ///
     /// Exit status: 0 clean, 1 findings at or above --fail-on, 2 an error (a file could not

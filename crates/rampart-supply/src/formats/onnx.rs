@@ -13,8 +13,8 @@
 use std::collections::BTreeMap;
 use std::io::{self, Read};
 
+use super::protobuf::{Field, Wire, MAX_DEPTH};
 use super::Issue;
-use super::protobuf::{Field, MAX_DEPTH, Wire};
 use crate::report::{Rule, Severity};
 
 const NAME_CAP: usize = 4096;
@@ -57,8 +57,12 @@ pub fn check(r: &mut dyn Read) -> io::Result<Vec<Issue>> {
             return Err(e);
         }
         walk.issues.push(
-            Issue::new(Rule::FormatInvalid, Severity::Medium, format!("ONNX model cannot be parsed to its end: {e}"))
-                .at(wire.pos),
+            Issue::new(
+                Rule::FormatInvalid,
+                Severity::Medium,
+                format!("ONNX model cannot be parsed to its end: {e}"),
+            )
+            .at(wire.pos),
         );
     }
     for ((domain, op), (count, offset)) in &walk.custom {
@@ -222,7 +226,14 @@ mod tests {
 
     #[test]
     fn escaping_locations() {
-        for bad in ["/etc/passwd", "../../secret", "a/../../b", "C:\\x", "\\\\host\\share", "~/.ssh/id_rsa"] {
+        for bad in [
+            "/etc/passwd",
+            "../../secret",
+            "a/../../b",
+            "C:\\x",
+            "\\\\host\\share",
+            "~/.ssh/id_rsa",
+        ] {
             assert!(escapes(bad), "{bad}");
         }
         for ok in ["weights.bin", "data/w.bin", "w..bin"] {

@@ -60,7 +60,9 @@ impl<R: Read> Wire<R> {
             if shift > 63 {
                 return Err(bad("varint longer than 10 bytes"));
             }
-            b = self.byte()?.ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
+            b = self
+                .byte()?
+                .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
             v |= u64::from(b & 0x7f) << shift;
             shift += 7;
         }
@@ -74,7 +76,11 @@ impl<R: Read> Wire<R> {
             return Ok(None);
         }
         let Some(first) = self.byte()? else {
-            return if end == u64::MAX { Ok(None) } else { Err(io::ErrorKind::UnexpectedEof.into()) };
+            return if end == u64::MAX {
+                Ok(None)
+            } else {
+                Err(io::ErrorKind::UnexpectedEof.into())
+            };
         };
         let key = self.varint_after(first)?;
         let number = u32::try_from(key >> 3).map_err(|_| bad("field number out of range"))?;
@@ -83,7 +89,9 @@ impl<R: Read> Wire<R> {
         }
         let field = match key & 7 {
             0 => {
-                let b = self.byte()?.ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
+                let b = self
+                    .byte()?
+                    .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
                 Field::Varint(self.varint_after(b)?)
             }
             1 => {
@@ -95,7 +103,9 @@ impl<R: Read> Wire<R> {
                 Field::Fixed
             }
             2 => {
-                let b = self.byte()?.ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
+                let b = self
+                    .byte()?
+                    .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
                 let len = self.varint_after(b)?;
                 if self.pos.checked_add(len).is_none_or(|e| e > end) {
                     return Err(bad("a field runs past the end of its message"));
@@ -114,7 +124,11 @@ impl<R: Read> Wire<R> {
     pub fn skip(&mut self, n: u64) -> io::Result<()> {
         let copied = io::copy(&mut (&mut self.r).take(n), &mut io::sink())?;
         self.pos += copied;
-        if copied < n { Err(io::ErrorKind::UnexpectedEof.into()) } else { Ok(()) }
+        if copied < n {
+            Err(io::ErrorKind::UnexpectedEof.into())
+        } else {
+            Ok(())
+        }
     }
 
     /// Reads a string field of `n` bytes, keeping at most `cap` bytes (the rest is skipped).

@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 use std::io::{self, Read};
 
-use super::Issue;
 use super::protobuf::{Field, Wire};
+use super::Issue;
 use crate::report::{Rule, Severity};
 
 const NAME_CAP: usize = 4096;
@@ -18,12 +18,18 @@ fn dangerous(op: &str) -> Option<(Severity, &'static str)> {
         "PyFunc" | "PyFuncStateless" | "EagerPyFunc" => {
             (Severity::Critical, "calls a Python function of the loading process")
         }
-        "ReadFile" | "WriteFile" | "MatchingFiles" => (Severity::High, "reads, writes or lists files when the graph runs"),
-        "ImmutableConst" => (Severity::Medium, "maps a file from disk into a tensor"),
-        "PrintV2" => (Severity::Medium, "can write to a file named in the graph (output_stream)"),
-        "DebugIdentity" | "DebugIdentityV2" | "DebugNanCount" | "DebugNumericSummary" | "DebugNumericSummaryV2" => {
-            (Severity::Medium, "can send tensors to files or gRPC endpoints named in the graph")
+        "ReadFile" | "WriteFile" | "MatchingFiles" => {
+            (Severity::High, "reads, writes or lists files when the graph runs")
         }
+        "ImmutableConst" => (Severity::Medium, "maps a file from disk into a tensor"),
+        "PrintV2" => (
+            Severity::Medium,
+            "can write to a file named in the graph (output_stream)",
+        ),
+        "DebugIdentity" | "DebugIdentityV2" | "DebugNanCount" | "DebugNumericSummary" | "DebugNumericSummaryV2" => (
+            Severity::Medium,
+            "can send tensors to files or gRPC endpoints named in the graph",
+        ),
         _ => return None,
     })
 }
@@ -44,15 +50,23 @@ pub fn check(r: &mut dyn Read) -> io::Result<Vec<Issue>> {
             return Err(e);
         }
         issues.push(
-            Issue::new(Rule::FormatInvalid, Severity::Medium, format!("SavedModel cannot be parsed to its end: {e}"))
-                .at(wire.pos),
+            Issue::new(
+                Rule::FormatInvalid,
+                Severity::Medium,
+                format!("SavedModel cannot be parsed to its end: {e}"),
+            )
+            .at(wire.pos),
         );
     }
     for (op, (count, node, offset)) in walk.hits {
         if let Some((severity, why)) = dangerous(&op) {
             issues.push(
-                Issue::new(Rule::GraphEscape, severity, format!("operation `{op}` ({count} node(s), e.g. `{node}`) {why}"))
-                    .at(offset),
+                Issue::new(
+                    Rule::GraphEscape,
+                    severity,
+                    format!("operation `{op}` ({count} node(s), e.g. `{node}`) {why}"),
+                )
+                .at(offset),
             );
         }
     }
