@@ -302,7 +302,20 @@ def keras(layers):
     return bytes(zip_bytes([("metadata.json", json.dumps({"keras_version": "3.5.0"}).encode()), ("config.json", json.dumps(cfg).encode()), ("model.weights.h5", b"\x89HDF\r\n\x1a\n" + b"\x00" * 64)]))
 emit("keras/dense.keras", keras([dense]), "benign", "Keras model with Dense layers")
 emit("keras/lambda.keras", keras([dense, lam]), "malicious", "Keras Lambda layer")
+def legacy_h5(cfg_json):
+    # HDF5 signature, a superblock-sized gap, then the root group's `model_config` attribute
+    # as Keras 2 writes it (a string attribute holding the model JSON).
+    return b"\x89HDF\r\n\x1a\n" + b"\x00" * 504 + b"model_config\x00\x00\x00\x00" + cfg_json.encode() + b"\x00" * 256
+emit("keras/legacy_dense.h5", legacy_h5(json.dumps({"class_name": "Sequential", "config": {"name": "seq", "layers": [{"class_name": "Dense", "config": {"name": "dense", "units": 4}}]}})), "benign", "legacy Keras .h5 with Dense layers")
+emit("keras/legacy_lambda.h5", legacy_h5(json.dumps({"class_name": "Sequential", "config": {"name": "seq", "layers": [lam]}})), "malicious", "legacy Keras .h5 with a Lambda layer")
+emit("keras/legacy_lambda_reordered.h5", legacy_h5(json.dumps({"config": {"name": "seq", "layers": [{"config": lam["config"], "class_name": "Lambda"}]}, "class_name": "Sequential"})), "malicious", "legacy .h5: Lambda with keys reordered (class_name last)")
 emit("keras/foreign_module.keras", keras([dense, {"module": "os", "class_name": "function", "config": "system", "registered_name": "system"}]), "malicious", "Keras config naming os.system")
+
+# A pickle that is also a zip: torch.load reads the pickle (it checks the first bytes), zipfile
+# reads the archive (it looks from the end), whose data.pkl runs a command.
+polyglot = b"\x80\x02}q\x00."  # an empty dict
+polyglot += bytes(torch_zip(reduce_p2("os", "system")))
+emit("zip/pickle_zip_polyglot.pt", polyglot, "malicious", "pickle/zip polyglot: benign pickle first, malicious zip behind it")
 
 # ---- ONNX and TensorFlow SavedModel (protobuf written by hand: no onnx/tensorflow needed) ----
 def pbv(n):

@@ -429,8 +429,25 @@ impl Scanner {
         if is_zip {
             return self.zip(ctx, src, len, loc, depth);
         }
+        // A pickle with a zip directory at its end is read as a pickle by torch.load (it looks
+        // at the first bytes) but as a zip by zipfile-based loaders: check both readings.
+        let polyglot = kind == Kind::Pickle
+            && role == Role::Member
+            && zip::looks_like_zip(src, &head, len)?
+            && matches!(zip::Archive::open(src, len), Ok(a) if a.entries.iter().any(|e| !e.hidden));
         src.seek(SeekFrom::Start(head.len() as u64))?;
-        self.stream(ctx, head, src, Some(len), loc, depth, role)
+        self.stream(ctx, head, src, Some(len), loc, depth, role)?;
+        if polyglot {
+            ctx.finding(
+                loc,
+                Rule::ArchiveAnomaly,
+                Severity::High,
+                "pickle/zip polyglot: a pickle that is also a zip archive (loaders disagree on what it is); both readings are checked",
+            );
+            src.seek(SeekFrom::Start(0))?;
+            return self.zip(ctx, src, len, loc, depth);
+        }
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -116,43 +116,71 @@ fn walk(v: &serde_json::Value, path: &str, issues: &mut Vec<Issue>, depth: usize
 /// Legacy HDF5 Keras files keep the config as a JSON string attribute; find and check every
 /// `{"class_name"` object in the byte stream.
 pub fn check_h5(r: &mut dyn Read) -> io::Result<Vec<Issue>> {
-    const NEEDLE: &[u8] = b"{\"class_name\"";
+    // Any key order and spacing: every `"class_name"` is checked inside the innermost JSON
+    // object that encloses it (a layer written as `{"config": .., "class_name": "Lambda"}` too).
+    const NEEDLE: &[u8] = b"\"class_name\"";
     const MAX_JSON: usize = 64 << 20;
+    const BACK: usize = 1 << 20;
     let mut issues = Vec::new();
     let mut buf = Vec::new();
     let mut chunk = vec![0u8; 1 << 20];
     let mut found = 0usize;
+    let mut model_config = false;
     loop {
         let n = r.read(&mut chunk)?;
         if n == 0 {
             break;
         }
         buf.extend_from_slice(&chunk[..n]);
-        // Process complete objects; keep a tail for needles split across reads.
+        model_config |= find(&buf, b"model_config").is_some();
         let mut consumed = 0;
+        let mut pending = false;
         while let Some(i) = find(&buf[consumed..], NEEDLE) {
-            let start = consumed + i;
-            match balanced_end(&buf[start..]) {
-                Some(end) => {
+            let at = consumed + i;
+            let floor = at.saturating_sub(BACK).max(consumed);
+            let mut covering = None;
+            let mut open_ended = None;
+            for start in (floor..at).rev().filter(|&j| buf[j] == b'{') {
+                match balanced_end(&buf[start..]) {
+                    Some(end) if start + end > at => {
+                        covering = Some((start, end));
+                        break;
+                    }
+                    Some(_) => {}
+                    None => {
+                        open_ended = Some(start);
+                        break;
+                    }
+                }
+            }
+            match (covering, open_ended) {
+                (Some((start, end)), _) => {
                     found += 1;
                     issues.extend(check_config(&buf[start..start + end]));
                     consumed = start + end;
                 }
-                None if buf.len() - start > MAX_JSON => {
-                    consumed = start + NEEDLE.len();
-                }
-                None => {
+                (None, Some(start)) if buf.len() - start <= MAX_JSON => {
+                    // The enclosing object continues in the next read.
                     consumed = start;
+                    pending = true;
                     break;
                 }
+                _ => consumed = at + NEEDLE.len(),
             }
         }
-        if consumed == 0 && find(&buf, NEEDLE).is_none() {
-            consumed = buf.len().saturating_sub(NEEDLE.len());
+        if !pending {
+            // Keep a tail so an object split across reads is still seen whole.
+            consumed = consumed.max(buf.len().saturating_sub(BACK));
         }
         buf.drain(..consumed);
     }
-    let _ = found;
+    if found == 0 && model_config {
+        issues.push(Issue::new(
+            Rule::KerasCode,
+            Severity::Medium,
+            "the file has a `model_config` but no readable Keras config JSON was found (escaped or unusual encoding): its layers were not checked",
+        ));
+    }
     Ok(issues)
 }
 
@@ -195,6 +223,28 @@ fn balanced_end(b: &[u8]) -> Option<usize> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
+
+    fn h5(config: &str) -> Vec<u8> {
+        let mut f = b"\x89HDF\r\n\x1a\n".to_vec();
+        f.extend_from_slice(&[0u8; 300]);
+        f.extend_from_slice(b"model_config\x00\x00");
+        f.extend_from_slice(config.as_bytes());
+        f.extend_from_slice(&[0u8; 100]);
+        f
+    }
+
+    #[test]
+    fn h5_configs_are_checked_in_any_key_order_and_unreadable_ones_are_findings() {
+        let plain =
+            r#"{"class_name": "Sequential", "config": {"layers": [{"class_name": "Dense", "config": {"name": "d"}}]}}"#;
+        assert!(check_h5(&mut &h5(plain)[..]).unwrap().is_empty());
+        let reordered = r#"{"config": {"layers": [{"config": {"name": "l", "function": "4wEA"}, "class_name": "Lambda"}]}, "class_name": "Sequential"}"#;
+        let issues = check_h5(&mut &h5(reordered)[..]).unwrap();
+        assert!(issues.iter().any(|i| i.severity == Severity::Critical), "{issues:?}");
+        let escaped = r#"{"\u0063lass_name": "Sequential", "config": {"layers": [{"\u0063lass_name": "Lambda"}]}}"#;
+        let issues = check_h5(&mut &h5(escaped)[..]).unwrap();
+        assert!(issues.iter().any(|i| i.rule == Rule::KerasCode), "{issues:?}");
+    }
 
     #[test]
     fn lambda_and_foreign_module() {
