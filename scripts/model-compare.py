@@ -16,6 +16,10 @@ ap.add_argument("--venv", default="target/compare-venv")
 ap.add_argument("--work", default="target/model-compare")
 ap.add_argument("--large-mb", type=int, default=1024)
 args = ap.parse_args()
+# The peer tools write result files into their working directory (fickling's
+# safety_results.json): run them in the work dir, with absolute paths.
+args.rampart, args.venv, args.work = (os.path.abspath(p) for p in (args.rampart, args.venv, args.work))
+os.makedirs(args.work, exist_ok=True)
 
 here = os.path.dirname(os.path.abspath(__file__))
 corpus = os.path.join(args.work, "corpus")
@@ -44,7 +48,7 @@ for tool, (cmd, codes) in TOOLS.items():
         path = os.path.join(corpus, m["file"])
         t0 = time.perf_counter()
         try:
-            rc = subprocess.run(cmd(path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120).returncode
+            rc = subprocess.run(cmd(path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120, cwd=args.work).returncode
         except subprocess.TimeoutExpired:
             rc = -9
         elapsed[tool] += time.perf_counter() - t0
@@ -103,7 +107,7 @@ for tool, (cmd, codes) in TOOLS.items():
     for p in (torch_zip, big_pickle):
         t0 = time.perf_counter()
         try:
-            rc = subprocess.run(cmd(p), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600).returncode
+            rc = subprocess.run(cmd(p), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600, cwd=args.work).returncode
             dt = time.perf_counter() - t0
             cells.append(f"{dt:.2f}s, {os.path.getsize(p) / 1e6 / dt:.0f} MB/s ({codes.get(rc, 'error')})")
         except subprocess.TimeoutExpired:
