@@ -697,7 +697,10 @@ impl Scanner {
     /// member. An archive or member that cannot be read (encrypted, corrupt, an unsupported
     /// codec) is a finding: its content was not checked.
     fn sevenz<R: Read + Seek>(&self, ctx: &mut Ctx, src: R, loc: &str, depth: u8) -> io::Result<()> {
-        let mut archive = match sevenz_rust2::ArchiveReader::new(src, sevenz_rust2::Password::empty()) {
+        // Header buffers and decoder dictionaries are bounded (1 GiB each): a hostile header
+        // cannot make the scanner allocate what it declares.
+        let opened = sevenz_rust2::ArchiveReader::new_with_memory_limit(src, sevenz_rust2::Password::empty(), 1 << 20);
+        let mut archive = match opened {
             Ok(a) => a,
             Err(e) => {
                 ctx.finding(
