@@ -100,9 +100,14 @@ pub struct EvalArgs {
     /// Labelled data.
     #[arg(long)]
     data: PathBuf,
-    /// Injection: evaluate only the hashed validation split (for the training file), or all.
+    /// Evaluate only the hashed validation split (one text in five, kept out of training and
+    /// tuning), only the rest (`tuning`), or all.
     #[arg(long, value_enum, default_value = "all")]
     split: SplitArg,
+    /// PII: print each missed labelled span (type and text), to study the misses; use it on
+    /// `--split tuning` so the validation split stays unseen.
+    #[arg(long)]
+    show_misses: bool,
     /// Injection: leave-one-source-out — for each source family, train without it and test
     /// on it.
     #[arg(long)]
@@ -122,6 +127,8 @@ pub enum SplitArg {
     All,
     /// Only the validation split that training kept out.
     Validation,
+    /// Everything but the validation split.
+    Tuning,
 }
 
 fn read_input(file: Option<&Path>) -> anyhow::Result<String> {
@@ -300,8 +307,10 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
 
 fn eval_injection(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     let mut rows = read_samples(&args.data)?;
-    if args.split == SplitArg::Validation {
-        rows.retain(|s| train::is_validation(&s.text));
+    match args.split {
+        SplitArg::Validation => rows.retain(|s| train::is_validation(&s.text)),
+        SplitArg::Tuning => rows.retain(|s| !train::is_validation(&s.text)),
+        SplitArg::All => {}
     }
     let model = match &args.model {
         Some(p) => {
@@ -546,7 +555,12 @@ fn load_pii(path: &Path) -> anyhow::Result<Vec<(String, Vec<Gold>)>> {
 }
 
 fn eval_pii(args: &EvalArgs) -> anyhow::Result<ExitCode> {
-    let docs = load_pii(&args.data)?;
+    let mut docs = load_pii(&args.data)?;
+    match args.split {
+        SplitArg::Validation => docs.retain(|(text, _)| train::is_validation(text)),
+        SplitArg::Tuning => docs.retain(|(text, _)| !train::is_validation(text)),
+        SplitArg::All => {}
+    }
     let scanner = Scanner::new();
     let min = ScanPolicy::default_policy().input.pii.min_score;
     let mut per: BTreeMap<&str, Confusion> = BTreeMap::new();
@@ -565,6 +579,9 @@ fn eval_pii(args: &EvalArgs) -> anyhow::Result<ExitCode> {
                 .any(|f| f.kind == kind && overlaps((f.start, f.end), (g.0, g.1)));
             per.entry(kind).or_default().add(hit, true);
             all.add(hit, true);
+            if !hit && args.show_misses {
+                println!("miss {kind:<14} {:?}", text.get(g.0..g.1).unwrap_or(""));
+            }
         }
         for f in &found {
             if conll && f.kind != "person" {

@@ -32,6 +32,8 @@ enum Check {
     Cpf,
     Aadhaar,
     Phone,
+    /// A phone shape that counts only with a phone cue before or after it.
+    PhoneContext,
 }
 
 struct Rule {
@@ -55,6 +57,15 @@ const BIRTH: &[&str] = &[
 const PASSPORT: &[&str] = &["passport", "reisepass", "passeport", "pasaporte", "passaporto"];
 const LICENSE: &[&str] = &["driver", "licence", "license", "dl#", "dl no", "dl number"];
 const SSN_CTX: &[&str] = &["ssn", "social security", "social-security"];
+
+/// Words that announce a phone number before it...
+const PHONE_BEFORE: &[&str] = &[
+    "phone", "tel:", "tel.", "tel ", "telephone", "call ", "call:", "mobile", "cell", "fax", "contact",
+    "reach me", "reach us", "reach you", "reached at", "dial", "whatsapp", "sms", "text me", "answering at",
+    "number is", "number:", "ring ", "hotline",
+];
+/// ...or label it right after.
+const PHONE_AFTER: &[&str] = &["office", "fax", "mobile", "cell", "home", "work", "(o)", "(m)", "(h)"];
 
 const RULES: &[Rule] = &[
     Rule {
@@ -122,6 +133,15 @@ const RULES: &[Rule] = &[
         pattern: r"\b0\d{1,4}[ \-]\d{3,4}[ \-]?\d{3,4}(?:\s?x\d{1,6})?\b",
         score: 0.7,
         check: Check::Phone,
+    },
+    // Local formats of many countries (`9761 9808`, `(11) 4706-6184`, `02.27.96.63.08`,
+    // `2813882583`): digit groups alone are ambiguous (amounts, codes, years), so these need a
+    // phone cue next to them.
+    Rule {
+        kind: "phone_number",
+        pattern: r"(?:\(\d{1,4}\)[ .\-]?)?\b\d{2,5}(?:[ .\-]\d{2,5}){1,4}(?:\s?(?:x|ext\.?)\s?\d{1,6})?\b|\b\d{10,11}\b",
+        score: 0.75,
+        check: Check::PhoneContext,
     },
     Rule {
         kind: "date_of_birth",
@@ -270,6 +290,13 @@ impl PiiDetector {
                             let d = v::digits(s.split(['x', 'e']).next().unwrap_or(s));
                             (7..=15).contains(&d.len()) && !v::payment_card(&d) && !looks_like_date(s)
                         }
+                        Check::PhoneContext => {
+                            let d = v::digits(s.split(['x', 'e']).next().unwrap_or(s));
+                            (6..=15).contains(&d.len())
+                                && !v::payment_card(&d)
+                                && !looks_like_date(s)
+                                && phone_cue(text, m.start(), m.end())
+                        }
                     };
                     if ok {
                         out.push(Finding::new(Detector::Pii, rule.kind, rule.score, m.start(), m.end()));
@@ -411,15 +438,36 @@ fn context(text: &str, start: usize, words: &[&str]) -> bool {
     words.iter().any(|w| before.contains(w))
 }
 
+/// A phone cue within 40 bytes before the number, or a label within 12 bytes after it.
+fn phone_cue(text: &str, start: usize, end: usize) -> bool {
+    let mut from = start.saturating_sub(40);
+    while !text.is_char_boundary(from) {
+        from -= 1;
+    }
+    let mut to = (end + 12).min(text.len());
+    while !text.is_char_boundary(to) {
+        to += 1;
+    }
+    let before = text[from..start].to_lowercase();
+    let after = text[end..to].to_lowercase();
+    PHONE_BEFORE.iter().any(|w| before.contains(w))
+        || PHONE_AFTER.iter().any(|w| after.trim_start_matches([' ', '-', ',', '\t']).starts_with(w))
+}
+
 /// `1.2.3.4` right after "version"/"v" is a version number, not an address.
 fn version_like(text: &str, start: usize) -> bool {
     let before = text[..start].trim_end().to_ascii_lowercase();
     before.ends_with("version") || before.ends_with('v') || before.ends_with("release")
 }
 
+/// `2024-03-15` (an ISO date), not `20-32-85-26` (a phone number).
 fn looks_like_date(s: &str) -> bool {
-    let d = v::digits(s);
-    d.len() == 8 && (s.starts_with("19") || s.starts_with("20")) && s.contains('-')
+    let b = s.as_bytes();
+    b.len() >= 10
+        && (s.starts_with("19") || s.starts_with("20"))
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[..10].iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
 }
 
 /// Drops findings contained in a longer (or equally long, higher-scored) one.
@@ -441,6 +489,27 @@ fn dedup_overlaps(out: &mut Vec<Finding>, first: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn local_phone_formats_need_a_cue() {
+        for text in [
+            "You can call 9320 7126 tomorrow",
+            "Phone: (11) 4706-6184",
+            "They're not answering at 02.27.96.63.08",
+            "2813882583 fax",
+            "main line 089 72 63 41 office",
+        ] {
+            assert!(kinds(text).iter().any(|(k, _)| k == "phone_number"), "{text}: {:?}", kinds(text));
+        }
+        for text in [
+            "The totals were 1234 5678 and 91 22 in 2019",
+            "order 4706 6184 shipped",
+            "coordinates 51 16 34 25",
+            "reference 2813882583 was paid",
+        ] {
+            assert!(!kinds(text).iter().any(|(k, _)| k == "phone_number"), "{text}: {:?}", kinds(text));
+        }
+    }
 
     fn kinds(text: &str) -> Vec<(String, String)> {
         let d = PiiDetector::new();
