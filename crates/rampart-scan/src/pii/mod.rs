@@ -60,9 +60,30 @@ const SSN_CTX: &[&str] = &["ssn", "social security", "social-security"];
 
 /// Words that announce a phone number before it...
 const PHONE_BEFORE: &[&str] = &[
-    "phone", "tel:", "tel.", "tel ", "telephone", "call ", "call:", "mobile", "cell", "fax", "contact",
-    "reach me", "reach us", "reach you", "reached at", "dial", "whatsapp", "sms", "text me", "answering at",
-    "number is", "number:", "ring ", "hotline",
+    "phone",
+    "tel:",
+    "tel.",
+    "tel ",
+    "telephone",
+    "call ",
+    "call:",
+    "mobile",
+    "cell",
+    "fax",
+    "contact",
+    "reach me",
+    "reach us",
+    "reach you",
+    "reached at",
+    "dial",
+    "whatsapp",
+    "sms",
+    "text me",
+    "answering at",
+    "number is",
+    "number:",
+    "ring ",
+    "hotline",
 ];
 /// ...or label it right after.
 const PHONE_AFTER: &[&str] = &["office", "fax", "mobile", "cell", "home", "work", "(o)", "(m)", "(h)"];
@@ -229,6 +250,12 @@ pub struct PiiDetector {
     regexes: Vec<Regex>,
     given: HashSet<&'static str>,
     ambiguous: HashSet<&'static str>,
+    /// Anchors of postal address blocks (unit lines, PO boxes, military addresses).
+    address_anchor: Regex,
+    /// A house number starting a word.
+    house_number: Regex,
+    /// A short line ending in a postal code (`Gabon 66298`, `Altafulla T 51890`).
+    postal_line: Regex,
 }
 
 impl std::fmt::Debug for PiiDetector {
@@ -259,6 +286,12 @@ impl PiiDetector {
                 .collect(),
             given: names::GIVEN_NAMES.split_whitespace().collect(),
             ambiguous: names::AMBIGUOUS.iter().copied().collect(),
+            address_anchor: Regex::new(
+                r"(?i)\b(?:suite|apt\.?|apartment)\s?#?\d{1,5}[a-z]?\b|\bP\.? ?O\.? Box \d{1,6}\b|\b(?:FPO|APO|DPO) (?:AA|AE|AP) \d{5}\b",
+            )
+            .expect("address anchor compiles"),
+            postal_line: Regex::new(r"(?m)^[ \t>?,]*\p{L}[\p{L} ,.'\-]{1,30} \d{4,6}[ \t]*$").expect("postal line compiles"),
+            house_number: Regex::new(r"(?:^|[\s,>:])\d{1,5}[a-zA-Z]{0,2}[ ,]+[\p{L}\d]").expect("house number compiles"),
         }
     }
 
@@ -305,7 +338,171 @@ impl PiiDetector {
             }
         }
         self.names(text, out);
+        self.address_blocks(text, out);
         dedup_overlaps(out, first);
+    }
+
+    /// Postal addresses written as blocks. An anchor starts the search: a unit (`Suite 568`,
+    /// `Apt. 705`), a PO box, a military address (`FPO AE 94560`), or a short line ending in a
+    /// postal code (`Gabon 66298`). The block extends back to the street line (it has a house
+    /// number, on this line or up to three lines before) and forward over the short city /
+    /// country / postal-code lines. On a long line (an address inside a sentence) it spans from
+    /// the house number to the end of the clause. An anchor with no house number near it
+    /// (`Cello Suite 3`, `Order total 12345`) is not an address.
+    fn address_blocks(&self, text: &str, out: &mut Vec<Finding>) {
+        if !text.bytes().any(|b| b.is_ascii_digit()) {
+            return;
+        }
+        let line_start = |i: usize| text[..i].rfind('\n').map_or(0, |p| p + 1);
+        let line_end = |i: usize| text[i..].find('\n').map_or(text.len(), |p| i + p);
+        let floor = |mut i: usize| {
+            while !text.is_char_boundary(i) {
+                i -= 1;
+            }
+            i
+        };
+        let ceil = |mut i: usize| {
+            while !text.is_char_boundary(i) {
+                i += 1;
+            }
+            i
+        };
+        let house_in = |from: usize, to: usize| {
+            self.house_number.find(&text[from..to]).map(|h| {
+                from + h.start()
+                    + text[from + h.start()..]
+                        .find(|c: char| c.is_alphanumeric())
+                        .unwrap_or(0)
+            })
+        };
+        // The street line: a house number in the last 60 bytes of one of the `back` lines
+        // before `ls`, nearest first.
+        // A long line (a sentence ending in an address) counts only for a unit anchor; a line
+        // that ends a sentence is not a street line.
+        let street_before = |mut ls: usize, back: usize, long_ok: bool| {
+            for _ in 0..back {
+                if ls == 0 {
+                    return None;
+                }
+                let pls = line_start(ls - 1);
+                let line = text[pls..ls - 1].trim_end();
+                if (long_ok || line.len() <= 60) && !line.ends_with(['.', '!', '?']) {
+                    let from = ceil((ls - 1).saturating_sub(60).max(pls));
+                    if let Some(h) = house_in(from, ls - 1) {
+                        return Some(h);
+                    }
+                }
+                ls = pls;
+            }
+            None
+        };
+        #[derive(PartialEq)]
+        enum Anchor {
+            Unit,
+            Military,
+            Postal,
+        }
+        let mut anchors: Vec<(usize, usize, Anchor)> = self
+            .address_anchor
+            .find_iter(text)
+            .map(|m| {
+                let military = m
+                    .as_str()
+                    .get(..3)
+                    .is_some_and(|p| ["fpo", "apo", "dpo"].iter().any(|k| p.eq_ignore_ascii_case(k)));
+                (
+                    m.start(),
+                    m.end(),
+                    if military { Anchor::Military } else { Anchor::Unit },
+                )
+            })
+            .collect();
+        anchors.extend(self.postal_line.find_iter(text).filter_map(|m| {
+            // A four-digit "postal code" that reads as a year is not one.
+            let code = m.as_str().trim_end().rsplit(' ').next().unwrap_or("");
+            let year = code.len() == 4 && (code.starts_with("19") || code.starts_with("20"));
+            (!year).then_some((m.start(), m.end(), Anchor::Postal))
+        }));
+        for (a0, a1, kind) in anchors {
+            let (ls, le) = (line_start(a0), line_end(a1));
+            let before_to = ceil((a0 + 1).min(le));
+            let after_to = floor((a1 + 40).min(le));
+            let window = ceil(a0.saturating_sub(60).max(ls));
+            let house = house_in(window, before_to).or_else(|| house_in(a1, after_to).map(|_| a0));
+            let (start, end) = if le - ls <= 60 {
+                let house = if kind == Anchor::Postal { None } else { house };
+                let start = match house {
+                    Some(h) => h,
+                    None if kind == Anchor::Military && ls > 0 => {
+                        // The ship or unit line: from its `USS`/`USNS`/`Unit`/`PSC` word.
+                        let pls = line_start(ls - 1);
+                        let prev = &text[pls..ls - 1];
+                        let lower = prev.to_ascii_lowercase();
+                        match ["uss ", "usns ", "usnv ", "uscgc ", "unit ", "psc "]
+                            .iter()
+                            .filter_map(|k| lower.rfind(k))
+                            .max()
+                        {
+                            Some(p) => pls + p,
+                            None => continue,
+                        }
+                    }
+                    None => match street_before(ls, 3, kind == Anchor::Unit) {
+                        Some(h) => h,
+                        None => continue,
+                    },
+                };
+                // The anchor line ends the block at a clause break; a military address ends at
+                // its code (`FPO AP 70381 for this card: ...`).
+                let mut end = match kind {
+                    Anchor::Military => a1,
+                    _ => text[a1..le].find([':', ';']).map_or(le, |p| a1 + p),
+                };
+                if end < le {
+                    let s0 = start;
+                    let trimmed = s0 + text[s0..end].trim_end().len();
+                    if trimmed > s0 {
+                        out.push(Finding::new(Detector::Pii, "address", 0.75, s0, trimmed));
+                    }
+                    continue;
+                }
+                let mut blank = false;
+                for _ in 0..4 {
+                    if end >= text.len() {
+                        break;
+                    }
+                    let next_end = line_end(end + 1);
+                    let next = text[end + 1..next_end].trim();
+                    if next.is_empty() && !blank {
+                        blank = true;
+                        end = next_end;
+                        continue;
+                    }
+                    // A city, country or postal-code line: short, and no longer number (phones and
+                    // card numbers are their own findings).
+                    if next.is_empty()
+                        || next.len() > 40
+                        || next.contains([':', '@'])
+                        || next.split_whitespace().count() > 5
+                        || next.bytes().filter(u8::is_ascii_digit).count() > 6
+                    {
+                        break;
+                    }
+                    end = next_end;
+                }
+                (start, end)
+            } else {
+                let Some(start) = house.filter(|_| kind != Anchor::Postal) else {
+                    continue;
+                };
+                let stop = text[a1..le].find(['.', ';', ':', '!', '?', '(']).map_or(le, |p| a1 + p);
+                (start, floor(stop.min(a1 + 60)))
+            };
+            let trimmed_end = start + text[start..end].trim_end().len();
+            if trimmed_end > start {
+                out.push(Finding::new(Detector::Pii, "address", 0.75, start, trimmed_end));
+            }
+        }
     }
 
     /// Person names: a given name followed by a capitalised word, or a title/cue followed by
@@ -332,7 +529,14 @@ impl PiiDetector {
                 let begin = words.get(j).map_or(e, |x| x.0);
                 let mut end = None;
                 while let Some(&(ws, we, wc)) = words.get(j) {
-                    if !wc || (j > i && !gap_is_space(text, words[j - 1].1, ws)) || j - i > 3 {
+                    if !wc
+                        || (j > i && !gap_is_space(text, words[j - 1].1, ws))
+                        || j - i > 3
+                        || matches!(
+                            &text[ws..we],
+                            "Apt" | "Suite" | "Street" | "Unit" | "Box" | "Road" | "Avenue"
+                        )
+                    {
                         break;
                     }
                     end = Some(we);
@@ -451,7 +655,9 @@ fn phone_cue(text: &str, start: usize, end: usize) -> bool {
     let before = text[from..start].to_lowercase();
     let after = text[end..to].to_lowercase();
     PHONE_BEFORE.iter().any(|w| before.contains(w))
-        || PHONE_AFTER.iter().any(|w| after.trim_start_matches([' ', '-', ',', '\t']).starts_with(w))
+        || PHONE_AFTER
+            .iter()
+            .any(|w| after.trim_start_matches([' ', '-', ',', '\t']).starts_with(w))
 }
 
 /// `1.2.3.4` right after "version"/"v" is a version number, not an address.
@@ -467,7 +673,10 @@ fn looks_like_date(s: &str) -> bool {
         && (s.starts_with("19") || s.starts_with("20"))
         && b[4] == b'-'
         && b[7] == b'-'
-        && b[..10].iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+        && b[..10]
+            .iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
 }
 
 /// Drops findings contained in a longer (or equally long, higher-scored) one.
@@ -491,6 +700,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn address_blocks() {
+        for text in [
+            "I want to update my primary and secondary address to the same: 24 P.O. Box 101\n Suite 100\n Qeqertarsuaq\n Uganda 48288",
+            "we'll meet sunday at craig, palmer and quinn, 80 p.o. box 15, uummannaq",
+            "The letter arrived at 01 4589 40th Street Suite 603 Calgary AB last night.",
+            "Mrs. Michele Johansen Apt. 870 59 Bouciña 65\nAltafulla T 51890",
+            "Nathaniel Perković\n31 Vesturgata 66\nSuite 574\nReykjavík\nTurkmenistan 51262",
+        ] {
+            assert!(kinds(text).iter().any(|(k, _)| k == "address"), "{text}: {:?}", kinds(text));
+        }
+        for text in [
+            "Bach's Cello Suite 3 is lovely",
+            "The suite 12 meeting room is booked",
+            "Apt. 5 was nice",
+            "Totals\nOrder total 12345",
+            "We sold 3 units.\nRevenue rose 2024",
+        ] {
+            assert!(
+                !kinds(text).iter().any(|(k, _)| k == "address"),
+                "{text}: {:?}",
+                kinds(text)
+            );
+        }
+    }
+
+    #[test]
     fn local_phone_formats_need_a_cue() {
         for text in [
             "You can call 9320 7126 tomorrow",
@@ -499,7 +734,11 @@ mod tests {
             "2813882583 fax",
             "main line 089 72 63 41 office",
         ] {
-            assert!(kinds(text).iter().any(|(k, _)| k == "phone_number"), "{text}: {:?}", kinds(text));
+            assert!(
+                kinds(text).iter().any(|(k, _)| k == "phone_number"),
+                "{text}: {:?}",
+                kinds(text)
+            );
         }
         for text in [
             "The totals were 1234 5678 and 91 22 in 2019",
@@ -507,7 +746,11 @@ mod tests {
             "coordinates 51 16 34 25",
             "reference 2813882583 was paid",
         ] {
-            assert!(!kinds(text).iter().any(|(k, _)| k == "phone_number"), "{text}: {:?}", kinds(text));
+            assert!(
+                !kinds(text).iter().any(|(k, _)| k == "phone_number"),
+                "{text}: {:?}",
+                kinds(text)
+            );
         }
     }
 
