@@ -252,6 +252,8 @@ pub struct PiiDetector {
     ambiguous: HashSet<&'static str>,
     /// Anchors of postal address blocks (unit lines, PO boxes, military addresses).
     address_anchor: Regex,
+    /// A list of three or more capitalised words: `Malon, Mark, Kaylee and Brandi`.
+    enumeration: Regex,
     /// A house number starting a word.
     house_number: Regex,
     /// A short line ending in a postal code (`Gabon 66298`, `Altafulla T 51890`).
@@ -290,6 +292,8 @@ impl PiiDetector {
                 r"(?i)\b(?:suite|apt\.?|apartment)\s?#?\d{1,5}[a-z]?\b|\bP\.? ?O\.? Box \d{1,6}\b|\b(?:FPO|APO|DPO) (?:AA|AE|AP) \d{5}\b",
             )
             .expect("address anchor compiles"),
+            enumeration: Regex::new(r"\b\p{Lu}\p{Ll}+(?:, \p{Lu}\p{Ll}+)+,? (?:and|or|&) \p{Lu}\p{Ll}+\b")
+                .expect("enumeration compiles"),
             postal_line: Regex::new(r"(?m)^[ \t>?,]*\p{L}[\p{L} ,.'\-]{1,30} \d{4,6}[ \t]*$").expect("postal line compiles"),
             house_number: Regex::new(r"(?:^|[\s,>:])\d{1,5}[a-zA-Z]{0,2}[ ,]+[\p{L}\d]").expect("house number compiles"),
         }
@@ -338,6 +342,7 @@ impl PiiDetector {
             }
         }
         self.names(text, out);
+        self.name_lists(text, out);
         self.address_blocks(text, out);
         dedup_overlaps(out, first);
     }
@@ -505,6 +510,32 @@ impl PiiDetector {
         }
     }
 
+    /// Lists of names: in `Malon, Mark, Kaylee, Brandi and Jennifer`, when at least two items
+    /// and at least half of them are known given names, every item is a name (the unknown ones
+    /// are names from elsewhere). A list of places or products has no such majority.
+    fn name_lists(&self, text: &str, out: &mut Vec<Finding>) {
+        for m in self.enumeration.find_iter(text) {
+            // Each piece is followed by exactly one one-byte separator.
+            let mut items: Vec<(usize, &str)> = Vec::new();
+            let mut off = m.start();
+            for w in m.as_str().split([',', ' ', '&']) {
+                if w.chars().next().is_some_and(char::is_uppercase) {
+                    items.push((off, w));
+                }
+                off += w.len() + 1;
+            }
+            let known = items
+                .iter()
+                .filter(|(_, w)| self.given.contains(w.to_lowercase().as_str()))
+                .count();
+            if items.len() >= 3 && known >= 2 && known * 2 >= items.len() {
+                for (at, w) in items {
+                    out.push(Finding::new(Detector::Pii, "person", 0.7, at, at + w.len()));
+                }
+            }
+        }
+    }
+
     /// Person names: a given name followed by a capitalised word, or a title/cue followed by
     /// capitalised words. A lone given name counts only when it is not also a common word.
     fn names(&self, text: &str, out: &mut Vec<Finding>) {
@@ -526,7 +557,8 @@ impl PiiDetector {
             if title || (cue && cap) {
                 // Title or cue, then one to three capitalised words.
                 let mut j = if title { i + 1 } else { i };
-                let begin = words.get(j).map_or(e, |x| x.0);
+                // A title belongs to the name (`Dr. Megan Sato`): it is part of what identifies them.
+                let begin = if title { s } else { words.get(j).map_or(e, |x| x.0) };
                 let mut end = None;
                 while let Some(&(ws, we, wc)) = words.get(j) {
                     if !wc
@@ -621,8 +653,18 @@ fn cue_before(text: &str, start: usize) -> bool {
         "patient ",
         "employee ",
         "called ",
+        "call me ",
+        "named him ",
+        "named her ",
+        "shouted at ",
+        "speak to ",
+        "starring ",
+        "leave me ",
     ];
-    let from = start.saturating_sub(16);
+    let mut from = start.saturating_sub(16);
+    while !text.is_char_boundary(from) {
+        from -= 1;
+    }
     let Some(before) = text.get(from..start) else {
         return false;
     };
@@ -682,7 +724,12 @@ fn looks_like_date(s: &str) -> bool {
 /// Drops findings contained in a longer (or equally long, higher-scored) one.
 fn dedup_overlaps(out: &mut Vec<Finding>, first: usize) {
     let mut mine: Vec<Finding> = out.drain(first..).collect();
-    mine.sort_by(|a, b| a.start.cmp(&b.start).then((b.end - b.start).cmp(&(a.end - a.start))));
+    mine.sort_by(|a, b| {
+        a.start
+            .cmp(&b.start)
+            .then((b.end - b.start).cmp(&(a.end - a.start)))
+            .then(b.score.total_cmp(&a.score))
+    });
     let mut kept: Vec<Finding> = Vec::with_capacity(mine.len());
     for f in mine {
         if let Some(last) = kept.last() {
@@ -799,8 +846,12 @@ mod tests {
             kinds("My name is Tobias Fünke."),
             [("person".into(), "Tobias Fünke".into())]
         );
-        assert_eq!(kinds("Ask Dr. Okonkwo about it")[0].1, "Okonkwo");
+        assert_eq!(kinds("Ask Dr. Okonkwo about it")[0].1, "Dr. Okonkwo");
         assert!(kinds("Will it rain in May?").is_empty());
+        let list = kinds("They had 4: Malon, Mark, Kaylee and Jennifer.");
+        assert_eq!(list.iter().filter(|(k, _)| k == "person").count(), 4, "{list:?}");
+        assert!(kinds("We shipped to Paris, Berlin, Madrid and Rome").is_empty());
+        assert_eq!(kinds("Sometimes people call me Frederikke")[0].1, "Frederikke");
         assert!(kinds("the quick brown fox").is_empty());
     }
 }
