@@ -288,11 +288,13 @@ impl PiiDetector {
                 .collect(),
             given: names::GIVEN_NAMES.split_whitespace().collect(),
             ambiguous: names::AMBIGUOUS.iter().copied().collect(),
-            address_anchor: Regex::new(
+            // ASCII word boundaries keep these on the fast engines (Unicode `\b` is not
+            // supported by the lazy DFA and falls back to a slow one on non-ASCII text).
+            address_anchor: Regex::new(&crate::ascii_boundaries(
                 r"(?i)\b(?:suite|apt\.?|apartment)\s?#?\d{1,5}[a-z]?\b|\bP\.? ?O\.? Box \d{1,6}\b|\b(?:FPO|APO|DPO) (?:AA|AE|AP) \d{5}\b",
-            )
+            ))
             .expect("address anchor compiles"),
-            enumeration: Regex::new(r"\b\p{Lu}\p{Ll}+(?:, \p{Lu}\p{Ll}+)+,? (?:and|or|&) \p{Lu}\p{Ll}+\b")
+            enumeration: Regex::new(r"\p{Lu}\p{Ll}+(?:, \p{Lu}\p{Ll}+)+,? (?:and|or|&) \p{Lu}\p{Ll}+")
                 .expect("enumeration compiles"),
             postal_line: Regex::new(r"(?m)^[ \t>?,]*\p{L}[\p{L} ,.'\-]{1,30} \d{4,6}[ \t]*$").expect("postal line compiles"),
             house_number: Regex::new(r"(?:^|[\s,>:])\d{1,5}[a-zA-Z]{0,2}[ ,]+[\p{L}\d]").expect("house number compiles"),
