@@ -10,6 +10,7 @@ pub mod validators;
 
 use std::collections::HashSet;
 
+use aho_corasick::AhoCorasick;
 use regex::{Regex, RegexSet};
 
 use crate::{Detector, Finding};
@@ -32,8 +33,6 @@ enum Check {
     Cpf,
     Aadhaar,
     Phone,
-    /// A phone shape that counts only with a phone cue before or after it.
-    PhoneContext,
 }
 
 struct Rule {
@@ -57,6 +56,12 @@ const BIRTH: &[&str] = &[
 const PASSPORT: &[&str] = &["passport", "reisepass", "passeport", "pasaporte", "passaporto"];
 const LICENSE: &[&str] = &["driver", "licence", "license", "dl#", "dl no", "dl number"];
 const SSN_CTX: &[&str] = &["ssn", "social security", "social-security"];
+
+/// Local phone formats of many countries (`9761 9808`, `(11) 4706-6184`, `02.27.96.63.08`,
+/// `2813882583`): digit groups alone are ambiguous (amounts, codes, years), so this runs only
+/// when a phone cue is in the text, and a match counts only with a cue next to it.
+const LOCAL_PHONE: &str =
+    r"(?:\(\d{1,4}\)[ .\-]?)?\b\d{2,5}(?:[ .\-]\d{2,5}){1,4}(?:\s?(?:x|ext\.?)\s?\d{1,6})?\b|\b\d{10,11}\b";
 
 /// Words that announce a phone number before it...
 const PHONE_BEFORE: &[&str] = &[
@@ -155,15 +160,6 @@ const RULES: &[Rule] = &[
         score: 0.7,
         check: Check::Phone,
     },
-    // Local formats of many countries (`9761 9808`, `(11) 4706-6184`, `02.27.96.63.08`,
-    // `2813882583`): digit groups alone are ambiguous (amounts, codes, years), so these need a
-    // phone cue next to them.
-    Rule {
-        kind: "phone_number",
-        pattern: r"(?:\(\d{1,4}\)[ .\-]?)?\b\d{2,5}(?:[ .\-]\d{2,5}){1,4}(?:\s?(?:x|ext\.?)\s?\d{1,6})?\b|\b\d{10,11}\b",
-        score: 0.75,
-        check: Check::PhoneContext,
-    },
     Rule {
         kind: "date_of_birth",
         pattern: r"(?i)\b(?:\d{1,2}[/.\-]\d{1,2}[/.\-](?:19|20)?\d{2}|(?:19|20)\d{2}-\d{2}-\d{2}|\d{1,2} (?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]* (?:19|20)\d{2}|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]* \d{1,2},? (?:19|20)\d{2})\b",
@@ -254,6 +250,12 @@ pub struct PiiDetector {
     address_anchor: Regex,
     /// A list of three or more capitalised words: `Malon, Mark, Kaylee and Brandi`.
     enumeration: Regex,
+    /// Words an address anchor needs (a cheap test before the anchor regex runs).
+    address_words: AhoCorasick,
+    /// Phone cues, before or after a number (a cheap test before the local-phone rule runs).
+    phone_cues: AhoCorasick,
+    /// [`LOCAL_PHONE`].
+    local_phone: Regex,
     /// A house number starting a word.
     house_number: Regex,
     /// A short line ending in a postal code (`Gabon 66298`, `Altafulla T 51890`).
@@ -294,6 +296,15 @@ impl PiiDetector {
                 r"(?i)\b(?:suite|apt\.?|apartment)\s?#?\d{1,5}[a-z]?\b|\bP\.? ?O\.? Box \d{1,6}\b|\b(?:FPO|APO|DPO) (?:AA|AE|AP) \d{5}\b",
             ))
             .expect("address anchor compiles"),
+            address_words: AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .build(["suite", "apt", "apartment", "box", "fpo", "apo", "dpo"])
+                .expect("address words build"),
+            local_phone: Regex::new(&crate::ascii_boundaries(LOCAL_PHONE)).expect("local phone compiles"),
+            phone_cues: AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .build(PHONE_BEFORE.iter().chain(PHONE_AFTER))
+                .expect("phone cues build"),
             enumeration: Regex::new(r"\p{Lu}\p{Ll}+(?:, \p{Lu}\p{Ll}+)+,? (?:and|or|&) \p{Lu}\p{Ll}+")
                 .expect("enumeration compiles"),
             postal_line: Regex::new(r"(?m)^[ \t>?,]*\p{L}[\p{L} ,.'\-]{1,30} \d{4,6}[ \t]*$").expect("postal line compiles"),
@@ -305,6 +316,38 @@ impl PiiDetector {
     pub fn scan(&self, text: &str, out: &mut Vec<Finding>) {
         let first = out.len();
         if text.len() >= 5 && text.bytes().any(|b| b.is_ascii_digit() || b == b'@' || b == b':') {
+            // Local phone formats count only next to a cue, so they are looked for only in
+            // windows around the cues (a number up to 40 bytes after a cue, or right before a
+            // label).
+            let mut windows: Vec<(usize, usize)> = Vec::new();
+            for c in self.phone_cues.find_iter(text) {
+                let mut w0 = c.start().saturating_sub(40);
+                while !text.is_char_boundary(w0) {
+                    w0 -= 1;
+                }
+                let mut w1 = (c.end() + 64).min(text.len());
+                while !text.is_char_boundary(w1) {
+                    w1 += 1;
+                }
+                match windows.last_mut() {
+                    Some(last) if w0 <= last.1 => last.1 = last.1.max(w1),
+                    _ => windows.push((w0, w1)),
+                }
+            }
+            for (w0, w1) in windows {
+                for m in self.local_phone.find_iter(&text[w0..w1]) {
+                    let (m0, m1) = (w0 + m.start(), w0 + m.end());
+                    let s = m.as_str();
+                    let d = v::digits(s.split(['x', 'e']).next().unwrap_or(s));
+                    if (6..=15).contains(&d.len())
+                        && !v::payment_card(&d)
+                        && !looks_like_date(s)
+                        && self.phone_cue(text, m0, m1)
+                    {
+                        out.push(Finding::new(Detector::Pii, "phone_number", 0.75, m0, m1));
+                    }
+                }
+            }
             for i in self.set.matches(text).iter() {
                 let rule = &RULES[i];
                 for m in self.regexes[i].find_iter(text) {
@@ -329,13 +372,6 @@ impl PiiDetector {
                             let d = v::digits(s.split(['x', 'e']).next().unwrap_or(s));
                             (7..=15).contains(&d.len()) && !v::payment_card(&d) && !looks_like_date(s)
                         }
-                        Check::PhoneContext => {
-                            let d = v::digits(s.split(['x', 'e']).next().unwrap_or(s));
-                            (6..=15).contains(&d.len())
-                                && !v::payment_card(&d)
-                                && !looks_like_date(s)
-                                && phone_cue(text, m.start(), m.end())
-                        }
                     };
                     if ok {
                         out.push(Finding::new(Detector::Pii, rule.kind, rule.score, m.start(), m.end()));
@@ -349,6 +385,25 @@ impl PiiDetector {
         dedup_overlaps(out, first);
     }
 
+    /// A phone cue within 40 bytes before the number, or a label within 12 bytes after it.
+    fn phone_cue(&self, text: &str, start: usize, end: usize) -> bool {
+        let mut from = start.saturating_sub(40);
+        while !text.is_char_boundary(from) {
+            from -= 1;
+        }
+        if self
+            .phone_cues
+            .find_iter(&text[from..start])
+            .any(|m| PHONE_BEFORE.len() > m.pattern().as_usize())
+        {
+            return true;
+        }
+        let after = text[end..].trim_start_matches([' ', '-', ',', '\t']).as_bytes();
+        PHONE_AFTER
+            .iter()
+            .any(|w| after.len() >= w.len() && after[..w.len()].eq_ignore_ascii_case(w.as_bytes()))
+    }
+
     /// Postal addresses written as blocks. An anchor starts the search: a unit (`Suite 568`,
     /// `Apt. 705`), a PO box, a military address (`FPO AE 94560`), or a short line ending in a
     /// postal code (`Gabon 66298`). The block extends back to the street line (it has a house
@@ -357,7 +412,24 @@ impl PiiDetector {
     /// the house number to the end of the clause. An anchor with no house number near it
     /// (`Cello Suite 3`, `Order total 12345`) is not an address.
     fn address_blocks(&self, text: &str, out: &mut Vec<Finding>) {
-        if !text.bytes().any(|b| b.is_ascii_digit()) {
+        // Cheap candidates first: unit words (found by Aho-Corasick) and short lines ending in a
+        // postal code; the anchor regexes then run only on small windows around them.
+        let unit_hits: Vec<(usize, usize)> = self
+            .address_words
+            .find_iter(text)
+            .map(|m| (m.start(), m.end()))
+            .collect();
+        let mut postal_lines = Vec::new();
+        let mut at = 0;
+        for l in text.split('\n') {
+            let b = l.trim_end().as_bytes();
+            let digits = b.iter().rev().take_while(|c| c.is_ascii_digit()).count();
+            if b.len() <= 45 && (4..=6).contains(&digits) && b.len() > digits && b[b.len() - digits - 1] == b' ' {
+                postal_lines.push((at, at + l.len()));
+            }
+            at += l.len() + 1;
+        }
+        if unit_hits.is_empty() && postal_lines.is_empty() {
             return;
         }
         let line_start = |i: usize| text[..i].rfind('\n').map_or(0, |p| p + 1);
@@ -409,27 +481,34 @@ impl PiiDetector {
             Military,
             Postal,
         }
-        let mut anchors: Vec<(usize, usize, Anchor)> = self
-            .address_anchor
-            .find_iter(text)
-            .map(|m| {
+        let mut anchors: Vec<(usize, usize, Anchor)> = Vec::new();
+        let mut done = 0;
+        for (h0, h1) in unit_hits {
+            let w0 = floor(h0.saturating_sub(8).max(done));
+            let w1 = ceil((h1 + 12).min(text.len()));
+            for m in self.address_anchor.find_iter(&text[w0..w1]) {
+                let (m0, m1) = (w0 + m.start(), w0 + m.end());
+                if m0 < done {
+                    continue;
+                }
                 let military = m
                     .as_str()
                     .get(..3)
                     .is_some_and(|p| ["fpo", "apo", "dpo"].iter().any(|k| p.eq_ignore_ascii_case(k)));
-                (
-                    m.start(),
-                    m.end(),
-                    if military { Anchor::Military } else { Anchor::Unit },
-                )
-            })
-            .collect();
-        anchors.extend(self.postal_line.find_iter(text).filter_map(|m| {
-            // A four-digit "postal code" that reads as a year is not one.
-            let code = m.as_str().trim_end().rsplit(' ').next().unwrap_or("");
-            let year = code.len() == 4 && (code.starts_with("19") || code.starts_with("20"));
-            (!year).then_some((m.start(), m.end(), Anchor::Postal))
-        }));
+                anchors.push((m0, m1, if military { Anchor::Military } else { Anchor::Unit }));
+                done = m1;
+            }
+        }
+        for (l0, l1) in postal_lines {
+            for m in self.postal_line.find_iter(&text[l0..l1]) {
+                // A four-digit "postal code" that reads as a year is not one.
+                let code = m.as_str().trim_end().rsplit(' ').next().unwrap_or("");
+                let year = code.len() == 4 && (code.starts_with("19") || code.starts_with("20"));
+                if !year {
+                    anchors.push((l0 + m.start(), l0 + m.end(), Anchor::Postal));
+                }
+            }
+        }
         for (a0, a1, kind) in anchors {
             let (ls, le) = (line_start(a0), line_end(a1));
             let before_to = ceil((a0 + 1).min(le));
@@ -516,6 +595,9 @@ impl PiiDetector {
     /// and at least half of them are known given names, every item is a name (the unknown ones
     /// are names from elsewhere). A list of places or products has no such majority.
     fn name_lists(&self, text: &str, out: &mut Vec<Finding>) {
+        if !(text.contains(", ") && (text.contains(" and ") || text.contains(" or ") || text.contains(" & "))) {
+            return;
+        }
         for m in self.enumeration.find_iter(text) {
             // Each piece is followed by exactly one one-byte separator.
             let mut items: Vec<(usize, &str)> = Vec::new();
@@ -684,24 +766,6 @@ fn context(text: &str, start: usize, words: &[&str]) -> bool {
     }
     let before = text[from..start].to_lowercase();
     words.iter().any(|w| before.contains(w))
-}
-
-/// A phone cue within 40 bytes before the number, or a label within 12 bytes after it.
-fn phone_cue(text: &str, start: usize, end: usize) -> bool {
-    let mut from = start.saturating_sub(40);
-    while !text.is_char_boundary(from) {
-        from -= 1;
-    }
-    let mut to = (end + 12).min(text.len());
-    while !text.is_char_boundary(to) {
-        to += 1;
-    }
-    let before = text[from..start].to_lowercase();
-    let after = text[end..to].to_lowercase();
-    PHONE_BEFORE.iter().any(|w| before.contains(w))
-        || PHONE_AFTER
-            .iter()
-            .any(|w| after.trim_start_matches([' ', '-', ',', '\t']).starts_with(w))
 }
 
 /// `1.2.3.4` right after "version"/"v" is a version number, not an address.
