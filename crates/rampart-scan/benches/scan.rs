@@ -26,6 +26,56 @@ shipping fees since our policy on that changed this month. Also suggest a subjec
     s
 }
 
+/// 512 different short prompts (names, numbers, places, phrasing vary), so the regex engines'
+/// lazily built automata meet new text on every call, as on real traffic, instead of one text
+/// repeated until every state is cached.
+fn varied_prompts() -> Vec<String> {
+    const WHO: [&str; 8] = [
+        "Maria Lopez",
+        "Kenji Sato",
+        "Ahmed Khan",
+        "Olga Petrova",
+        "John Smith",
+        "Ana Silva",
+        "Lars Berg",
+        "Chen Wei",
+    ];
+    const ASK: [&str; 8] = [
+        "Can you summarise this email for me",
+        "Translate the following note into French",
+        "Write a short reply that declines politely",
+        "Extract the action items from this message",
+        "Is the tone of this text too aggressive",
+        "Fix the grammar in the paragraph below",
+        "Turn this into three bullet points",
+        "Draft a follow-up for next Tuesday",
+    ];
+    const PLACE: [&str; 8] = [
+        "Lisbon", "Osaka", "Nairobi", "Toronto", "Gdańsk", "Zürich", "Austin", "Pune",
+    ];
+    (0..512u32)
+        .map(|i| {
+            let n = i.wrapping_mul(2_654_435_761);
+            format!(
+                "{}: \"Hi team, {} here from {}. Order {} shipped on {}/{}, invoice {} is attached; \
+                 call me on +44 20 {} {} or write to user{}@example.com. Room {} at {}.\"",
+                ASK[(n % 8) as usize],
+                WHO[((n >> 3) % 8) as usize],
+                PLACE[((n >> 6) % 8) as usize],
+                10_000 + n % 90_000,
+                1 + n % 28,
+                1 + (n >> 5) % 12,
+                n % 1_000_000,
+                1000 + n % 9000,
+                1000 + (n >> 7) % 9000,
+                i,
+                n % 500,
+                ["noon", "9am", "4:30pm", "10:15"][(n % 4) as usize],
+            )
+        })
+        .collect()
+}
+
 fn bench(c: &mut Criterion) {
     let scanner = Scanner::new();
     let p = prompt_1k();
@@ -37,6 +87,24 @@ fn bench(c: &mut Criterion) {
             b.iter(|| scanner.scan_input(t, Role::User))
         });
     }
+    g.finish();
+
+    // Varied short prompts, one per call, cycling: the per-call cost on fresh text.
+    let varied = varied_prompts();
+    let bytes: usize = varied.iter().map(String::len).sum();
+    let mut g = c.benchmark_group("varied_512_prompts");
+    g.throughput(Throughput::Bytes(bytes as u64));
+    g.bench_function("input_pipeline", |b| {
+        b.iter(|| {
+            varied
+                .iter()
+                .map(|t| scanner.scan_input(t, Role::User).findings.len())
+                .sum::<usize>()
+        })
+    });
+    g.bench_function("pii", |b| {
+        b.iter(|| varied.iter().map(|t| scanner.scan_pii(t).len()).sum::<usize>())
+    });
     g.finish();
 
     let mut g = c.benchmark_group("detectors_1KB");
