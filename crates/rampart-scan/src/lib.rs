@@ -224,8 +224,15 @@ impl Scanner {
         let norm = normalize::normalize(text);
         let mut findings = Vec::new();
         findings.extend(norm.invisible_findings());
-        let (score, bits) = self.injection.assess(&norm, role);
-        findings.push(self.injection.finding_for(text, bits, score));
+        let a = self.injection.assess_spans(&norm, role);
+        let score = a.score;
+        let mut finding = self.injection.finding_for(text, a.categories, score);
+        // Point at the window that scored highest when its offsets are offsets in `text`.
+        if let Some((start, end)) = a.window.filter(|_| norm.unchanged()) {
+            finding.start = start;
+            finding.end = end;
+        }
+        findings.push(finding);
         self.pii.scan(text, &mut findings);
         self.secrets.scan(text, &mut findings);
         // Encoded payloads are scanned as well; findings point at the encoded run.

@@ -104,17 +104,28 @@ pub struct EvalArgs {
     /// tuning), only the rest (`tuning`), or all.
     #[arg(long, value_enum, default_value = "all")]
     split: SplitArg,
-    /// PII: print each missed labelled span (type and text), to study the misses; use it on
-    /// `--split tuning` so the validation split stays unseen.
+    /// PII: print each missed labelled span (type and text); injection: each attack under the
+    /// 1%-FPR threshold and each benign row over it. To study the misses, use it on
+    /// `--split tuning` (PII) or with `--cv` (injection) so the validation split stays unseen.
     #[arg(long)]
     show_misses: bool,
     /// Injection: leave-one-source-out — for each source family, train without it and test
     /// on it.
     #[arg(long)]
     loso: bool,
+    /// Injection: K-fold cross-validation inside the tuning split (train on K-1 folds with
+    /// the same procedure and augmentation as `rampart train`, score the held-out fold, pool
+    /// the scores). Documents that carry the same planted payload share a fold, so payloads
+    /// are unseen when scored. Lets a change be judged without looking at the validation split.
+    #[arg(long, value_name = "K", conflicts_with_all = ["loso", "model"])]
+    cv: Option<usize>,
     /// Injection: a weights file instead of the embedded model.
     #[arg(long)]
     model: Option<PathBuf>,
+    /// Injection: also write every row's score (and a document's best window) to this file,
+    /// as JSON Lines, for analysis.
+    #[arg(long, value_name = "FILE")]
+    scores: Option<PathBuf>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -299,6 +310,7 @@ fn tpr_at_fpr(pos: &[f32], neg: &[f32], fpr: f64) -> f64 {
 pub fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
     match args.target {
         EvalTarget::Injection if args.loso => eval_loso(&args),
+        EvalTarget::Injection if args.cv.is_some() => eval_cv(&args),
         EvalTarget::Injection => eval_injection(&args),
         EvalTarget::Pii => eval_pii(&args),
         EvalTarget::Secrets => eval_secrets(&args),
@@ -319,57 +331,167 @@ fn eval_injection(args: &EvalArgs) -> anyhow::Result<ExitCode> {
         None => InjectionModel::embedded(),
     };
     let d = InjectionDetector::new(model);
-    let policy_threshold = ScanPolicy::default_policy().input.injection.thresholds.user;
     let started = Instant::now();
-    let scored: Vec<(f32, &Sample)> = rows.iter().map(|s| (d.score(&s.text, s.role()), s)).collect();
+    let scored: Vec<Scored<'_>> = rows.iter().map(|s| score_row(&d, s)).collect();
     let elapsed = started.elapsed();
-    let bytes: usize = rows.iter().map(|s| s.text.len()).sum();
+    let label = if args.split == SplitArg::Validation {
+        ", validation split"
+    } else {
+        ""
+    };
+    report_injection(args, &scored, Some(elapsed), label);
+    write_scores(args, &scored)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// K-fold cross-validation inside the tuning split.
+fn eval_cv(args: &EvalArgs) -> anyhow::Result<ExitCode> {
+    let k = args.cv.unwrap_or(5);
+    if k < 2 {
+        bail!("--cv needs at least 2 folds");
+    }
+    let mut rows = read_samples(&args.data)?;
+    rows.retain(|s| !train::is_validation(&s.text));
+    let components = args
+        .data
+        .parent()
+        .map(|p| read_components(&p.join("components")))
+        .unwrap_or_default();
+    // Attack corpora reuse their payloads across many documents; a document's fold is its
+    // payload's, so a payload is never seen in training and scored in the same run.
+    let payloads = train::planted_payloads(&rows);
+    let fold = |i: usize| train::fold_of(payloads[i].unwrap_or(&rows[i].text), k);
+    let folds: Vec<usize> = (0..rows.len()).map(fold).collect();
+    let mut scored: Vec<Scored<'_>> = Vec::with_capacity(rows.len());
+    for fold in 0..k {
+        let held: Vec<&Sample> = (0..rows.len())
+            .filter(|&i| folds[i] == fold)
+            .map(|i| &rows[i])
+            .collect();
+        let mut training: Vec<Sample> = (0..rows.len())
+            .filter(|&i| folds[i] != fold)
+            .map(|i| rows[i].clone())
+            .collect();
+        let synthetic = train::augment(&training, &components, 300, 0xa5a5);
+        training.extend(synthetic);
+        let model = train::train(&training, &[], &Settings::default());
+        let d = InjectionDetector::new(model);
+        scored.extend(held.into_iter().map(|s| score_row(&d, s)));
+        eprintln!("fold {}/{k} done", fold + 1);
+    }
+    report_injection(
+        args,
+        &scored,
+        None,
+        &format!(", {k}-fold cross-validation in the tuning split"),
+    );
+    write_scores(args, &scored)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A scored row: score, the row, and for a document the window that scored highest.
+type Scored<'a> = (f32, &'a Sample, Option<String>);
+
+fn score_row<'a>(d: &InjectionDetector, s: &'a Sample) -> Scored<'a> {
+    let norm = rampart_scan::normalize::normalize(&s.text);
+    let a = d.assess_spans(&norm, s.role());
+    let window = a.window.and_then(|(b, e)| norm.text.get(b..e)).map(str::to_owned);
+    (a.score, s, window)
+}
+
+fn write_scores(args: &EvalArgs, scored: &[Scored<'_>]) -> anyhow::Result<()> {
+    let Some(path) = &args.scores else {
+        return Ok(());
+    };
+    let mut out = String::new();
+    for (score, s, window) in scored {
+        out.push_str(
+            &json!({"score": score, "label": s.label, "source": s.source, "window": window, "text": s.text})
+                .to_string(),
+        );
+        out.push('\n');
+    }
+    std::fs::write(path, out).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// TPR at 1% FPR for each role separately (users and documents get their own thresholds).
+fn per_role(scored: &[Scored<'_>]) -> serde_json::Value {
+    let mut roles: BTreeMap<&str, (Vec<f32>, Vec<f32>)> = BTreeMap::new();
+    for (s, row, _) in scored {
+        let name = if row.role().is_untrusted_data() {
+            "documents"
+        } else {
+            "user messages"
+        };
+        let e = roles.entry(name).or_default();
+        if row.label {
+            e.0.push(*s);
+        } else {
+            e.1.push(*s);
+        }
+    }
+    let m: serde_json::Map<String, serde_json::Value> = roles
+        .iter()
+        .filter(|(_, (p, n))| !p.is_empty() && !n.is_empty())
+        .map(|(r, (p, n))| {
+            (r.to_string(), json!({"positives": p.len(), "negatives": n.len(), "tpr_at_1pct_fpr": tpr_at_fpr(p, n, 0.01), "threshold": threshold_at_fpr(n, 0.01)}))
+        })
+        .collect();
+    serde_json::Value::Object(m)
+}
+
+/// Prints (or writes as JSON) the measures of scored rows.
+fn report_injection(args: &EvalArgs, scored: &[Scored<'_>], elapsed: Option<std::time::Duration>, label: &str) {
+    let thresholds = ScanPolicy::default_policy().input.injection.thresholds;
+    let policy_threshold = thresholds.user;
+    let at = |row: &Sample| thresholds.for_role(row.role());
+    let bytes: usize = scored.iter().map(|s| s.1.text.len()).sum();
+    let rows = scored;
     let pos: Vec<f32> = scored.iter().filter(|x| x.1.label).map(|x| x.0).collect();
     let neg: Vec<f32> = scored.iter().filter(|x| !x.1.label).map(|x| x.0).collect();
     let t1 = threshold_at_fpr(&neg, 0.01).unwrap_or(policy_threshold);
     let mut at_policy = Confusion::default();
-    for (s, row) in &scored {
-        at_policy.add(*s >= policy_threshold, row.label);
+    for (s, row, _) in scored {
+        at_policy.add(*s >= at(row), row.label);
     }
-    let mut fams: BTreeMap<&str, (Vec<f32>, Vec<f32>)> = BTreeMap::new();
-    for (s, row) in &scored {
-        let e = fams.entry(row.family()).or_default();
+    // Per family: scores, and the policy threshold of the family's role.
+    let mut fams: BTreeMap<&str, (Vec<f32>, Vec<f32>, f32)> = BTreeMap::new();
+    for (s, row, _) in scored {
+        let e = fams
+            .entry(row.family())
+            .or_insert_with(|| (Vec::new(), Vec::new(), at(row)));
         if row.label {
             e.0.push(*s)
         } else {
             e.1.push(*s)
         }
     }
-    let us_per_kb = elapsed.as_secs_f64() * 1e6 / (bytes as f64 / 1024.0).max(1e-9);
+    let us_per_kb = elapsed.map(|e| e.as_secs_f64() * 1e6 / (bytes as f64 / 1024.0).max(1e-9));
     let summary = json!({
         "rows": rows.len(), "positives": pos.len(), "negatives": neg.len(),
         "roc_auc": roc_auc(&pos, &neg),
         "tpr_at_1pct_fpr": tpr_at_fpr(&pos, &neg, 0.01), "threshold_at_1pct_fpr": t1,
         "tpr_at_0_1pct_fpr": tpr_at_fpr(&pos, &neg, 0.001),
-        "policy_threshold": policy_threshold,
+        "policy_thresholds": {"user": thresholds.user, "tool_and_document": thresholds.tool},
+        "per_role_1pct_fpr": per_role(scored),
         "precision": at_policy.precision(), "recall": at_policy.recall(), "f1": at_policy.f1(),
         "latency_us_per_kb": us_per_kb,
     });
     if args.json {
         let per: serde_json::Map<String, serde_json::Value> = fams
             .iter()
-            .map(|(f, (p, n))| {
-                (f.to_string(), json!({"positives": p.len(), "negatives": n.len(), "tpr_at_1pct": (!p.is_empty()).then(|| rate_above(p, t1)), "fpr_at_1pct": (!n.is_empty()).then(|| rate_above(n, t1)), "tpr_at_policy": (!p.is_empty()).then(|| rate_above(p, policy_threshold - f32::EPSILON)), "fpr_at_policy": (!n.is_empty()).then(|| rate_above(n, policy_threshold - f32::EPSILON))}))
+            .map(|(f, (p, n, t))| {
+                (f.to_string(), json!({"positives": p.len(), "negatives": n.len(), "tpr_at_1pct": (!p.is_empty()).then(|| rate_above(p, t1)), "fpr_at_1pct": (!n.is_empty()).then(|| rate_above(n, t1)), "policy_threshold": t, "tpr_at_policy": (!p.is_empty()).then(|| rate_above(p, t - f32::EPSILON)), "fpr_at_policy": (!n.is_empty()).then(|| rate_above(n, t - f32::EPSILON))}))
             })
             .collect();
         println!("{}", json!({"summary": summary, "per_source": per}));
-        return Ok(ExitCode::SUCCESS);
+        return;
     }
     println!(
-        "injection: {} rows ({} positive, {} negative){}",
+        "injection: {} rows ({} positive, {} negative){label}",
         rows.len(),
         pos.len(),
         neg.len(),
-        if args.split == SplitArg::Validation {
-            ", validation split"
-        } else {
-            ""
-        }
     );
     println!("  ROC AUC            {:.4}", roc_auc(&pos, &neg).unwrap_or(f64::NAN));
     println!(
@@ -378,20 +500,32 @@ fn eval_injection(args: &EvalArgs) -> anyhow::Result<ExitCode> {
         t1
     );
     println!("  TPR @ 0.1% FPR     {:.4}", tpr_at_fpr(&pos, &neg, 0.001));
+    for (role, v) in per_role(scored).as_object().into_iter().flatten() {
+        println!(
+            "  {role:<18} TPR @ 1% FPR {:.4} (threshold {:.3}, {} positive, {} negative)",
+            v["tpr_at_1pct_fpr"].as_f64().unwrap_or(f64::NAN),
+            v["threshold"].as_f64().unwrap_or(f64::NAN),
+            v["positives"],
+            v["negatives"]
+        );
+    }
     println!(
-        "  at policy threshold {:.2}: precision {:.4}, recall {:.4}, F1 {:.4}",
+        "  at policy thresholds (user {:.2}, tool/document {:.2}): precision {:.4}, recall {:.4}, F1 {:.4}",
         policy_threshold,
+        thresholds.tool,
         at_policy.precision(),
         at_policy.recall(),
         at_policy.f1()
     );
-    println!("  latency            {us_per_kb:.1} µs per KB");
+    if let Some(us) = us_per_kb {
+        println!("  latency            {us:.1} µs per KB");
+    }
     println!("  per source family (at the 1%-FPR threshold | at the policy threshold):");
     println!(
         "    {:<26} {:>5} {:>5} {:>8} {:>8} | {:>8} {:>8}",
         "family", "pos", "neg", "TPR", "FPR", "TPR", "FPR"
     );
-    for (f, (p, n)) in &fams {
+    for (f, (p, n, t)) in &fams {
         let fmt = |v: &[f32], t: f32| {
             if v.is_empty() {
                 "-".to_owned()
@@ -399,7 +533,7 @@ fn eval_injection(args: &EvalArgs) -> anyhow::Result<ExitCode> {
                 format!("{:.4}", rate_above(v, t))
             }
         };
-        let tp = policy_threshold - f32::EPSILON;
+        let tp = t - f32::EPSILON;
         println!(
             "    {:<26} {:>5} {:>5} {:>8} {:>8} | {:>8} {:>8}",
             f,
@@ -411,41 +545,80 @@ fn eval_injection(args: &EvalArgs) -> anyhow::Result<ExitCode> {
             fmt(n, tp)
         );
     }
-    Ok(ExitCode::SUCCESS)
+    if args.show_misses {
+        print_injection_misses(scored, t1);
+    }
+}
+
+/// The attacks scored under the 1%-FPR threshold and the benign rows above it, worst first.
+fn print_injection_misses(scored: &[Scored<'_>], threshold: f32) {
+    let one_line = |t: &str| -> String {
+        let flat: String = t.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+        let n = flat.chars().count();
+        if n <= 160 {
+            flat
+        } else {
+            let head: String = flat.chars().take(100).collect();
+            let tail: String = flat.chars().skip(n - 56).collect();
+            format!("{head} … {tail}")
+        }
+    };
+    let mut missed: Vec<&Scored<'_>> = scored.iter().filter(|x| x.1.label && x.0 < threshold).collect();
+    missed.sort_by(|a, b| a.0.total_cmp(&b.0));
+    println!("  missed attacks ({}), lowest score first:", missed.len());
+    for (score, s, window) in missed {
+        println!(
+            "    {score:.3} {:<28} {}",
+            s.source,
+            one_line(window.as_deref().unwrap_or(&s.text))
+        );
+    }
+    let mut flagged: Vec<&Scored<'_>> = scored.iter().filter(|x| !x.1.label && x.0 >= threshold).collect();
+    flagged.sort_by(|a, b| b.0.total_cmp(&a.0));
+    println!("  benign rows flagged ({}), highest score first:", flagged.len());
+    for (score, s, window) in flagged {
+        println!(
+            "    {score:.3} {:<28} {}",
+            s.source,
+            one_line(window.as_deref().unwrap_or(&s.text))
+        );
+    }
 }
 
 fn eval_loso(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     let rows = read_samples(&args.data)?;
-    let probe = InjectionDetector::new(InjectionModel::zero());
-    let feats = train::featurize(&probe, &rows);
+    let components = args
+        .data
+        .parent()
+        .map(|p| read_components(&p.join("components")))
+        .unwrap_or_default();
     let families: std::collections::BTreeSet<&str> = rows.iter().map(Sample::family).collect();
-    println!("leave-one-source-out: train without a family (and without the validation split), test on all of it;");
-    println!("threshold = 1% FPR on the validation negatives of the other families");
+    println!("leave-one-source-out: train without a family (and without the validation split), with the");
+    println!("same procedure as `rampart train`; test on all of the family; threshold = 1% FPR on the");
+    println!("validation negatives of the other families");
     println!(
         "  {:<26} {:>5} {:>5} {:>8} {:>8} {:>9}",
         "held-out family", "pos", "neg", "TPR", "FPR", "threshold"
     );
     let mut out = serde_json::Map::new();
     for fam in families {
-        let train_idx: Vec<usize> = (0..rows.len())
-            .filter(|&i| rows[i].family() != fam && !train::is_validation(&rows[i].text))
+        let mut training: Vec<Sample> = rows
+            .iter()
+            .filter(|s| s.family() != fam && !train::is_validation(&s.text))
+            .cloned()
             .collect();
-        let f: Vec<_> = train_idx.iter().map(|&i| feats[i].clone()).collect();
-        let l: Vec<bool> = train_idx.iter().map(|&i| rows[i].label).collect();
-        let model = train::fit(&f, &l, &Settings::default());
-        let d = InjectionDetector::new(model.clone());
-        let margin = |i: usize| 1.0 / (1.0 + (-model.margin(&feats[i])).exp());
-        let _ = &d;
-        let val_neg: Vec<f32> = (0..rows.len())
-            .filter(|&i| rows[i].family() != fam && train::is_validation(&rows[i].text) && !rows[i].label)
-            .map(margin)
+        let synthetic = train::augment(&training, &components, 300, 0xa5a5);
+        training.extend(synthetic);
+        let d = InjectionDetector::new(train::train(&training, &[], &Settings::default()));
+        let val_neg: Vec<f32> = rows
+            .iter()
+            .filter(|s| s.family() != fam && train::is_validation(&s.text) && !s.label)
+            .map(|s| d.score(&s.text, s.role()))
             .collect();
         let t = threshold_at_fpr(&val_neg, 0.01).unwrap_or(0.5);
-        let (p, n): (Vec<usize>, Vec<usize>) = (0..rows.len())
-            .filter(|&i| rows[i].family() == fam)
-            .partition(|&i| rows[i].label);
-        let ps: Vec<f32> = p.iter().map(|&i| margin(i)).collect();
-        let ns: Vec<f32> = n.iter().map(|&i| margin(i)).collect();
+        let (p, n): (Vec<&Sample>, Vec<&Sample>) = rows.iter().filter(|s| s.family() == fam).partition(|s| s.label);
+        let ps: Vec<f32> = p.iter().map(|s| d.score(&s.text, s.role())).collect();
+        let ns: Vec<f32> = n.iter().map(|s| d.score(&s.text, s.role())).collect();
         let fmt = |v: &[f32]| {
             if v.is_empty() {
                 "-".to_owned()

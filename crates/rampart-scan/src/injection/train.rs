@@ -9,7 +9,7 @@
 //!   generated adversarial suffixes) teach the shape of optimised attacks rather than the
 //!   published strings.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::features::{Feature, DIM};
 use crate::normalize;
@@ -55,6 +55,69 @@ pub fn is_validation(text: &str) -> bool {
     fnv(text).is_multiple_of(5)
 }
 
+/// The cross-validation fold (of `k`) a tuning-split text belongs to: by a hash independent
+/// of the validation split's.
+pub fn fold_of(text: &str, k: usize) -> usize {
+    ((fnv(text) / 5).rotate_left(17) % k.max(1) as u64) as usize
+}
+
+/// Lines that recur across attacked documents and never occur in clean ones: the planted
+/// instructions (attack corpora reuse their payloads in many documents).
+///
+/// Recurring is not enough: corpora also reuse one document with several payloads, and when
+/// that document's clean copy is not in the training set its own lines recur too. A payload
+/// recurs across *different* documents, so a line counts only when two of the attacked
+/// documents holding it otherwise have little in common.
+fn planted_lines<'a>(docs: &[&'a Sample]) -> HashSet<&'a str> {
+    let sets: Vec<HashSet<&str>> = docs
+        .iter()
+        .map(|s| s.text.lines().map(str::trim).filter(|l| l.len() >= 8).collect())
+        .collect();
+    let mut in_attacked: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut in_clean: HashSet<&str> = HashSet::new();
+    for (i, (s, lines)) in docs.iter().zip(&sets).enumerate() {
+        for &l in lines {
+            if s.label {
+                in_attacked.entry(l).or_default().push(i);
+            } else {
+                in_clean.insert(l);
+            }
+        }
+    }
+    let unlike = |a: &HashSet<&str>, b: &HashSet<&str>| {
+        let shared = a.intersection(b).count();
+        shared * 2 < a.len().min(b.len())
+    };
+    in_attacked
+        .into_iter()
+        .filter(|(l, holders)| {
+            holders.len() >= 2
+                && !in_clean.contains(l)
+                && holders[1..].iter().any(|&j| unlike(&sets[holders[0]], &sets[j]))
+        })
+        .map(|(l, _)| l)
+        .collect()
+}
+
+/// For each sample, the planted payload line it carries when it is an attacked document
+/// (see [`planted_lines`]); cross-validation keeps documents with one payload together.
+pub fn planted_payloads(samples: &[Sample]) -> Vec<Option<&str>> {
+    let docs: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.role().is_untrusted_data() && s.text.len() > super::WINDOW_MIN_DOC)
+        .collect();
+    let planted = planted_lines(&docs);
+    samples
+        .iter()
+        .map(|s| {
+            if !s.label {
+                return None;
+            }
+            s.text.lines().map(str::trim).find(|l| planted.contains(l))
+        })
+        .collect()
+}
+
 /// Training settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -66,6 +129,8 @@ pub struct Settings {
     pub l2: f32,
     /// Shuffle seed.
     pub seed: u64,
+    /// How far source families are balanced within a class ([`family_weights`]).
+    pub family_balance: f32,
 }
 
 impl Default for Settings {
@@ -75,6 +140,7 @@ impl Default for Settings {
             learning_rate: 0.1,
             l2: 1e-6,
             seed: 0x5eed,
+            family_balance: 0.5,
         }
     }
 }
@@ -96,10 +162,46 @@ impl XorShift {
     }
 }
 
-/// Benign requests with generated adversarial suffixes, labelled as attacks. The suffixes are
-/// new token soup assembled from pieces of `components` (lines of published suffixes), with
-/// mutations, so the model learns the shape, not the strings.
+/// Synthetic rows, `count` of each kind:
+/// * benign requests with generated adversarial suffixes, labelled as attacks. The suffixes
+///   are new token soup assembled from pieces of `components` (lines of published
+///   suffixes), with mutations, so the model learns the shape, not the strings;
+/// * short fragments (one to four words) of benign texts, labelled benign. Chat traffic is
+///   full of "hi", "thanks" and "before" that the corpora lack; without them the model
+///   learns that a short text is a short extraction probe.
 pub fn augment(samples: &[Sample], components: &[String], count: usize, seed: u64) -> Vec<Sample> {
+    let mut out = suffixes(samples, components, count, seed);
+    out.extend(fragments(samples, count, seed ^ 0x0f0f));
+    out
+}
+
+fn fragments(samples: &[Sample], count: usize, seed: u64) -> Vec<Sample> {
+    let benign: Vec<Vec<&str>> = samples
+        .iter()
+        .filter(|s| !s.label && !s.role().is_untrusted_data())
+        .map(|s| s.text.split_whitespace().collect::<Vec<_>>())
+        .filter(|w| !w.is_empty())
+        .collect();
+    if benign.is_empty() {
+        return Vec::new();
+    }
+    let mut rng = XorShift(seed | 1);
+    (0..count)
+        .map(|_| {
+            let words = &benign[rng.below(benign.len())];
+            let n = 1 + rng.below(4);
+            let start = rng.below(words.len().saturating_sub(n) + 1);
+            let text = words[start..(start + n).min(words.len())].join(" ");
+            Sample {
+                text,
+                label: false,
+                source: "synthetic:benign_fragment".into(),
+            }
+        })
+        .collect()
+}
+
+fn suffixes(samples: &[Sample], components: &[String], count: usize, seed: u64) -> Vec<Sample> {
     let pieces: Vec<&str> = components.iter().flat_map(|l| l.split_whitespace()).collect();
     let bases: Vec<&Sample> = samples
         .iter()
@@ -154,12 +256,52 @@ pub fn featurize(detector: &InjectionDetector, samples: &[Sample]) -> Vec<Vec<Fe
         .collect()
 }
 
-/// Fits a model on feature vectors and labels.
+/// Fits a model on feature vectors and labels, every row weighing the same (bar class
+/// balance).
 pub fn fit(feats: &[Vec<Feature>], labels: &[bool], settings: &Settings) -> InjectionModel {
-    let n = labels.len().max(1) as f32;
-    let pos = labels.iter().filter(|&&l| l).count().max(1) as f32;
-    let neg = (labels.len() as f32 - pos).max(1.0);
-    let (wp, wn) = (n / (2.0 * pos), n / (2.0 * neg));
+    fit_weighted(feats, labels, &vec![1.0; labels.len()], settings)
+}
+
+/// Row weights that give every source family of a class the same say, damped by
+/// `settings.family_balance` (0: rows weigh alike, 1: families weigh alike). Large easy
+/// corpora (maths questions, document windows) would otherwise drown the small hard ones
+/// (benign role-play prompts) that decide the false positives.
+pub fn family_weights(groups: &[(&str, bool, f32)], settings: &Settings) -> Vec<f32> {
+    // Rows are counted by their share of a sample: the windows of one document count as one.
+    // Ordered, so the float sums below and hence the weights file are reproducible.
+    let mut count: BTreeMap<(&str, bool), f32> = BTreeMap::new();
+    for &(f, l, share) in groups {
+        *count.entry((f, l)).or_insert(0.0) += share;
+    }
+    let mut per_class = [(0f32, 0usize); 2];
+    for (&(_, label), &n) in &count {
+        let c = &mut per_class[usize::from(label)];
+        c.0 += n;
+        c.1 += 1;
+    }
+    groups
+        .iter()
+        .map(|&(f, l, _)| {
+            let (rows, families) = per_class[usize::from(l)];
+            let mean = rows / families.max(1) as f32;
+            let n = count.get(&(f, l)).copied().unwrap_or(1.0).max(1.0);
+            (mean / n).powf(settings.family_balance)
+        })
+        .collect()
+}
+
+/// Fits a model on feature vectors, labels and row weights.
+pub fn fit_weighted(feats: &[Vec<Feature>], labels: &[bool], weights: &[f32], settings: &Settings) -> InjectionModel {
+    let total: f32 = weights.iter().sum::<f32>().max(1.0);
+    let pos = labels
+        .iter()
+        .zip(weights)
+        .filter(|x| *x.0)
+        .map(|x| x.1)
+        .sum::<f32>()
+        .max(1e-3);
+    let neg = (total - pos).max(1e-3);
+    let (wp, wn) = (total / (2.0 * pos), total / (2.0 * neg));
     let mut w = vec![0f32; DIM];
     let mut g2 = vec![1e-8f32; DIM];
     let (mut b, mut gb2) = (0f32, 1e-8f32);
@@ -177,7 +319,7 @@ pub fn fit(feats: &[Vec<Feature>], labels: &[bool], settings: &Settings) -> Inje
             }
             let p = 1.0 / (1.0 + (-z).exp());
             let y = if labels[i] { 1.0 } else { 0.0 };
-            let g = (p - y) * if labels[i] { wp } else { wn };
+            let g = (p - y) * if labels[i] { wp } else { wn } * weights[i];
             for &(j, v) in x {
                 let j = j as usize;
                 let grad = g * v + settings.l2 * w[j];
@@ -203,30 +345,13 @@ pub fn train(train: &[Sample], validation: &[Sample], settings: &Settings) -> In
     let whole: Vec<Sample> = train.iter().filter(|s| !windowed(s)).cloned().collect();
     let mut feats = featurize(&probe, &whole);
     let mut labels: Vec<bool> = whole.iter().map(|s| s.label).collect();
-    // Lines that recur across attacked documents and never occur in clean ones are the
-    // planted instructions (attack corpora reuse their payloads; documents are unique).
+    let mut groups: Vec<(&str, bool, f32)> = whole.iter().map(|s| (s.family(), s.label, 1.0)).collect();
     let docs: Vec<&Sample> = train.iter().filter(|s| windowed(s)).collect();
-    let mut in_attacked: HashMap<&str, usize> = HashMap::new();
-    let mut in_clean: HashSet<&str> = HashSet::new();
-    for s in &docs {
-        let lines: HashSet<&str> = s.text.lines().map(str::trim).filter(|l| l.len() >= 8).collect();
-        for l in lines {
-            if s.label {
-                *in_attacked.entry(l).or_insert(0) += 1;
-            } else {
-                in_clean.insert(l);
-            }
-        }
-    }
+    let planted = planted_lines(&docs);
     let mut bags: Vec<Vec<Vec<Feature>>> = Vec::new();
     for s in &docs {
         if s.label {
-            let planted: Vec<&str> = s
-                .text
-                .lines()
-                .map(str::trim)
-                .filter(|l| in_attacked.get(l).is_some_and(|&n| n >= 2) && !in_clean.contains(l))
-                .collect();
+            let planted: Vec<&str> = s.text.lines().map(str::trim).filter(|l| planted.contains(l)).collect();
             if planted.is_empty() {
                 bags.push(
                     super::windows(&s.text)
@@ -237,24 +362,30 @@ pub fn train(train: &[Sample], validation: &[Sample], settings: &Settings) -> In
             } else {
                 feats.push(probe.features(&normalize::normalize(&planted.join("\n")), s.role()).1);
                 labels.push(true);
+                groups.push((s.family(), true, 1.0));
             }
         } else {
-            for w in super::windows(&s.text) {
+            let windows = super::windows(&s.text);
+            let share = 1.0 / windows.len().max(1) as f32;
+            for w in windows {
                 feats.push(probe.features(&normalize::normalize(w), s.role()).1);
                 labels.push(false);
+                groups.push((s.family(), false, share));
             }
         }
     }
-    let mut model = fit(&feats, &labels, settings);
+    let mut weights = family_weights(&groups, settings);
+    let mut model = fit_weighted(&feats, &labels, &weights, settings);
     if !bags.is_empty() {
         // The rest: one round of multiple-instance learning (the most suspicious window).
         for bag in &bags {
             if let Some(best) = bag.iter().max_by(|a, b| model.margin(a).total_cmp(&model.margin(b))) {
                 feats.push(best.clone());
                 labels.push(true);
+                weights.push(1.0);
             }
         }
-        model = fit(&feats, &labels, settings);
+        model = fit_weighted(&feats, &labels, &weights, settings);
     }
     let scored = InjectionDetector::new(model.clone());
     let negatives: Vec<f32> = validation
@@ -314,8 +445,10 @@ mod tests {
         }];
         let comps = vec!["heap Pauloame-( IX ISBNancouver [ [".to_string()];
         let a = augment(&base, &comps, 3, 7);
-        assert_eq!(a.len(), 3);
+        assert_eq!(a.len(), 6);
         assert_eq!(a[0].text, augment(&base, &comps, 3, 7)[0].text);
-        assert!(a.iter().all(|s| s.label && s.text.starts_with("What is 2+2?")));
+        let (attacks, benign): (Vec<_>, Vec<_>) = a.iter().partition(|s| s.label);
+        assert!(attacks.iter().all(|s| s.text.starts_with("What is 2+2?")));
+        assert!(benign.iter().all(|s| "What is 2+2?".contains(&s.text)));
     }
 }
