@@ -38,6 +38,7 @@ pub mod output;
 pub mod pii;
 pub mod secrets;
 pub mod stream;
+mod swar;
 pub mod transform;
 
 use std::borrow::Cow;
@@ -189,6 +190,11 @@ pub struct Scanner {
     pii: pii::PiiDetector,
     secrets: secrets::SecretDetector,
     output: output::OutputDetector,
+    /// The PII rules, then the secret rules, in one set: which of them match is found in one
+    /// pass over the text instead of two.
+    shapes: regex::RegexSet,
+    /// How many of `shapes` are PII rules.
+    pii_rules: usize,
 }
 
 impl Default for Scanner {
@@ -204,13 +210,35 @@ impl Scanner {
     }
 
     /// Compiles every detector with a given injection model (e.g. a freshly trained one).
+    #[allow(clippy::expect_used, reason = "constant patterns, compiled by the tests")]
     pub fn with_model(model: InjectionModel) -> Scanner {
+        let pii: Vec<String> = pii::PiiDetector::patterns().collect();
+        let pii_rules = pii.len();
+        let shapes = regex::RegexSetBuilder::new(pii.into_iter().chain(secrets::SecretDetector::patterns()))
+            .size_limit(64 << 20)
+            .build()
+            .expect("pii and secret patterns compile");
         Scanner {
             injection: InjectionDetector::new(model),
             pii: pii::PiiDetector::new(),
             secrets: secrets::SecretDetector::new(),
             output: output::OutputDetector::new(),
+            shapes,
+            pii_rules,
         }
+    }
+
+    /// PII and secrets in `text`, sharing the pass that tells which rules match at all.
+    fn scan_shapes(&self, text: &str, findings: &mut Vec<Finding>) {
+        let matched: Vec<usize> = if text.len() >= 5 {
+            self.shapes.matches(text).into_iter().collect()
+        } else {
+            Vec::new()
+        };
+        let split = matched.partition_point(|&i| i < self.pii_rules);
+        self.pii.scan_matched(text, |_| matched[..split].to_vec(), findings);
+        self.secrets
+            .scan_matched(text, matched[split..].iter().map(|i| i - self.pii_rules), findings);
     }
 
     /// The injection detector alone (evaluation, training).
@@ -233,8 +261,7 @@ impl Scanner {
             finding.end = end;
         }
         findings.push(finding);
-        self.pii.scan(text, &mut findings);
-        self.secrets.scan(text, &mut findings);
+        self.scan_shapes(text, &mut findings);
         // Encoded payloads are scanned as well; findings point at the encoded run.
         for seg in &norm.decoded {
             let mut inner = Vec::new();
@@ -254,8 +281,7 @@ impl Scanner {
     /// HTML. Spans refer to `text`.
     pub fn scan_output(&self, text: &str, ctx: &OutputContext) -> Vec<Finding> {
         let mut findings = Vec::new();
-        self.pii.scan(text, &mut findings);
-        self.secrets.scan(text, &mut findings);
+        self.scan_shapes(text, &mut findings);
         self.output.scan(text, ctx, &mut findings);
         findings
     }

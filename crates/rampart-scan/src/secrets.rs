@@ -291,9 +291,24 @@ impl SecretDetector {
         if text.len() < 12 {
             return;
         }
+        self.scan_matched(text, self.set.matches(text).iter(), out);
+    }
+
+    /// The rules' patterns, for a pass shared with other detectors
+    /// ([`crate::Scanner`] runs one set over PII and secret rules).
+    pub(crate) fn patterns() -> impl Iterator<Item = String> {
+        RULES.iter().map(|r| crate::ascii_boundaries(r.pattern))
+    }
+
+    /// As [`scan`](Self::scan), with `matched` the indices of the rules ([`patterns`](Self::patterns))
+    /// that match `text` at all.
+    pub(crate) fn scan_matched(&self, text: &str, matched: impl Iterator<Item = usize>, out: &mut Vec<Finding>) {
+        if text.len() < 12 {
+            return;
+        }
         let first = out.len();
-        for i in self.set.matches(text).iter() {
-            let rule = &RULES[i];
+        for i in matched {
+            let Some(rule) = RULES.get(i) else { continue };
             for caps in self.regexes[i].captures_iter(text) {
                 let Some(m) = caps.get(0) else { continue };
                 let value = caps.get(1).unwrap_or(m);

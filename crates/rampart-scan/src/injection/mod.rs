@@ -35,10 +35,15 @@ pub enum ModelError {
     Invalid(&'static str),
 }
 
-/// Linear model weights.
+/// Linear model weights. They are stored quantised to `i16`, and a freshly trained model is
+/// quantised too, so what evaluation scores is exactly what the binary embeds; scoring reads
+/// them as `f32` (converting on every read cost more than the larger table).
 #[derive(Clone)]
 pub struct InjectionModel {
     weights: Vec<f32>,
+    quantised: Vec<i16>,
+    /// The value of one quantised unit.
+    scale: f32,
     bias: f32,
     /// The score at 1% FPR on the training run's validation split (informational).
     pub validation_threshold: f32,
@@ -63,7 +68,7 @@ impl InjectionModel {
 
     /// A model with no learned weights.
     pub fn zero() -> InjectionModel {
-        InjectionModel::from_parts(vec![0.0; DIM], 0.0, 0.5)
+        InjectionModel::from_parts(&vec![0.0; DIM], 0.0, 0.5)
     }
 
     /// Reads the on-disk format: magic, `u32` dimension, `f32` bias, `f32` scale, `f32`
@@ -86,12 +91,14 @@ impl InjectionModel {
         if body.len() != dim * 2 {
             return Err(ModelError::Invalid("size"));
         }
-        let weights = body
-            .chunks_exact(2)
-            .map(|c| f32::from(i16::from_le_bytes([c[0], c[1]])) * scale)
-            .collect();
+        if !scale.is_finite() || scale <= 0.0 {
+            return Err(ModelError::Invalid("scale"));
+        }
+        let quantised: Vec<i16> = body.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect();
         Ok(InjectionModel {
-            weights,
+            weights: quantised.iter().map(|&q| f32::from(q) * scale).collect(),
+            quantised,
+            scale,
             bias,
             validation_threshold,
         })
@@ -99,14 +106,13 @@ impl InjectionModel {
 
     /// Writes the on-disk format (weights quantised to `i16`).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let (quantised, scale) = quantise(&self.weights);
         let mut out = Vec::with_capacity(MAGIC.len() + 16 + self.weights.len() * 2);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&(self.weights.len() as u32).to_le_bytes());
         out.extend_from_slice(&self.bias.to_le_bytes());
-        out.extend_from_slice(&scale.to_le_bytes());
+        out.extend_from_slice(&self.scale.to_le_bytes());
         out.extend_from_slice(&self.validation_threshold.to_le_bytes());
-        for q in quantised {
+        for q in &self.quantised {
             out.extend_from_slice(&q.to_le_bytes());
         }
         out
@@ -126,9 +132,12 @@ impl InjectionModel {
         z
     }
 
-    pub(crate) fn from_parts(weights: Vec<f32>, bias: f32, validation_threshold: f32) -> InjectionModel {
+    pub(crate) fn from_parts(weights: &[f32], bias: f32, validation_threshold: f32) -> InjectionModel {
+        let (quantised, scale) = quantise(weights);
         InjectionModel {
-            weights,
+            weights: quantised.iter().map(|&q| f32::from(q) * scale).collect(),
+            quantised,
+            scale,
             bias,
             validation_threshold,
         }
@@ -180,6 +189,16 @@ impl InjectionDetector {
             patterns: Patterns::new(),
             model,
         }
+    }
+
+    /// The phrase library.
+    pub fn patterns(&self) -> &Patterns {
+        &self.patterns
+    }
+
+    /// The weights this detector scores with.
+    pub fn model(&self) -> &InjectionModel {
+        &self.model
     }
 
     /// The probability that `text`, written by `role`, is an injection or jailbreak.
@@ -294,7 +313,10 @@ impl InjectionDetector {
         }
         let direct = self.patterns.categories(canon);
         let mut hidden = 0u32;
-        for v in decode::variants(canon).into_iter().flatten() {
+        for v in decode::variants(canon, self.patterns.may_hold_rot13(canon))
+            .into_iter()
+            .flatten()
+        {
             hidden |= self.patterns.categories(&v) & !direct;
         }
         for (i, (name, _)) in CATEGORIES.iter().enumerate() {
@@ -342,9 +364,9 @@ const WINDOW_MAX: usize = 400;
 
 /// Line-based windows of a document. A planted instruction is usually a line or sentence of
 /// its own, and diluting it with its neighbours hides it, so windows are small:
-/// * every line ends a window once the window holds [`WINDOW_MIN`] bytes; shorter lines join
+/// * every line ends a window once the window holds `WINDOW_MIN` bytes; shorter lines join
 ///   the next line, but a table row (`| ... |`) never shares a window with prose;
-/// * prose lines are also cut at sentence ends, table rows only at [`WINDOW_MAX`] bytes.
+/// * prose lines are also cut at sentence ends, table rows only at `WINDOW_MAX` bytes.
 pub fn windows(text: &str) -> Vec<&str> {
     fn emit<'t>(text: &'t str, start: usize, end: usize, out: &mut Vec<&'t str>) {
         if let Some(w) = text.get(start..end).filter(|w| !w.trim().is_empty()) {
@@ -564,8 +586,13 @@ fn structure(norm: &Normalized<'_>, role: Role, canon: &str, feats: &mut Vec<Fea
         addressed_to_assistant(canon, feats);
     }
     let text = norm.text.as_ref();
-    let letters = text.bytes().filter(u8::is_ascii_alphabetic).count();
-    let upper = text.bytes().filter(u8::is_ascii_uppercase).count();
+    // Branch-free counts, so the loop vectorises.
+    let (letters, upper) = text.bytes().fold((0u32, 0u32), |(l, u), c| {
+        (
+            l + u32::from((c | 0x20).wrapping_sub(b'a') < 26),
+            u + u32::from(c.wrapping_sub(b'A') < 26),
+        )
+    });
     if letters > 40 && upper * 10 > letters * 3 {
         features::named("shouting", 1.0, feats);
     }

@@ -100,7 +100,7 @@ fn planted_lines<'a>(docs: &[&'a Sample]) -> HashSet<&'a str> {
 }
 
 /// For each sample, the planted payload line it carries when it is an attacked document
-/// (see [`planted_lines`]); cross-validation keeps documents with one payload together.
+/// (see `planted_lines`); cross-validation keeps documents with one payload together.
 pub fn planted_payloads(samples: &[Sample]) -> Vec<Option<&str>> {
     let docs: Vec<&Sample> = samples
         .iter()
@@ -330,7 +330,7 @@ pub fn fit_weighted(feats: &[Vec<Feature>], labels: &[bool], weights: &[f32], se
             b -= settings.learning_rate * g / gb2.sqrt();
         }
     }
-    InjectionModel::from_parts(w, b, 0.5)
+    InjectionModel::from_parts(&w, b, 0.5)
 }
 
 /// Trains on `train` and returns the model, with its 1%-FPR threshold measured on

@@ -8,9 +8,7 @@
 mod names;
 pub mod validators;
 
-use std::collections::HashSet;
-
-use aho_corasick::AhoCorasick;
+use aho_corasick::{AhoCorasick, AhoCorasickKind};
 use regex::{Regex, RegexSet};
 
 use crate::{Detector, Finding};
@@ -90,6 +88,9 @@ const PHONE_BEFORE: &[&str] = &[
     "ring ",
     "hotline",
 ];
+/// Words an address anchor needs (a cheap test before the anchor regex runs).
+const ADDRESS_WORDS: &[&str] = &["suite", "apt", "apartment", "box", "fpo", "apo", "dpo"];
+
 /// ...or label it right after.
 const PHONE_AFTER: &[&str] = &["office", "fax", "mobile", "cell", "home", "work", "(o)", "(m)", "(h)"];
 
@@ -240,20 +241,159 @@ const RULES: &[Rule] = &[
     },
 ];
 
+/// One rule's regex, and where its matches can start. Most rules start with a digit at a
+/// word boundary (or `+`, `(`): those are searched anchored at each such byte instead of
+/// scanning the whole text again, which on prose is a handful of short searches instead of
+/// one pass over every byte. The start bytes are read off the rule's own automaton, so the
+/// matches are exactly those of an ordinary leftmost-first search.
+struct RuleMatcher {
+    regex: regex_automata::meta::Regex,
+    /// `first[w][b]`: a match can start with byte `b` when the byte before is (`w = 1`) or is
+    /// not (`w = 0`) an ASCII word byte. `None`: too many bytes to be worth it.
+    first: Option<Box<[[bool; 256]; 2]>>,
+}
+
+impl RuleMatcher {
+    #[allow(clippy::expect_used, reason = "constant patterns, compiled by the tests")]
+    fn new(pattern: &str) -> RuleMatcher {
+        let regex = regex_automata::meta::Regex::new(pattern).expect("pii pattern compiles");
+        RuleMatcher {
+            regex,
+            first: first_bytes(pattern),
+        }
+    }
+
+    /// Leftmost-first, non-overlapping matches, as `Regex::find_iter` gives. `starts` lists
+    /// every position of a byte [`START_BYTES`] holds, in order.
+    fn find_iter<'a>(
+        &'a self,
+        text: &'a str,
+        starts: &'a [usize],
+    ) -> Box<dyn Iterator<Item = regex_automata::Match> + 'a> {
+        // Text dense in candidates (digits, other scripts) is cheaper to scan once.
+        match &self.first {
+            Some(first) if starts.len() * 16 <= text.len() => Box::new(self.find_at_starts(first, text, starts)),
+            _ => Box::new(self.regex.find_iter(text)),
+        }
+    }
+
+    /// The matches, searching anchored at each start position `first` allows.
+    fn find_at_starts<'a>(
+        &'a self,
+        first: &'a [[bool; 256]; 2],
+        text: &'a str,
+        starts: &'a [usize],
+    ) -> impl Iterator<Item = regex_automata::Match> + 'a {
+        let b = text.as_bytes();
+        let mut next = 0;
+        starts.iter().filter_map(move |&p| {
+            let after_word = p > 0 && is_word_byte(b[p - 1]);
+            if p < next || !first[usize::from(after_word)][usize::from(b[p])] {
+                return None;
+            }
+            let input = regex_automata::Input::new(text)
+                .range(p..)
+                .anchored(regex_automata::Anchored::Yes);
+            let m = self.regex.search(&input)?;
+            next = m.end().max(p + 1);
+            Some(m)
+        })
+    }
+}
+
+/// ASCII bytes a rule searched by start position may start with: digits, `(` and `+`. Any
+/// non-ASCII character may start one too (`\d` takes other scripts' digits).
+const START_BYTES: &[u8] = b"0123456789(+";
+
+fn is_start_byte(b: u8) -> bool {
+    START_BYTES.contains(&b) || b >= 0xc0
+}
+
+/// Positions of [`is_start_byte`] bytes in `b`. Eight bytes are tested at a time (prose is
+/// mostly ASCII letters), then the bytes of a hit word one by one.
+fn start_positions(b: &[u8]) -> Vec<usize> {
+    use crate::swar;
+    let mut out = Vec::new();
+    let mut at = 0;
+    for chunk in b.chunks(8) {
+        let hit = match <&[u8; 8]>::try_from(chunk) {
+            Ok(c) => {
+                let x = swar::word(c);
+                swar::has_digit(x) || swar::has_non_ascii(x) || swar::has_byte(x, b'(') || swar::has_byte(x, b'+')
+            }
+            Err(_) => true,
+        };
+        if hit {
+            out.extend(
+                chunk
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &c)| is_start_byte(c))
+                    .map(|(i, _)| at + i),
+            );
+        }
+        at += chunk.len();
+    }
+    out
+}
+
+/// `i`, or the nearest character boundary before it.
+fn floor_boundary(text: &str, mut i: usize) -> usize {
+    while !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// `i`, or the nearest character boundary after it.
+fn ceil_boundary(text: &str, mut i: usize) -> usize {
+    while !text.is_char_boundary(i) {
+        i += 1;
+    }
+    i
+}
+
+/// An ASCII word byte, as the rules' `(?-u:\b)` sees it.
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// The bytes an anchored match of `pattern` can start with, after a word byte and after a
+/// non-word byte: a byte is left out only when the rule's lazy DFA dies on it. `None` when
+/// a match can start with a byte [`is_start_byte`] does not take.
+fn first_bytes(pattern: &str) -> Option<Box<[[bool; 256]; 2]>> {
+    use regex_automata::hybrid::dfa::DFA;
+    use regex_automata::{Anchored, Input};
+    let dfa = DFA::new(pattern).ok()?;
+    let mut cache = dfa.create_cache();
+    let mut first = Box::new([[false; 256]; 2]);
+    for (w, before) in [(0usize, b" "), (1, b"a")] {
+        for byte in 0..=255u8 {
+            let hay = [before[0], byte];
+            let input = Input::new(&hay[..]).range(1..).anchored(Anchored::Yes);
+            let start = dfa.start_state_forward(&mut cache, &input).ok()?;
+            let next = dfa.next_state(&mut cache, start, byte).ok()?;
+            first[w][usize::from(byte)] = !next.is_dead();
+        }
+    }
+    let within = (0..=255u8).all(|b| is_start_byte(b) || !(first[0][usize::from(b)] || first[1][usize::from(b)]));
+    within.then_some(first)
+}
+
 /// The compiled PII detector.
 pub struct PiiDetector {
     set: RegexSet,
-    regexes: Vec<Regex>,
-    given: HashSet<&'static str>,
-    ambiguous: HashSet<&'static str>,
+    regexes: Vec<RuleMatcher>,
+    /// Given names; a fast hash, as every capitalised word is looked up.
+    given: foldhash::HashSet<&'static str>,
+    ambiguous: foldhash::HashSet<&'static str>,
     /// Anchors of postal address blocks (unit lines, PO boxes, military addresses).
     address_anchor: Regex,
     /// A list of three or more capitalised words: `Malon, Mark, Kaylee and Brandi`.
     enumeration: Regex,
-    /// Words an address anchor needs (a cheap test before the anchor regex runs).
-    address_words: AhoCorasick,
-    /// Phone cues, before or after a number (a cheap test before the local-phone rule runs).
-    phone_cues: AhoCorasick,
+    /// Phone cues, before or after a number (a cheap test before the local-phone rule runs),
+    /// then [`ADDRESS_WORDS`]: one pass finds both.
+    cues: AhoCorasick,
     /// [`LOCAL_PHONE`].
     local_phone: Regex,
     /// A house number starting a word.
@@ -284,10 +424,7 @@ impl PiiDetector {
                 .size_limit(64 << 20)
                 .build()
                 .expect("pii patterns compile"),
-            regexes: pats
-                .iter()
-                .map(|p| Regex::new(p).expect("pii pattern compiles"))
-                .collect(),
+            regexes: pats.iter().map(|p| RuleMatcher::new(p)).collect(),
             given: names::GIVEN_NAMES.split_whitespace().collect(),
             ambiguous: names::AMBIGUOUS.iter().copied().collect(),
             // ASCII word boundaries keep these on the fast engines (Unicode `\b` is not
@@ -296,15 +433,14 @@ impl PiiDetector {
                 r"(?i)\b(?:suite|apt\.?|apartment)\s?#?\d{1,5}[a-z]?\b|\bP\.? ?O\.? Box \d{1,6}\b|\b(?:FPO|APO|DPO) (?:AA|AE|AP) \d{5}\b",
             ))
             .expect("address anchor compiles"),
-            address_words: AhoCorasick::builder()
+            // A dense DFA: with case folding and common first letters, a prefilter does not
+            // pay.
+            cues: AhoCorasick::builder()
+                .kind(Some(AhoCorasickKind::DFA))
                 .ascii_case_insensitive(true)
-                .build(["suite", "apt", "apartment", "box", "fpo", "apo", "dpo"])
-                .expect("address words build"),
+                .build(PHONE_BEFORE.iter().chain(PHONE_AFTER).chain(ADDRESS_WORDS))
+                .expect("cues build"),
             local_phone: Regex::new(&crate::ascii_boundaries(LOCAL_PHONE)).expect("local phone compiles"),
-            phone_cues: AhoCorasick::builder()
-                .ascii_case_insensitive(true)
-                .build(PHONE_BEFORE.iter().chain(PHONE_AFTER))
-                .expect("phone cues build"),
             enumeration: Regex::new(r"\p{Lu}\p{Ll}+(?:, \p{Lu}\p{Ll}+)+,? (?:and|or|&) \p{Lu}\p{Ll}+")
                 .expect("enumeration compiles"),
             postal_line: Regex::new(r"(?m)^[ \t>?,]*\p{L}[\p{L} ,.'\-]{1,30} \d{4,6}[ \t]*$").expect("postal line compiles"),
@@ -314,21 +450,50 @@ impl PiiDetector {
 
     /// Appends PII findings in `text`.
     pub fn scan(&self, text: &str, out: &mut Vec<Finding>) {
+        self.scan_matched(text, |t| self.set.matches(t).into_iter().collect(), out);
+    }
+
+    /// The rules' patterns, for a pass shared with other detectors
+    /// ([`crate::Scanner`] runs one set over PII and secret rules).
+    pub(crate) fn patterns() -> impl Iterator<Item = String> {
+        RULES.iter().map(|r| crate::ascii_boundaries(r.pattern))
+    }
+
+    /// As [`scan`](Self::scan), with `matched` telling which rules match `text` at all (the
+    /// indices of [`patterns`](Self::patterns)); called only when the text may hold a shape.
+    pub(crate) fn scan_matched(&self, text: &str, matched: impl FnOnce(&str) -> Vec<usize>, out: &mut Vec<Finding>) {
         let first = out.len();
+        let b = text.as_bytes();
+        let starts = start_positions(b);
+        // Phone cues and address unit words matter only next to a number (a local phone
+        // number, `Suite 5`, `PO Box 12`), so they are looked for only within 80 bytes
+        // before and 48 after a digit.
+        let mut near_digits: Vec<(usize, usize)> = Vec::new();
+        for &p in starts.iter().filter(|&&p| b[p].is_ascii_digit()) {
+            let w0 = floor_boundary(text, p.saturating_sub(80));
+            let w1 = ceil_boundary(text, (p + 48).min(b.len()));
+            match near_digits.last_mut() {
+                Some(last) if w0 <= last.1 => last.1 = last.1.max(w1),
+                _ => near_digits.push((w0, w1)),
+            }
+        }
+        let phone_cues = PHONE_BEFORE.len() + PHONE_AFTER.len();
+        let (phone_hits, unit_hits): (Vec<_>, Vec<_>) = near_digits
+            .iter()
+            .flat_map(|&(w0, w1)| {
+                self.cues
+                    .find_iter(&text[w0..w1])
+                    .map(move |m| (w0 + m.start(), w0 + m.end(), m.pattern().as_usize()))
+            })
+            .partition(|m| m.2 < phone_cues);
         if text.len() >= 5 && text.bytes().any(|b| b.is_ascii_digit() || b == b'@' || b == b':') {
             // Local phone formats count only next to a cue, so they are looked for only in
             // windows around the cues (a number up to 40 bytes after a cue, or right before a
             // label).
             let mut windows: Vec<(usize, usize)> = Vec::new();
-            for c in self.phone_cues.find_iter(text) {
-                let mut w0 = c.start().saturating_sub(40);
-                while !text.is_char_boundary(w0) {
-                    w0 -= 1;
-                }
-                let mut w1 = (c.end() + 64).min(text.len());
-                while !text.is_char_boundary(w1) {
-                    w1 += 1;
-                }
+            for &(c0, c1, _) in &phone_hits {
+                let w0 = floor_boundary(text, c0.saturating_sub(40));
+                let w1 = ceil_boundary(text, (c1 + 64).min(text.len()));
                 match windows.last_mut() {
                     Some(last) if w0 <= last.1 => last.1 = last.1.max(w1),
                     _ => windows.push((w0, w1)),
@@ -348,10 +513,10 @@ impl PiiDetector {
                     }
                 }
             }
-            for i in self.set.matches(text).iter() {
-                let rule = &RULES[i];
-                for m in self.regexes[i].find_iter(text) {
-                    let s = m.as_str();
+            for i in matched(text) {
+                let Some(rule) = RULES.get(i) else { continue };
+                for m in self.regexes[i].find_iter(text, &starts) {
+                    let s = &text[m.start()..m.end()];
                     let ok = match rule.check {
                         Check::None => true,
                         Check::Card => v::payment_card(&v::digits(s)),
@@ -379,9 +544,10 @@ impl PiiDetector {
                 }
             }
         }
-        self.names(text, out);
-        self.name_lists(text, out);
-        self.address_blocks(text, out);
+        let words = capitalised_words(text);
+        self.names(text, &words, out);
+        self.name_lists(text, &words, out);
+        self.address_blocks(text, &unit_hits, out);
         dedup_overlaps(out, first);
     }
 
@@ -392,8 +558,8 @@ impl PiiDetector {
             from -= 1;
         }
         if self
-            .phone_cues
-            .find_iter(&text[from..start])
+            .cues
+            .find_overlapping_iter(&text[from..start])
             .any(|m| PHONE_BEFORE.len() > m.pattern().as_usize())
         {
             return true;
@@ -411,14 +577,11 @@ impl PiiDetector {
     /// country / postal-code lines. On a long line (an address inside a sentence) it spans from
     /// the house number to the end of the clause. An anchor with no house number near it
     /// (`Cello Suite 3`, `Order total 12345`) is not an address.
-    fn address_blocks(&self, text: &str, out: &mut Vec<Finding>) {
-        // Cheap candidates first: unit words (found by Aho-Corasick) and short lines ending in a
-        // postal code; the anchor regexes then run only on small windows around them.
-        let unit_hits: Vec<(usize, usize)> = self
-            .address_words
-            .find_iter(text)
-            .map(|m| (m.start(), m.end()))
-            .collect();
+    fn address_blocks(&self, text: &str, unit_hits: &[(usize, usize, usize)], out: &mut Vec<Finding>) {
+        // Cheap candidates first: unit words (found by Aho-Corasick, `unit_hits`) and short
+        // lines ending in a postal code; the anchor regexes then run only on small windows
+        // around them.
+        let unit_hits: Vec<(usize, usize)> = unit_hits.iter().map(|m| (m.0, m.1)).collect();
         let mut postal_lines = Vec::new();
         let mut at = 0;
         for l in text.split('\n') {
@@ -594,36 +757,40 @@ impl PiiDetector {
     /// Lists of names: in `Malon, Mark, Kaylee, Brandi and Jennifer`, when at least two items
     /// and at least half of them are known given names, every item is a name (the unknown ones
     /// are names from elsewhere). A list of places or products has no such majority.
-    fn name_lists(&self, text: &str, out: &mut Vec<Finding>) {
-        if !(text.contains(", ") && (text.contains(" and ") || text.contains(" or ") || text.contains(" & "))) {
-            return;
-        }
-        for m in self.enumeration.find_iter(text) {
-            // Each piece is followed by exactly one one-byte separator.
-            let mut items: Vec<(usize, &str)> = Vec::new();
-            let mut off = m.start();
-            for w in m.as_str().split([',', ' ', '&']) {
-                if w.chars().next().is_some_and(char::is_uppercase) {
-                    items.push((off, w));
-                }
-                off += w.len() + 1;
+    fn name_lists(&self, text: &str, words: &[(usize, usize, bool)], out: &mut Vec<Finding>) {
+        for (from, to) in enumeration_candidates(text, words) {
+            for m in self.enumeration.find_iter(&text[from..to]) {
+                self.name_list(from + m.start(), m.as_str(), out);
             }
-            let known = items
-                .iter()
-                .filter(|(_, w)| self.given.contains(w.to_lowercase().as_str()))
-                .count();
-            if items.len() >= 3 && known >= 2 && known * 2 >= items.len() {
-                for (at, w) in items {
-                    out.push(Finding::new(Detector::Pii, "person", 0.7, at, at + w.len()));
-                }
+        }
+    }
+
+    /// One enumeration match `list` at `start`: its capitalised items are names when enough
+    /// of them are known given names.
+    fn name_list(&self, start: usize, list: &str, out: &mut Vec<Finding>) {
+        // Each piece is followed by exactly one one-byte separator.
+        let mut items: Vec<(usize, &str)> = Vec::new();
+        let mut off = start;
+        for w in list.split([',', ' ', '&']) {
+            if w.chars().next().is_some_and(char::is_uppercase) {
+                items.push((off, w));
+            }
+            off += w.len() + 1;
+        }
+        let known = items
+            .iter()
+            .filter(|(_, w)| self.given.contains(w.to_lowercase().as_str()))
+            .count();
+        if items.len() >= 3 && known >= 2 && known * 2 >= items.len() {
+            for (at, w) in items {
+                out.push(Finding::new(Detector::Pii, "person", 0.7, at, at + w.len()));
             }
         }
     }
 
     /// Person names: a given name followed by a capitalised word, or a title/cue followed by
     /// capitalised words. A lone given name counts only when it is not also a common word.
-    fn names(&self, text: &str, out: &mut Vec<Finding>) {
-        let words = capitalised_words(text);
+    fn names(&self, text: &str, words: &[(usize, usize, bool)], out: &mut Vec<Finding>) {
         let mut i = 0;
         let mut lower = String::new();
         while i < words.len() {
@@ -634,7 +801,12 @@ impl PiiDetector {
             }
             let w = &text[s..e];
             lower.clear();
-            lower.extend(w.chars().flat_map(char::to_lowercase));
+            if w.is_ascii() {
+                lower.push_str(w);
+                lower.make_ascii_lowercase();
+            } else {
+                lower.extend(w.chars().flat_map(char::to_lowercase));
+            }
             let next_cap = words.get(i + 1).filter(|n| n.2 && gap_is_space(text, e, n.0));
             let title = names::TITLES.contains(&lower.trim_end_matches('.')) && cap;
             let cue = cue_before(text, s);
@@ -682,41 +854,130 @@ impl PiiDetector {
     }
 }
 
-/// Words (letters, apostrophes, hyphens) with their spans and whether they are capitalised.
-fn capitalised_words(text: &str) -> Vec<(usize, usize, bool)> {
+/// Where the enumeration regex can match, read off the word list so that the regex (slow on
+/// its Unicode classes) runs only there: a word, then one or more `, Word` (capitalised), then
+/// `and`/`or`/`&` (after a space or a comma) and a capitalised word. Every match of the regex
+/// lies inside one of these ranges (it has no look-around, so searching a range finds it).
+fn enumeration_candidates(text: &str, words: &[(usize, usize, bool)]) -> Vec<(usize, usize)> {
+    let gap = |i: usize| words.get(i + 1).and_then(|n| text.get(words[i].1..n.0)).unwrap_or("");
+    let upper = |i: usize| {
+        words
+            .get(i)
+            .and_then(|w| text[w.0..].chars().next())
+            .is_some_and(char::is_uppercase)
+    };
+    let word = |i: usize| words.get(i).map_or("", |w| &text[w.0..w.1]);
+    let b = text.as_bytes();
     let mut out = Vec::new();
-    let mut start: Option<usize> = None;
-    for (i, c) in text.char_indices() {
-        let part = c.is_alphabetic() || (start.is_some() && (c == '\'' || c == '-' || c == '.'));
-        match (part, start) {
-            (true, None) => start = Some(i),
-            (false, Some(s)) => {
-                push_word(text, s, i, &mut out);
-                start = None;
+    let mut i = 0;
+    while i + 1 < words.len() {
+        // Most words are not followed by a comma: no list starts there.
+        if b.get(words[i].1) != Some(&b',') {
+            i += 1;
+            continue;
+        }
+        let mut j = i;
+        while gap(j) == ", " && upper(j + 1) {
+            j += 1;
+        }
+        let last = if j == i {
+            None
+        } else if matches!(gap(j), " " | ", ")
+            && matches!(word(j + 1), "and" | "or")
+            && gap(j + 1) == " "
+            && upper(j + 2)
+        {
+            Some(j + 2)
+        } else if matches!(gap(j), " & " | ", & ") && upper(j + 1) {
+            Some(j + 1)
+        } else {
+            None
+        };
+        match last {
+            Some(last) => {
+                out.push((words[i].0, words[last].1));
+                i = last + 1;
             }
-            _ => {}
+            None => i += 1,
         }
     }
-    if let Some(s) = start {
-        push_word(text, s, text.len(), &mut out);
+    out
+}
+
+/// Words (letters, apostrophes, hyphens) with their spans and whether they are capitalised.
+/// ASCII is classified a byte at a time; other characters are decoded.
+fn capitalised_words(text: &str) -> Vec<(usize, usize, bool)> {
+    let b = text.as_bytes();
+    // Whether the character at `i` is a letter, and its width.
+    let letter = |i: usize| -> (bool, usize) {
+        match b[i] {
+            c if c.is_ascii() => (c.is_ascii_alphabetic(), 1),
+            _ => text
+                .get(i..)
+                .and_then(|rest| rest.chars().next())
+                .map_or((false, 1), |c| (c.is_alphabetic(), c.len_utf8())),
+        }
+    };
+    let mut out = Vec::with_capacity(b.len() / 5);
+    let mut i = 0;
+    while i < b.len() {
+        let start = i;
+        if b[i].is_ascii() {
+            i += 1;
+            if !b[start].is_ascii_alphabetic() {
+                continue;
+            }
+        } else {
+            let (is_letter, width) = letter(i);
+            i += width;
+            if !is_letter {
+                continue;
+            }
+        }
+        // Inside a word, apostrophes, hyphens and periods join letters.
+        while i < b.len() {
+            if matches!(b[i], b'\'' | b'-' | b'.') || b[i].is_ascii_alphabetic() {
+                i += 1;
+            } else if b[i].is_ascii() {
+                break;
+            } else {
+                let (is_letter, width) = letter(i);
+                if !is_letter {
+                    break;
+                }
+                i += width;
+            }
+        }
+        push_word(text, start, i, &mut out);
     }
     out
 }
 
 fn push_word(text: &str, s: usize, mut e: usize, out: &mut Vec<(usize, usize, bool)>) {
-    // A trailing period belongs to the word only for titles ("Dr.").
-    let w = &text[s..e];
-    let trimmed = w.trim_end_matches(['.', '\'', '-']);
-    if trimmed.is_empty() {
+    // A trailing period belongs to the word only for titles ("Dr."). The joiners are ASCII,
+    // so the word is trimmed as bytes.
+    let b = &text.as_bytes()[s..e];
+    let kept = b.len() - b.iter().rev().take_while(|c| matches!(c, b'.' | b'\'' | b'-')).count();
+    if kept == 0 {
         return;
     }
-    if !names::TITLES.iter().any(|t| t.eq_ignore_ascii_case(trimmed)) {
-        e = s + trimmed.len();
+    if kept != b.len()
+        && !text
+            .get(s..s + kept)
+            .is_some_and(|t| names::TITLES.iter().any(|x| x.eq_ignore_ascii_case(t)))
+    {
+        e = s + kept;
     }
-    let w = &text[s..e];
-    let mut chars = w.chars();
-    let cap =
-        chars.next().is_some_and(char::is_uppercase) && chars.clone().any(char::is_lowercase) && w.chars().count() > 1;
+    let b = &text.as_bytes()[s..e];
+    let cap = if b[0].is_ascii() {
+        b[0].is_ascii_uppercase()
+            && (b[1..].iter().any(u8::is_ascii_lowercase)
+                || (!b.is_ascii() && text[s + 1..e].chars().any(char::is_lowercase)))
+    } else {
+        let w = &text[s..e];
+        let mut chars = w.chars();
+        chars.next().is_some_and(char::is_uppercase) && chars.clone().any(char::is_lowercase) && w.chars().count() > 1
+    };
     out.push((s, e, cap));
 }
 
@@ -745,6 +1006,16 @@ fn cue_before(text: &str, start: usize) -> bool {
         "starring ",
         "leave me ",
     ];
+    // Every cue ends in a space: most words are not preceded by one of them, and that is
+    // told by the last letter before the space.
+    let b = text.as_bytes();
+    let last = match start.checked_sub(2).map(|i| (b[i], b[i + 1])) {
+        Some((last, b' ')) => last.to_ascii_lowercase(),
+        _ => return false,
+    };
+    if !CUES.iter().any(|c| c.len() >= 2 && c.as_bytes()[c.len() - 2] == last) {
+        return false;
+    }
     let mut from = start.saturating_sub(16);
     while !text.is_char_boundary(from) {
         from -= 1;
@@ -806,6 +1077,66 @@ fn dedup_overlaps(out: &mut Vec<Finding>, first: usize) {
         kept.push(f);
     }
     out.extend(kept);
+}
+
+#[cfg(test)]
+mod shortcut_tests {
+    //! The shortcuts (rules searched at their possible start bytes, the enumeration regex
+    //! run only where the word list allows a match) give exactly what the plain searches give.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    static DETECTOR: std::sync::LazyLock<PiiDetector> = std::sync::LazyLock::new(PiiDetector::new);
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        #[test]
+        fn rules_searched_at_start_bytes_match_as_a_full_search(
+            s in "[0-9 ()+.\\-/a-zA-Z,@:_٣٤éX]{0,60}"
+        ) {
+            let d = &*DETECTOR;
+            let starts = start_positions(s.as_bytes());
+            for (i, rule) in d.regexes.iter().enumerate() {
+                let Some(first) = &rule.first else { continue };
+                let fast: Vec<(usize, usize)> =
+                    rule.find_at_starts(first, &s, &starts).map(|m| (m.start(), m.end())).collect();
+                let plain: Vec<(usize, usize)> = rule.regex.find_iter(&s).map(|m| (m.start(), m.end())).collect();
+                prop_assert_eq!(fast, plain, "rule {}", i);
+            }
+        }
+
+        #[test]
+        fn name_lists_are_found_where_the_regex_finds_them(
+            s in "((Anna|Bob|Carl|McDonald|O'Neil|smith|Élise|and|or|&|the|Dr\\.)(, | |,|\\. )){0,10}"
+        ) {
+            let d = &*DETECTOR;
+            let words = capitalised_words(&s);
+            let mut fast = Vec::new();
+            d.name_lists(&s, &words, &mut fast);
+            let mut plain = Vec::new();
+            for m in d.enumeration.find_iter(&s) {
+                d.name_list(m.start(), m.as_str(), &mut plain);
+            }
+            prop_assert_eq!(fast, plain);
+        }
+    }
+
+    #[test]
+    fn rules_starting_with_digits_take_the_shortcut() {
+        let d = &*DETECTOR;
+        let shortcut = RULES
+            .iter()
+            .zip(&d.regexes)
+            .filter(|(_, m)| m.first.is_some())
+            .map(|(r, _)| r.kind)
+            .collect::<Vec<_>>();
+        for kind in ["credit_card", "us_ssn", "phone_number", "address", "br_cpf"] {
+            assert!(shortcut.contains(&kind), "{kind}: {shortcut:?}");
+        }
+        assert!(!shortcut.contains(&"email"));
+    }
 }
 
 #[cfg(test)]
