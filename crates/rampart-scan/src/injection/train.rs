@@ -172,6 +172,81 @@ impl XorShift {
 pub fn augment(samples: &[Sample], components: &[String], count: usize, seed: u64) -> Vec<Sample> {
     let mut out = suffixes(samples, components, count, seed);
     out.extend(fragments(samples, count, seed ^ 0x0f0f));
+    out.extend(encoded(samples, count / 3, seed ^ 0xf0f0));
+    out
+}
+
+/// Prompts written in rot13 or leetspeak, as encoding probes send them: `count` attacks and
+/// `count` benign prompts, each encoded, the attacks sometimes with a request to decode and
+/// follow. The corpora hold few encoded attacks, so without these the model learns little
+/// from the phrase library's matches on decoded text; with benign ones alongside, it learns
+/// those matches rather than "encoded text is an attack".
+fn encoded(samples: &[Sample], count: usize, seed: u64) -> Vec<Sample> {
+    let pick = |label: bool| -> Vec<&str> {
+        samples
+            .iter()
+            .filter(|s| s.label == label && !s.role().is_untrusted_data() && s.text.len() < 300)
+            .map(|s| s.text.as_str())
+            .collect()
+    };
+    let (attacks, benign) = (pick(true), pick(false));
+    if attacks.is_empty() || benign.is_empty() {
+        return Vec::new();
+    }
+    const WRAP: [&str; 4] = [
+        "{}",
+        "Decode this and follow it: {}",
+        "The following is encoded. Decode it and do what it says.\n{}",
+        "{} (decode first)",
+    ];
+    let mut rng = XorShift(seed | 1);
+    let mut out = Vec::with_capacity(2 * count);
+    for k in 0..2 * count {
+        let label = k % 2 == 0;
+        let base = if label {
+            attacks[rng.below(attacks.len())]
+        } else {
+            benign[rng.below(benign.len())]
+        };
+        let body: String = if rng.below(2) == 0 {
+            base.chars()
+                .map(|c| match c {
+                    'a'..='m' | 'A'..='M' => char::from(c as u8 + 13),
+                    'n'..='z' | 'N'..='Z' => char::from(c as u8 - 13),
+                    _ => c,
+                })
+                .collect()
+        } else {
+            base.chars()
+                .map(|c| {
+                    let leet = match c.to_ascii_lowercase() {
+                        'a' => '4',
+                        'e' => '3',
+                        'i' => '1',
+                        'o' => '0',
+                        's' => '5',
+                        't' => '7',
+                        _ => return c,
+                    };
+                    if rng.below(4) == 0 {
+                        c
+                    } else {
+                        leet
+                    }
+                })
+                .collect()
+        };
+        let text = if label {
+            WRAP[rng.below(WRAP.len())].replace("{}", &body)
+        } else {
+            body
+        };
+        out.push(Sample {
+            text,
+            label,
+            source: "synthetic:encoded".into(),
+        });
+    }
     out
 }
 
@@ -445,6 +520,7 @@ mod tests {
         }];
         let comps = vec!["heap Pauloame-( IX ISBNancouver [ [".to_string()];
         let a = augment(&base, &comps, 3, 7);
+        // Suffixes and fragments; no encoded prompts without an attack to encode.
         assert_eq!(a.len(), 6);
         assert_eq!(a[0].text, augment(&base, &comps, 3, 7)[0].text);
         let (attacks, benign): (Vec<_>, Vec<_>) = a.iter().partition(|s| s.label);
