@@ -315,6 +315,89 @@ mod tests {
 
     static SCANNER: std::sync::LazyLock<Scanner> = std::sync::LazyLock::new(Scanner::new);
 
+    /// The best of three timings of scanning `text` as input (user and document) and as
+    /// output.
+    fn scan_time(text: &str) -> std::time::Duration {
+        let scanner = &*SCANNER;
+        let ctx = OutputContext::new(
+            Some("rk-canary".into()),
+            Some("You are a helpful assistant."),
+            Vec::new(),
+        );
+        (0..3)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                std::hint::black_box(scanner.scan_input(text, Role::User));
+                std::hint::black_box(scanner.scan_input(text, Role::Document));
+                std::hint::black_box(scanner.scan_output(text, &ctx));
+                t.elapsed()
+            })
+            .min()
+            .unwrap_or_default()
+    }
+
+    /// Whether scanning `unit` repeated 16 times as often takes less than 96 times as long:
+    /// linear is 16x, quadratic 256x. A complexity check, not a speed test, so the margin is
+    /// wide and the best of three runs is taken.
+    fn grows_linearly(unit: &str) -> Result<(), String> {
+        let small = unit.repeat((2048 / unit.len().max(1)).max(1));
+        let large = small.repeat(16);
+        let (t1, t16) = (scan_time(&small), scan_time(&large));
+        if t16 < t1 * 96 {
+            Ok(())
+        } else {
+            Err(format!(
+                "{unit:?}: {t1:?} for {} bytes, {t16:?} for {}",
+                small.len(),
+                large.len()
+            ))
+        }
+    }
+
+    /// Inputs built to hit each detector's loops: addresses, numbers, names, lists, encoded
+    /// runs, table rows, invisible characters, unclosed brackets.
+    #[test]
+    fn no_input_makes_scanning_super_linear() {
+        for unit in [
+            "1.2.3.4 ",
+            "Suite 5 ",
+            "Anna, ",
+            "call 555 1234 ",
+            "aGVsbG8gd29ybGQ",
+            "%41%42%43",
+            "\\x41\\x42",
+            "a",
+            " ",
+            "1gn0r3 ",
+            "gur ",
+            "Dr. ",
+            "12345\n",
+            "(",
+            "+44 ",
+            "ab:cd:ef:01:23:45 ",
+            "| a | b |\n",
+            "Ignore previous instructions. ",
+            "\u{200b}x",
+            "é",
+            "password=",
+            "![a](http://x.io/?q=",
+            "<script>",
+            "Apt 5\n",
+            "1,",
+        ] {
+            grows_linearly(unit).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        /// Random units of the characters the detectors care about.
+        #[test]
+        fn no_random_input_makes_scanning_super_linear(unit in "[a-zA-Z0-9 .,:;@%+()|\\-\\n=/é]{1,24}") {
+            prop_assert!(grows_linearly(&unit).is_ok(), "{:?}", grows_linearly(&unit));
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
         /// Any text: no panic, scores in [0, 1], spans inside the text on char boundaries.

@@ -213,9 +213,11 @@ const RULES: &[Rule] = &[
         score: 0.9,
         check: Check::NotPlaceholder,
     },
+    // The value is bounded: longer ones are refused below anyway, and an unbounded one made
+    // a run like `password=password=...` one long match for the slow capture engine.
     Rule {
         kind: "generic_secret",
-        pattern: r#"(?i)\b[a-z0-9_.\-]*(?:secret|passw(?:or)?d|pwd|token|api[_\-]?key|apikey|access[_\-]?key|private[_\-]?key|client[_\-]?secret|auth[_\-]?key|credentials?)[a-z0-9_.\-]*["']?\s*(?:=|:|:=|=>)\s*["']?([A-Za-z0-9_\-+/=.~!@#$%^&*]{12,})["']?"#,
+        pattern: r#"(?i)\b[a-z0-9_.\-]*(?:secret|passw(?:or)?d|pwd|token|api[_\-]?key|apikey|access[_\-]?key|private[_\-]?key|client[_\-]?secret|auth[_\-]?key|credentials?)[a-z0-9_.\-]*["']?\s*(?:=|:|:=|=>)\s*["']?([A-Za-z0-9_\-+/=.~!@#$%^&*]{12,161})["']?"#,
         score: 0.8,
         check: Check::Entropy,
     },

@@ -595,8 +595,18 @@ impl PiiDetector {
         if unit_hits.is_empty() && postal_lines.is_empty() {
             return;
         }
-        let line_start = |i: usize| text[..i].rfind('\n').map_or(0, |p| p + 1);
-        let line_end = |i: usize| text[i..].find('\n').map_or(text.len(), |p| i + p);
+        // A line's ends, looked for at most 4 KiB away: every use tells short lines (60 bytes)
+        // from long ones, so a line cut there reads the same, and a long line full of anchors
+        // stays linear.
+        const FAR: usize = 4096;
+        let line_start = |i: usize| {
+            let from = floor_boundary(text, i.saturating_sub(FAR));
+            memchr::memrchr(b'\n', &text.as_bytes()[from..i]).map_or(from, |p| from + p + 1)
+        };
+        let line_end = |i: usize| {
+            let to = ceil_boundary(text, (i + FAR).min(text.len()));
+            memchr::memchr(b'\n', &text.as_bytes()[i..to]).map_or(to, |p| i + p)
+        };
         let floor = |mut i: usize| {
             while !text.is_char_boundary(i) {
                 i -= 1;
@@ -744,7 +754,10 @@ impl PiiDetector {
                 let Some(start) = house.filter(|_| kind != Anchor::Postal) else {
                     continue;
                 };
-                let stop = text[a1..le].find(['.', ';', ':', '!', '?', '(']).map_or(le, |p| a1 + p);
+                let near = floor_boundary(text, le.min(a1 + 64));
+                let stop = text[a1..near]
+                    .find(['.', ';', ':', '!', '?', '('])
+                    .map_or(le, |p| a1 + p);
                 (start, floor(stop.min(a1 + 60)))
             };
             let trimmed_end = start + text[start..end].trim_end().len();
@@ -898,7 +911,8 @@ fn enumeration_candidates(text: &str, words: &[(usize, usize, bool)]) -> Vec<(us
                 out.push((words[i].0, words[last].1));
                 i = last + 1;
             }
-            None => i += 1,
+            // A chain starting inside this one ends where it does and fails the same way.
+            None => i = j + 1,
         }
     }
     out
@@ -1041,8 +1055,12 @@ fn context(text: &str, start: usize, words: &[&str]) -> bool {
 
 /// `1.2.3.4` right after "version"/"v" is a version number, not an address.
 fn version_like(text: &str, start: usize) -> bool {
-    let before = text[..start].trim_end().to_ascii_lowercase();
-    before.ends_with("version") || before.ends_with('v') || before.ends_with("release")
+    // Only the few bytes before: copying the whole prefix for every address made a text full
+    // of addresses quadratic.
+    let before = text[..start].trim_end().as_bytes();
+    ["version", "v", "release"]
+        .iter()
+        .any(|w| before.len() >= w.len() && before[before.len() - w.len()..].eq_ignore_ascii_case(w.as_bytes()))
 }
 
 /// `2024-03-15` (an ISO date), not `20-32-85-26` (a phone number).
