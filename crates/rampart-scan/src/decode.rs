@@ -77,6 +77,37 @@ fn find_level(text: &str, whole_span: bool, depth: usize, out: &mut Vec<Decoded>
     }
 }
 
+#[allow(clippy::expect_used, reason = "a constant pattern, checked by the tests")]
+static SPACED: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?:[A-Za-z0-9+/=_\-]{1,4}[ \t]){5,}[A-Za-z0-9+/=_\-]{1,4}").expect("spaced pattern compiles")
+});
+
+/// Finds runs spelled out in short groups ("A K I A ...", "AKIA Z3MJ Q7XK ...") and adds each
+/// with its spaces removed (kind `spaced`), and whatever that decodes to. Output only: a model
+/// asked to leak a key "with spaces between the characters" is the case this covers.
+pub fn find_spaced(text: &str, out: &mut Vec<Decoded>) {
+    if text.len() < 12 || !text.contains(' ') {
+        return;
+    }
+    for m in SPACED.find_iter(text) {
+        if out.len() >= MAX_SEGMENTS {
+            return;
+        }
+        let collapsed: String = m.as_str().chars().filter(|c| !c.is_ascii_whitespace()).collect();
+        if collapsed.len() < 12 {
+            continue;
+        }
+        let nested = collapsed.clone();
+        out.push(Decoded {
+            kind: "spaced",
+            text: collapsed,
+            start: m.start(),
+            end: m.end(),
+        });
+        find_level(&nested, true, 1, out);
+    }
+}
+
 /// Whether `b` has a run of at least `min` (≥ 15) base64/base64url bytes, the first
 /// alternative of [`CANDIDATES`]. Such a run covers a whole aligned eight-byte word, so only
 /// words without a space (tested eight bytes at a time) are looked at byte by byte.

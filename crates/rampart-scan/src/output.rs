@@ -33,18 +33,23 @@ pub struct OutputContext {
     prompt_words: usize,
     /// Hosts (and their subdomains) that links and images may point to.
     pub allowed_hosts: Vec<String>,
+    /// The canary's unguessable part, lower-case letters and digits only.
+    canary_core: String,
 }
 
 impl OutputContext {
     /// A context for one request.
     pub fn new(canary: Option<String>, system_prompt: Option<&str>, allowed_hosts: Vec<String>) -> OutputContext {
+        let canary_core = canary.as_deref().map(canary_core).unwrap_or_default();
         let mut ctx = OutputContext {
             canary,
             allowed_hosts,
+            canary_core,
             ..OutputContext::default()
         };
         if let Some(p) = system_prompt {
-            let words = word_hashes(p);
+            // Answers are normalised before they are compared, so the prompt is too.
+            let words = word_hashes(&crate::normalize::normalize(p).text);
             ctx.prompt_words = words.len();
             ctx.shingles = words.windows(SHINGLE).map(shingle).collect();
         }
@@ -57,6 +62,48 @@ impl OutputContext {
             let a = a.to_ascii_lowercase();
             host == a || host.ends_with(&format!(".{a}"))
         })
+    }
+}
+
+/// The part of a canary an answer must not contain in any form: its longest run of letters
+/// and digits when that run is long enough to be unguessable, else all of its letters and
+/// digits; lower-cased.
+fn canary_core(canary: &str) -> String {
+    let skeleton: String = canary
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    let longest = canary
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .max_by_key(|r| r.len())
+        .unwrap_or("");
+    if longest.len() >= 12 {
+        longest.to_ascii_lowercase()
+    } else {
+        skeleton
+    }
+}
+
+/// Finds the canary core in the letters and digits of `text` read in order (so separators,
+/// spaces and case do not hide it), forwards or reversed.
+fn canary_skeleton(text: &str, core: &str, out: &mut Vec<Finding>) {
+    let mut skeleton = Vec::with_capacity(text.len());
+    let mut at = Vec::with_capacity(text.len());
+    for (i, b) in text.bytes().enumerate() {
+        if b.is_ascii_alphanumeric() {
+            skeleton.push(b.to_ascii_lowercase());
+            at.push(i);
+        }
+    }
+    let reversed: Vec<u8> = core.bytes().rev().collect();
+    for (needle, kind) in [(core.as_bytes(), "canary"), (&reversed[..], "canary_reversed")] {
+        for i in memchr::memmem::find_iter(&skeleton, needle) {
+            let (Some(&s), Some(&e)) = (at.get(i), at.get(i + needle.len() - 1)) else {
+                continue;
+            };
+            out.push(Finding::new(Detector::SystemPromptLeak, kind, 1.0, s, e + 1));
+        }
     }
 }
 
@@ -133,16 +180,31 @@ impl OutputDetector {
         OutputDetector
     }
 
-    /// Appends output findings in `text`.
+    /// Appends every output finding in `text` (leaks and markup).
     pub fn scan(&self, text: &str, ctx: &OutputContext, out: &mut Vec<Finding>) {
+        self.scan_leaks(text, ctx, out);
+        self.scan_markup(text, ctx, out);
+    }
+
+    /// The canary and copies of the system prompt. `text` should be normalised: the canary
+    /// is also found spaced out, split by punctuation, in another case or reversed.
+    pub fn scan_leaks(&self, text: &str, ctx: &OutputContext, out: &mut Vec<Finding>) {
         if let Some(c) = ctx.canary.as_deref().filter(|c| !c.is_empty()) {
+            let before = out.len();
             for (i, _) in text.match_indices(c) {
                 out.push(Finding::new(Detector::SystemPromptLeak, "canary", 1.0, i, i + c.len()));
+            }
+            if out.len() == before && ctx.canary_core.len() >= 6 {
+                canary_skeleton(text, &ctx.canary_core, out);
             }
         }
         if !ctx.shingles.is_empty() {
             overlap(text, ctx, out);
         }
+    }
+
+    /// Links, images and HTML, read from the raw text as a renderer reads it.
+    pub fn scan_markup(&self, text: &str, ctx: &OutputContext, out: &mut Vec<Finding>) {
         self.links(text, ctx, out);
         if text.contains(['<', ':']) {
             for i in HTML.matches(text).iter() {

@@ -13,6 +13,8 @@ pub enum Edit {
     Redact,
     /// `<KIND_n>`, remembered for restoring.
     Pseudonymize,
+    /// Nothing (invisible characters).
+    Remove,
 }
 
 /// The per-request mapping between real values and placeholders. It lives only as long as
@@ -88,6 +90,7 @@ pub fn rewrite(text: &str, edits: &[(&Finding, Edit)], pseudonyms: &mut Pseudony
         match edit {
             Edit::Redact => out.push_str(&f.label()),
             Edit::Pseudonymize => out.push_str(&pseudonyms.placeholder(&f.kind, &text[f.start..f.end])),
+            Edit::Remove => {}
         }
         at = f.end;
     }

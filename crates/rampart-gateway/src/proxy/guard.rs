@@ -316,7 +316,6 @@ fn guard_text(
     let report = scanner.scan_input(text, role);
     let shadow = state.shadow();
     let mut edits: Vec<(&Finding, Edit)> = Vec::new();
-    let mut remove: Vec<(usize, usize)> = Vec::new();
     let mut spotlight = false;
     let mut block: Option<&Finding> = None;
     for f in &report.findings {
@@ -326,7 +325,7 @@ fn guard_text(
             ScanAction::Block => {
                 block = block.or(Some(f));
             }
-            ScanAction::Redact if f.detector == Detector::InvisibleText => remove.push((f.start, f.end)),
+            ScanAction::Redact if f.detector == Detector::InvisibleText => edits.push((f, Edit::Remove)),
             ScanAction::Redact => edits.push((f, Edit::Redact)),
             ScanAction::Pseudonymize => edits.push((f, Edit::Pseudonymize)),
             ScanAction::Spotlight => spotlight = true,
@@ -340,23 +339,15 @@ fn guard_text(
         tracing::info!(detector = f.detector.name(), kind = %f.kind, score = f.score, "request blocked by input scanner");
         return Err(block_error(f, index, param));
     }
-    if !edits.is_empty() || !remove.is_empty() {
-        // Invisible characters are removed (spans do not overlap the other edits' text in
-        // a way that matters: they are applied first, back to front, after the edits).
-        let mut rewritten = transform::rewrite(text, &edits, &mut state.pseudonyms);
-        if !remove.is_empty() {
-            rewritten = rewritten.chars().filter(|&c| !is_invisible(c)).collect();
-        }
-        *text = rewritten;
+    if !edits.is_empty() {
+        // Invisible runs are removed by their spans; a redacted or pseudonymised value that
+        // had invisible characters inside it is replaced whole, hidden characters and all.
+        *text = transform::rewrite(text, &edits, &mut state.pseudonyms);
     }
     if spotlight {
         *text = transform::spotlight(text, spot_style(state.policy.spotlight));
     }
     Ok(spotlight)
-}
-
-fn is_invisible(c: char) -> bool {
-    matches!(c, '\u{200B}'..='\u{200F}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}' | '\u{180E}' | '\u{00AD}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{E0000}'..='\u{E007F}' | '\u{E0100}'..='\u{E01EF}')
 }
 
 /// What output scanning found that stops the answer.

@@ -572,9 +572,8 @@ fn addressed_to_assistant(canon: &str, feats: &mut Vec<Feature>) {
 }
 
 fn structure(norm: &Normalized<'_>, role: Role, canon: &str, feats: &mut Vec<Feature>) {
-    if !norm.invisible.is_empty() {
-        features::named("invisible_text", 1.0, feats);
-    }
+    // Invisible characters are the invisible-text detector's business: they are removed
+    // before scoring and must not move the score either way.
     if norm.decoded.iter().any(|d| d.kind != "unicode_tag") {
         features::named("decoded_payload", 1.0, feats);
     }
