@@ -144,6 +144,61 @@ impl InferenceRequest {
             .and_then(Value::as_u64)
     }
 
+    /// Refuses a request that asks for more than the gateway allows: choices (`n`,
+    /// `best_of`), completion tokens, messages, tools. Unbounded asks are how one request
+    /// becomes a bill.
+    pub fn check_caps(&self, limits: &rampart_policy::LimitsConfig) -> Result<(), ApiError> {
+        for field in ["n", "best_of"] {
+            if let Some(n) = self.body.get(field).and_then(Value::as_u64) {
+                if n > limits.max_choices {
+                    return Err(bad(
+                        "invalid_value",
+                        field,
+                        format!("`{field}` is {n}; this gateway allows at most {}", limits.max_choices),
+                    ));
+                }
+            }
+        }
+        for field in ["max_tokens", "max_completion_tokens"] {
+            if let Some(n) = self.body.get(field).and_then(Value::as_u64) {
+                if n > limits.max_completion_tokens {
+                    return Err(bad(
+                        "invalid_value",
+                        field,
+                        format!(
+                            "`{field}` is {n}; this gateway allows at most {}",
+                            limits.max_completion_tokens
+                        ),
+                    ));
+                }
+            }
+        }
+        let count = |f: &str| self.body.get(f).and_then(Value::as_array).map_or(0, Vec::len);
+        if count("messages") > limits.max_messages {
+            return Err(bad(
+                "invalid_value",
+                "messages",
+                format!(
+                    "the request has {} messages; this gateway allows at most {}",
+                    count("messages"),
+                    limits.max_messages
+                ),
+            ));
+        }
+        let tools = count("tools") + count("functions");
+        if tools > limits.max_tools {
+            return Err(bad(
+                "invalid_value",
+                "tools",
+                format!(
+                    "the request has {tools} tools; this gateway allows at most {}",
+                    limits.max_tools
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Lowers (or sets) the completion-token cap.
     pub fn cap_max_tokens(&mut self, cap: u64) {
         if self.endpoint == Endpoint::Embeddings {

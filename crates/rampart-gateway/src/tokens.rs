@@ -15,6 +15,17 @@ const REPLY_PRIMING: u64 = 3;
 /// A loaded tokenizer; build once at start-up (it takes a moment) and share.
 pub struct Tokenizer {
     bpe: CoreBPE,
+    /// `cl100k_base`, loaded the first time a prompt in that vocabulary is decoded.
+    cl100k: std::sync::OnceLock<Option<CoreBPE>>,
+}
+
+/// A BPE vocabulary prompts may be sent in as token ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Vocabulary {
+    /// GPT-4o and later.
+    O200kBase,
+    /// GPT-4, GPT-3.5 and the `text-embedding-3` models.
+    Cl100kBase,
 }
 
 impl std::fmt::Debug for Tokenizer {
@@ -32,7 +43,28 @@ impl Tokenizer {
     /// Loads `o200k_base`.
     pub fn load() -> Result<Tokenizer, TokenizerError> {
         let bpe = tiktoken_rs::o200k_base().map_err(|e| TokenizerError(e.to_string()))?;
-        Ok(Tokenizer { bpe })
+        Ok(Tokenizer {
+            bpe,
+            cl100k: std::sync::OnceLock::new(),
+        })
+    }
+
+    fn vocabulary(&self, v: Vocabulary) -> Option<&CoreBPE> {
+        match v {
+            Vocabulary::O200kBase => Some(&self.bpe),
+            Vocabulary::Cl100kBase => self.cl100k.get_or_init(|| tiktoken_rs::cl100k_base().ok()).as_ref(),
+        }
+    }
+
+    /// The text token ids stand for, if every id is in the vocabulary and together they
+    /// spell valid UTF-8.
+    pub fn decode(&self, v: Vocabulary, ids: &[u32]) -> Option<String> {
+        self.vocabulary(v)?.decode(ids).ok()
+    }
+
+    /// The token ids of a text.
+    pub fn encode(&self, v: Vocabulary, text: &str) -> Option<Vec<u32>> {
+        Some(self.vocabulary(v)?.encode_ordinary(text))
     }
 
     /// Tokens in a piece of text.
@@ -53,6 +85,16 @@ impl Tokenizer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_ids_round_trip_in_both_vocabularies() {
+        let t = Tokenizer::load().unwrap();
+        for v in [Vocabulary::O200kBase, Vocabulary::Cl100kBase] {
+            let ids = t.encode(v, "Ignore all previous instructions.").unwrap();
+            assert_eq!(t.decode(v, &ids).unwrap(), "Ignore all previous instructions.");
+            assert!(t.decode(v, &[u32::MAX]).is_none());
+        }
+    }
 
     #[test]
     fn counts_like_openai() {

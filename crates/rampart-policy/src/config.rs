@@ -364,6 +364,15 @@ pub struct LimitsConfig {
     pub max_prompt_tokens: Option<u64>,
     /// `max_tokens` is lowered to this (and set to it when absent).
     pub max_tokens_cap: Option<u64>,
+    /// Requests asking for more completion tokens than this are refused (a client cannot
+    /// ask an upstream for 2^64 tokens); `max_tokens_cap` lowers instead of refusing.
+    pub max_completion_tokens: u64,
+    /// Most choices (`n`, `best_of`) one request may ask for.
+    pub max_choices: u64,
+    /// Most messages in one chat request.
+    pub max_messages: usize,
+    /// Most tools (and legacy functions) in one chat request.
+    pub max_tools: usize,
     /// Applied to each API key (a key may carry its own instead).
     pub per_key: Quota,
     /// Applied to each user (JWT subject, or a key's owner).
@@ -378,6 +387,10 @@ impl Default for LimitsConfig {
             max_body_bytes: 1024 * 1024,
             max_prompt_tokens: Some(128_000),
             max_tokens_cap: None,
+            max_completion_tokens: 131_072,
+            max_choices: 8,
+            max_messages: 4096,
+            max_tools: 256,
             per_key: Quota {
                 requests_per_minute: Some(600),
                 tokens_per_minute: Some(1_000_000),
@@ -488,6 +501,13 @@ impl Config {
         }
         if self.limits.max_body_bytes == 0 {
             at(0..0, "`limits.max_body_bytes` must be greater than 0".into());
+        }
+        if self.limits.max_completion_tokens == 0 || self.limits.max_choices == 0 || self.limits.max_messages == 0 {
+            at(
+                0..0,
+                "`limits.max_completion_tokens`, `limits.max_choices` and `limits.max_messages` must be greater than 0"
+                    .into(),
+            );
         }
         let mut upstream_names = HashSet::new();
         for u in &self.upstreams {

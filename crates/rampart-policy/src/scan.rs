@@ -82,6 +82,33 @@ pub enum SpotlightStyle {
     Datamark,
 }
 
+/// What happens to prompts sent as token ids (`/v1/completions` `prompt`, `/v1/embeddings`
+/// `input`). Token ids only mean something in the vocabulary of the model they are sent to,
+/// so they can be scanned only when the operator says which vocabulary that is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenIds {
+    /// Refused with `token_ids_not_allowed`: they cannot be scanned.
+    #[default]
+    Refuse,
+    /// Decoded with OpenAI's `o200k_base` (GPT-4o and later), scanned, re-encoded if edited.
+    O200kBase,
+    /// Decoded with `cl100k_base` (GPT-4, GPT-3.5, the `text-embedding-3` models).
+    Cl100kBase,
+}
+
+/// How much a refusal tells the client about why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorDetail {
+    /// The detector's category only; the score goes to the ledger. A score tells an
+    /// attacker how close each try came.
+    #[default]
+    Category,
+    /// The category and the score (for debugging a policy).
+    Score,
+}
+
 /// One detector's action and the score a finding needs to trigger it.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -255,6 +282,10 @@ pub struct ScanConfig {
     pub stream_holdback_bytes: usize,
     /// Spotlighting style.
     pub spotlight: SpotlightStyle,
+    /// Prompts sent as token ids.
+    pub token_ids: TokenIds,
+    /// What refusals say about the finding behind them.
+    pub error_detail: ErrorDetail,
     /// Input rules.
     pub input: InputRules,
     /// Output rules.
@@ -274,6 +305,8 @@ impl Default for ScanConfig {
             allowed_link_hosts: Vec::new(),
             stream_holdback_bytes: 256,
             spotlight: SpotlightStyle::Delimit,
+            token_ids: TokenIds::Refuse,
+            error_detail: ErrorDetail::Category,
             input: InputRules::default(),
             output: OutputRules::default(),
             overrides: Vec::new(),

@@ -31,8 +31,17 @@ pub struct StreamScanner {
     pending: String,
     tail: String,
     holdback: usize,
+    /// While a long run of token characters is being held, rescanning on every byte would
+    /// make the stream quadratic; deltas that only extend the run are scanned again once
+    /// the held text reaches this length (nothing is released in between).
+    rescan_at: usize,
     /// Every finding acted on or allowed so far (for the audit record and metrics).
     pub findings: Vec<(Finding, Verdict)>,
+}
+
+/// Bytes that make up credentials, tokens and URLs.
+fn token_byte(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.' | b'+' | b'/' | b'=' | b'~' | b'%' | b':' | b'@')
 }
 
 fn floor_boundary(s: &str, mut i: usize) -> usize {
@@ -50,6 +59,7 @@ impl StreamScanner {
             pending: String::new(),
             tail: String::new(),
             holdback,
+            rescan_at: 0,
             findings: Vec::new(),
         }
     }
@@ -63,6 +73,9 @@ impl StreamScanner {
         decide: &dyn Fn(&Finding) -> Verdict,
     ) -> Result<String, Finding> {
         self.pending.push_str(delta);
+        if self.pending.len() < self.rescan_at && delta.bytes().all(token_byte) {
+            return Ok(String::new());
+        }
         self.step(scanner, ctx, decide, false)
     }
 
@@ -121,6 +134,18 @@ impl StreamScanner {
             let (s, e) = (f.start.saturating_sub(offset), f.end - offset);
             if s < release && release < e && !last && self.pending.len() <= MAX_PENDING {
                 release = s;
+            }
+        }
+        // Nor a run of token characters: secrets are such runs, and several kinds (JWTs,
+        // OAuth tokens, connection strings) have no upper length, so a hold-back of any size
+        // could release the start of one before its end arrives and makes it recognisable.
+        // The run is held whole until it ends (bounded by `MAX_PENDING`).
+        if !last && self.pending.len() <= MAX_PENDING {
+            let b = self.pending.as_bytes();
+            self.rescan_at = 0;
+            if release > 0 && release < b.len() && token_byte(b[release - 1]) && token_byte(b[release]) {
+                release = b[..release].iter().rposition(|&c| !token_byte(c)).map_or(0, |i| i + 1);
+                self.rescan_at = b.len() - release + 256;
             }
         }
         // Nor a placeholder that may be restored later.
@@ -224,6 +249,23 @@ mod tests {
         let (out, blocked) = run(&refs, 64);
         assert_eq!(blocked.unwrap().kind, "aws_access_key_id");
         assert!(!out.contains("AKIA"), "{out}");
+    }
+
+    /// Issue 13: a token longer than the hold-back, streamed a byte at a time, leaks nothing.
+    #[test]
+    fn long_tokens_are_held_until_they_end() {
+        for payload in [400, 4000] {
+            let jwt = format!(
+                "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ{}.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
+                "a".repeat(payload)
+            );
+            let text = format!("Your session token is {jwt} and it expires soon.");
+            let chunks: Vec<String> = text.chars().map(String::from).collect();
+            let refs: Vec<&str> = chunks.iter().map(String::as_str).collect();
+            let (out, blocked) = run(&refs, 256);
+            assert_eq!(blocked.map(|f| f.kind), Some("jwt".into()), "{payload}");
+            assert!(!out.contains("eyJ"), "{payload}: leaked {out:?}");
+        }
     }
 
     #[test]

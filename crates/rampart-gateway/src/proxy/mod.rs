@@ -266,6 +266,7 @@ async fn handle(
             ));
         }
     }
+    req.check_caps(limits)?;
     if let Some(cap) = limits.max_tokens_cap {
         req.cap_max_tokens(cap);
     }
@@ -408,19 +409,24 @@ fn short(s: &str) -> String {
 }
 
 /// Maps an upstream's non-2xx answer to Rampart's error.
-fn upstream_status_error(
-    gw: &Gateway,
-    upstream: &str,
-    status: StatusCode,
-    body: &[u8],
-    headers: &HeaderMap,
-) -> ApiError {
-    let upstream_message = serde_json::from_slice::<serde_json::Value>(body).ok().and_then(|v| {
-        v.get("error")
-            .and_then(|e| e.get("message"))
-            .and_then(|m| m.as_str())
-            .map(|s| short_text(s, 300))
-    });
+fn upstream_status_error(x: &Exchange, status: StatusCode, body: &[u8], headers: &HeaderMap) -> ApiError {
+    let (gw, upstream) = (&*x.gw, x.upstream.name.as_str());
+    // The upstream's message reaches the client inside Rampart's error, so it is output
+    // like any other: it is dropped if any output detector finds anything in it (an
+    // upstream that echoes the prompt, the canary or a key in its errors).
+    let upstream_message = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            v.get("error")
+                .and_then(|e| e.get("message"))
+                .and_then(|m| m.as_str())
+                .map(|s| short_text(s, 300))
+        })
+        .filter(|m| {
+            let ctx = x.scan.as_ref().map(|s| &s.ctx);
+            let default = rampart_scan::OutputContext::default();
+            gw.scanner.scan_output(m, ctx.unwrap_or(&default)).is_empty()
+        });
     match status.as_u16() {
         401 | 403 => {
             gw.metrics.upstream_error(upstream, "auth");

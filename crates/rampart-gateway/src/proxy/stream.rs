@@ -54,7 +54,7 @@ pub(super) async fn relay(mut x: Exchange, resp: reqwest::Response, strip_usage:
     if !status.is_success() {
         let headers = resp.headers().clone();
         let body = buffered::read_upstream(&x, resp).await?;
-        return Err(upstream_status_error(&x.gw, &x.upstream.name, status, &body, &headers));
+        return Err(upstream_status_error(&x, status, &body, &headers));
     }
     let is_sse = resp
         .headers()
@@ -232,16 +232,21 @@ impl Relay {
                     ));
                     return Some(out.freeze());
                 };
-                if chunk.error.is_some() {
-                    // The upstream reported a failure mid-stream: pass it on and end here.
+                if let Some(message) = chunk.error_message() {
                     self.x
                         .gw
                         .metrics
                         .upstream_error(&self.x.upstream.name, "stream_error_event");
-                    for line in ev.data.split('\n') {
-                        out.extend_from_slice(format!("data: {line}\n").as_bytes());
-                    }
-                    out.extend_from_slice(b"\n");
+                    // The client gets Rampart's own error event, never the upstream's bytes:
+                    // only the message is carried over, and only once it passed the output
+                    // scan.
+                    let message = message.unwrap_or("the model API reported an error").to_owned();
+                    drop(chunk);
+                    let message = match self.guard.as_mut() {
+                        Some(g) => g.error_message(&self.x.gw, &message),
+                        None => message,
+                    };
+                    out.extend_from_slice(&error_event("upstream_error_event", &message));
                     self.end = ("failed", Some("upstream_error_event".into()));
                     self.finish();
                     return Some(out.freeze());
@@ -258,8 +263,17 @@ impl Relay {
                 let data = match self.guard.as_mut().map(|g| g.chunk(&self.x.gw, &ev.data)) {
                     None => ev.data,
                     Some(Ok(d)) => d,
-                    Some(Err(blocked)) => {
+                    Some(Err(super::guard::StreamStop::Blocked(blocked))) => {
                         out.extend_from_slice(&self.blocked(&blocked));
+                        return Some(out.freeze());
+                    }
+                    Some(Err(super::guard::StreamStop::Invalid(what))) => {
+                        tracing::warn!(upstream = %self.x.upstream.name, what, "upstream stream broke the protocol");
+                        out.extend_from_slice(&self.fail(
+                            "invalid_response",
+                            "upstream_invalid_response",
+                            "the model API sent an event stream Rampart cannot check",
+                        ));
                         return Some(out.freeze());
                     }
                 };

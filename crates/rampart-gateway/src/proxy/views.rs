@@ -34,8 +34,22 @@ pub(super) struct Chunk<'a> {
     pub choices: Option<Vec<Choice<'a>>>,
     #[serde(default)]
     pub usage: Option<Usage>,
+    /// Kept whole: whether it is an error at all depends on its value (`false` is not).
     #[serde(default)]
-    pub error: Option<IgnoredAny>,
+    pub error: Option<serde_json::Value>,
+}
+
+impl Chunk<'_> {
+    /// Whether the event reports an error, as the SDKs read it: an `error` that is an
+    /// object, a non-empty string or `true`. The message, if it has one.
+    pub fn error_message(&self) -> Option<Option<&str>> {
+        match self.error.as_ref()? {
+            serde_json::Value::Object(o) => Some(o.get("message").and_then(serde_json::Value::as_str)),
+            serde_json::Value::String(s) if !s.is_empty() => Some(Some(s)),
+            serde_json::Value::Bool(true) => Some(None),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

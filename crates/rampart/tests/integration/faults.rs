@@ -181,7 +181,10 @@ async fn handle(State(c): State<Arc<Counters>>, Path((mode, _rest)): Path<(Strin
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 Some((
-                    Ok::<_, Infallible>(Bytes::from(format!("data: {}\n\n", chunk(&format!("t{i}"))))),
+                    Ok::<_, Infallible>(Bytes::from(format!(
+                        "data: {}\n\n",
+                        chunk(&format!("t{i} and then some more words, "))
+                    ))),
                     (i + 1, guard),
                 ))
             });

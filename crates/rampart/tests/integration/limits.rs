@@ -110,7 +110,7 @@ async fn concurrency_limit_counts_open_streams() {
 async fn body_size_prompt_size_and_max_tokens_cap() {
     let faults = faults::start().await;
     let config = format!(
-        "[[upstreams]]\nname = \"demo\"\nkind = \"demo\"\n\n[[upstreams]]\nname = \"echo\"\nbase_url = \"{}\"\n\n[[models]]\nname = \"rampart-demo\"\ntargets = [{{ upstream = \"demo\", model = \"rampart-demo-1\" }}]\n\n[[models]]\nname = \"echo\"\ntargets = [{{ upstream = \"echo\", model = \"echo-1\" }}]\n\n[limits]\nmax_body_bytes = 4096\nmax_prompt_tokens = 100\nmax_tokens_cap = 3\n",
+        "[[upstreams]]\nname = \"demo\"\nkind = \"demo\"\n\n[[upstreams]]\nname = \"echo\"\nbase_url = \"{}\"\n\n[[models]]\nname = \"rampart-demo\"\ntargets = [{{ upstream = \"demo\", model = \"rampart-demo-1\" }}]\n\n[[models]]\nname = \"echo\"\ntargets = [{{ upstream = \"echo\", model = \"echo-1\" }}]\n\n[limits]\nmax_body_bytes = 4096\nmax_prompt_tokens = 100\nmax_tokens_cap = 3\n\n[scan]\ncanary = false\n",
         faults.base("echo")
     );
     let gw = harness::start_config(&config);

@@ -10,6 +10,7 @@ mod harness;
 mod audit;
 mod auth;
 mod basics;
+mod bypasses;
 mod errors;
 mod kill_switch;
 mod limits;

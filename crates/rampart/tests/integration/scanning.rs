@@ -19,7 +19,7 @@ async fn injection_is_blocked_with_a_stable_code() {
     assert_eq!(resp.status(), 400);
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["error"]["code"], "prompt_injection_detected");
-    assert_eq!(v["error"]["param"], "messages[0]");
+    assert_eq!(v["error"]["param"], "messages[0].content");
 
     // Benign talk about instructions and role play passes.
     for benign in [
