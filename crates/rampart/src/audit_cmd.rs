@@ -2,6 +2,7 @@
 //! public-key, working on the ledger the config names (SQLite file or PostgreSQL) directly,
 //! so an auditor needs no running gateway.
 
+use crate::terminal::escape;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -376,11 +377,11 @@ fn search(a: SearchArgs) -> anyhow::Result<ExitCode> {
                 "{:<8} {:<24} {:<9} {:<24} {:<20} {:<10} {}",
                 r.seq,
                 time,
-                r.kind,
-                r.principal,
-                r.model,
-                r.decision,
-                r.findings.replace('\n', ",")
+                escape(&r.kind),
+                escape(&r.principal),
+                escape(&r.model),
+                escape(&r.decision),
+                escape(&r.findings.replace('\n', ","))
             )
             .map_err(io)
         }

@@ -9,6 +9,7 @@ mod cli;
 mod detect;
 mod model_cmd;
 mod serve;
+mod terminal;
 
 use std::process::ExitCode;
 

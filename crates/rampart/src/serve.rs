@@ -15,15 +15,17 @@ use crate::cli::ServeArgs;
 /// credential). `RAMPART_LOG` overrides the level.
 pub fn init_logging(format: &str, level: &str) {
     let filter = EnvFilter::try_from_env("RAMPART_LOG").unwrap_or_else(|_| EnvFilter::new(level));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi);
+    // No colours: the text log escapes every control character (see `terminal`), ANSI
+    // escapes included, so that no logged string can forge a line or drive a terminal.
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false);
     let _ = if format == "json" {
-        builder.json().flatten_event(true).try_init()
+        builder
+            .with_writer(std::io::stderr)
+            .json()
+            .flatten_event(true)
+            .try_init()
     } else {
-        builder.try_init()
+        builder.with_writer(crate::terminal::EscapedStderr).try_init()
     };
 }
 
