@@ -50,6 +50,16 @@ fn fnv(s: &str) -> u64 {
     h
 }
 
+/// Source families that are evaluation sources (`shared/data/README.md`, "Never train or tune
+/// on these"): they may be scored, never learned from. `train.jsonl` carries CyberSecEval's
+/// `instruct` prompts; a detector that has seen them proves nothing on PurpleLlama data.
+pub const EVALUATION_FAMILIES: &[&str] = &["cyberseceval"];
+
+/// Whether a sample may be trained on (it is not from an evaluation source).
+pub fn trainable(s: &Sample) -> bool {
+    !EVALUATION_FAMILIES.contains(&s.family())
+}
+
 /// Whether a text belongs to the held-out validation split (one in five, by content hash).
 pub fn is_validation(text: &str) -> bool {
     fnv(text).is_multiple_of(5)
@@ -169,10 +179,173 @@ impl XorShift {
 /// * short fragments (one to four words) of benign texts, labelled benign. Chat traffic is
 ///   full of "hi", "thanks" and "before" that the corpora lack; without them the model
 ///   learns that a short text is a short extraction probe.
+///
+/// Benign system prompts and role-play requests are generated too ([`system_prompts`]):
+/// the corpora have almost none, and a client's system message is scored as the user message
+/// it is demoted to.
 pub fn augment(samples: &[Sample], components: &[String], count: usize, seed: u64) -> Vec<Sample> {
-    let mut out = suffixes(samples, components, count, seed);
-    out.extend(fragments(samples, count, seed ^ 0x0f0f));
-    out.extend(encoded(samples, count / 3, seed ^ 0xf0f0));
+    let samples: Vec<Sample> = samples.iter().filter(|s| trainable(s)).cloned().collect();
+    let mut out = suffixes(&samples, components, count, seed);
+    out.extend(fragments(&samples, count, seed ^ 0x0f0f));
+    out.extend(encoded(&samples, count / 3, seed ^ 0xf0f0));
+    out.extend(system_prompts(count, seed ^ 0x3c3c));
+    out
+}
+
+/// Benign system prompts (a persona, then rules of tone, format and scope, as application
+/// developers write them) and benign role-play and fiction requests, `count` of each kind,
+/// from templates. None of the parts asks the model to drop a rule, reveal a prompt or act
+/// without limits: that is what keeps them apart from persona jailbreaks.
+pub fn system_prompts(count: usize, seed: u64) -> Vec<Sample> {
+    const PERSONAS: &[&str] = &[
+        "a helpful assistant",
+        "a helpful, concise assistant",
+        "a friendly customer support agent for {org}",
+        "the support assistant for {org}'s mobile app",
+        "an expert Python programmer",
+        "a senior Rust engineer who reviews code",
+        "a SQL expert",
+        "a pirate",
+        "a travel guide for {city}",
+        "a math tutor for high-school students",
+        "a patient teacher who uses the Socratic method",
+        "a technical writer",
+        "a translator from English to {lang}",
+        "a cooking assistant",
+        "a fitness coach",
+        "a storyteller for young children",
+        "a legal research assistant (you do not give legal advice)",
+        "a data analyst",
+        "an assistant that summarises meeting notes",
+        "a career coach",
+        "a Shakespearean poet",
+        "a medieval blacksmith named {name}",
+        "{name}, a virtual assistant for {org}",
+        "a study buddy who quizzes the user",
+        "an AI assistant built by {org}",
+        "a shopping assistant for an online bookshop",
+        "an HR assistant who answers questions about the employee handbook",
+        "a grumpy but kind librarian",
+        "ChatGPT, a large language model trained by OpenAI",
+        "Claude, an AI assistant made by Anthropic",
+        "an AI assistant",
+        "a large language model",
+    ];
+    const OPENERS: &[&str] = &[
+        "You are {p}.",
+        "You are {p}.",
+        "You're {p}.",
+        "Act as {p}.",
+        "Your role: {p}.",
+        "You are {p}. Your name is {name}.",
+        "I want you to play {p} in this conversation.",
+        "Pretend you are {p}.",
+    ];
+    const RULES: &[&str] = &[
+        "Always answer like a pirate.",
+        "Answer in two sentences or fewer.",
+        "Keep answers short and friendly.",
+        "Use British spelling.",
+        "If you don't know the answer, say so.",
+        "Never make up facts; say when you are unsure.",
+        "Respond in {lang}.",
+        "Format your answers as Markdown.",
+        "Use bullet points where they help.",
+        "Do not discuss competitors' products.",
+        "Only answer questions about {topic}; politely decline anything else.",
+        "Ask a clarifying question when the request is ambiguous.",
+        "Cite your sources when you can.",
+        "Think step by step before you answer.",
+        "Be concise.",
+        "Explain your reasoning in plain language.",
+        "Do not give medical diagnoses; suggest seeing a doctor instead.",
+        "Reply with valid JSON only.",
+        "The current date is {date}.",
+        "Stay in character for the whole conversation.",
+        "Use simple words a ten-year-old understands.",
+        "Include a code example when it helps.",
+        "Be warm and encouraging.",
+        "Do not share personal opinions on politics.",
+    ];
+    const PLAY: &[&str] = &[
+        "Imagine you are {p}. Describe a typical day in your life.",
+        "Imagine you are {p} and I am a visitor. Greet me and tell me about {topic}.",
+        "In an alternate universe where {what}, write a short story about {name}.",
+        "Let's play a game: you are {p} and I ask you questions about {topic}.",
+        "Write a dialogue between {name} and {p} about {topic}.",
+        "Pretend we are on a spaceship and you are the ship's computer. Report our status.",
+        "Role-play as {p}. I'll start: \"Good morning! Can you help me with {topic}?\"",
+        "Write song lyrics about {topic}.\n\n[Verse 1]\n",
+        "You are {p}. Write a letter to {name} about {topic}.",
+        "Tell me a bedtime story where {what}.",
+    ];
+    const ORGS: &[&str] = &[
+        "Acme",
+        "Contoso",
+        "Globex",
+        "Initech",
+        "Northwind",
+        "Umbrella Books",
+        "Fabrikam",
+    ];
+    const CITIES: &[&str] = &["Lisbon", "Kyoto", "Nairobi", "Montreal", "Edinburgh"];
+    const LANGS: &[&str] = &["French", "German", "Spanish", "Portuguese", "Italian", "Japanese"];
+    const NAMES: &[&str] = &["Ada", "Sam", "Lena", "Omar", "Priya", "Tom", "Mei"];
+    const TOPICS: &[&str] = &[
+        "gardening",
+        "our refund policy",
+        "the solar system",
+        "baking bread",
+        "Rust lifetimes",
+        "the French Revolution",
+        "personal budgeting",
+    ];
+    const WHATS: &[&str] = &[
+        "cats can talk",
+        "the Roman Empire never fell",
+        "it always rains on Sundays",
+        "trees can walk",
+        "the moon is made of glass",
+    ];
+    const DATES: &[&str] = &["2024-05-01", "Monday, 3 March 2025", "2023-11-17"];
+    let mut rng = XorShift(seed | 1);
+    let mut pick = |list: &[&'static str]| list[rng.below(list.len())];
+    let fill = |t: &str, pick: &mut dyn FnMut(&[&'static str]) -> &'static str| {
+        let mut t = t.replace("{p}", pick(PERSONAS));
+        for (k, list) in [
+            ("{org}", ORGS),
+            ("{city}", CITIES),
+            ("{lang}", LANGS),
+            ("{name}", NAMES),
+            ("{topic}", TOPICS),
+            ("{what}", WHATS),
+            ("{date}", DATES),
+        ] {
+            while t.contains(k) {
+                t = t.replacen(k, pick(list), 1);
+            }
+        }
+        t
+    };
+    let mut out = Vec::with_capacity(2 * count);
+    for _ in 0..count {
+        let mut text = fill(pick(OPENERS), &mut pick);
+        let rules = pick(&["0", "1", "1", "2", "3"]).parse::<usize>().unwrap_or(1);
+        for _ in 0..rules {
+            text.push(' ');
+            text.push_str(&fill(pick(RULES), &mut pick));
+        }
+        out.push(Sample {
+            text,
+            label: false,
+            source: "synthetic:system_prompt".into(),
+        });
+        out.push(Sample {
+            text: fill(pick(PLAY), &mut pick),
+            label: false,
+            source: "synthetic:role_play".into(),
+        });
+    }
     out
 }
 
@@ -280,11 +453,7 @@ fn suffixes(samples: &[Sample], components: &[String], count: usize, seed: u64) 
     let pieces: Vec<&str> = components.iter().flat_map(|l| l.split_whitespace()).collect();
     let bases: Vec<&Sample> = samples
         .iter()
-        .filter(|s| {
-            !s.label
-                && s.text.len() < 400
-                && matches!(s.family(), "gsm8k" | "self_instruct" | "fastchat" | "cyberseceval")
-        })
+        .filter(|s| !s.label && s.text.len() < 400 && matches!(s.family(), "gsm8k" | "self_instruct" | "fastchat"))
         .collect();
     if pieces.is_empty() || bases.is_empty() {
         return Vec::new();
@@ -415,6 +584,8 @@ pub fn fit_weighted(feats: &[Vec<Feature>], labels: &[bool], weights: &[f32], se
 /// document is a negative, and for an attacked document the window the first-round model
 /// finds most suspicious becomes the positive (one round of multiple-instance learning).
 pub fn train(train: &[Sample], validation: &[Sample], settings: &Settings) -> InjectionModel {
+    let train: Vec<Sample> = train.iter().filter(|s| trainable(s)).cloned().collect();
+    let train = &train[..];
     let probe = InjectionDetector::new(InjectionModel::zero());
     let windowed = |s: &Sample| s.role().is_untrusted_data() && s.text.len() > super::WINDOW_MIN_DOC;
     let whole: Vec<Sample> = train.iter().filter(|s| !windowed(s)).cloned().collect();
@@ -520,11 +691,29 @@ mod tests {
         }];
         let comps = vec!["heap Pauloame-( IX ISBNancouver [ [".to_string()];
         let a = augment(&base, &comps, 3, 7);
-        // Suffixes and fragments; no encoded prompts without an attack to encode.
-        assert_eq!(a.len(), 6);
-        assert_eq!(a[0].text, augment(&base, &comps, 3, 7)[0].text);
+        // Suffixes, fragments, system prompts and role play; no encoded prompts without an
+        // attack to encode.
+        assert_eq!(a.len(), 12);
+        let texts = |v: &[Sample]| v.iter().map(|s| s.text.clone()).collect::<Vec<_>>();
+        assert_eq!(texts(&a), texts(&augment(&base, &comps, 3, 7)));
         let (attacks, benign): (Vec<_>, Vec<_>) = a.iter().partition(|s| s.label);
         assert!(attacks.iter().all(|s| s.text.starts_with("What is 2+2?")));
-        assert!(benign.iter().all(|s| "What is 2+2?".contains(&s.text)));
+        assert!(
+            benign
+                .iter()
+                .filter(|s| !s.source.starts_with("synthetic:system_prompt")
+                    && !s.source.starts_with("synthetic:role_play"))
+                .all(|s| "What is 2+2?".contains(&s.text))
+        );
+        // Evaluation sources feed neither training nor augmentation.
+        let eval_only = vec![Sample {
+            text: "Write a function that parses a URL.".into(),
+            label: false,
+            source: "cyberseceval:instruct".into(),
+        }];
+        assert!(augment(&eval_only, &comps, 3, 7)
+            .iter()
+            .all(|s| !s.text.contains("parses a URL")));
+        assert!(!trainable(&eval_only[0]));
     }
 }
