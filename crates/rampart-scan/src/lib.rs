@@ -33,6 +33,7 @@ pub mod decode;
 pub mod eval;
 pub mod features;
 pub mod injection;
+mod markup;
 pub mod normalize;
 pub mod output;
 pub mod pii;

@@ -10,9 +10,6 @@
 //!   a data-carrying query to such a host is reported too.
 
 use std::collections::HashSet;
-use std::sync::LazyLock;
-
-use regex::Regex;
 
 use crate::{Detector, Finding};
 
@@ -56,7 +53,8 @@ impl OutputContext {
         ctx
     }
 
-    fn host_allowed(&self, host: &str) -> bool {
+    /// Whether links and images may point at `host` (or a sub-domain of an allowed host).
+    pub(crate) fn host_allowed(&self, host: &str) -> bool {
         let host = host.to_ascii_lowercase();
         self.allowed_hosts.iter().any(|a| {
             let a = a.to_ascii_lowercase();
@@ -134,42 +132,6 @@ fn shingle(w: &[(u64, usize, usize)]) -> u64 {
     w.iter().fold(0u64, |acc, x| acc.rotate_left(7) ^ x.0)
 }
 
-#[allow(clippy::expect_used, reason = "constant patterns, compiled by the tests")]
-static IMAGE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(&crate::ascii_boundaries(r#"(?i)!\[[^\]]*\]\(\s*<?([a-z][a-z0-9+.\-]*://[^)\s>]+)|<img\b[^>]*?\bsrc\s*=\s*["']?([a-z][a-z0-9+.\-]*://[^"'\s>]+)"#)).expect("image pattern")
-});
-#[allow(clippy::expect_used, reason = "constant patterns, compiled by the tests")]
-static LINK: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(&crate::ascii_boundaries(
-        r#"(?i)\[[^\]]*\]\(\s*<?(https?://[^)\s>]+)|\bhttps?://[^\s)"'<>\]]+"#,
-    ))
-    .expect("link pattern")
-});
-#[allow(clippy::expect_used, reason = "constant patterns, compiled by the tests")]
-static HTML: LazyLock<regex::RegexSet> = LazyLock::new(|| {
-    regex::RegexSet::new(HTML_RULES.iter().map(|r| crate::ascii_boundaries(r.1))).expect("html patterns")
-});
-#[allow(clippy::expect_used, reason = "constant patterns, compiled by the tests")]
-static HTML_EACH: LazyLock<Vec<Regex>> = LazyLock::new(|| {
-    HTML_RULES
-        .iter()
-        .map(|r| Regex::new(&crate::ascii_boundaries(r.1)).expect("html pattern"))
-        .collect()
-});
-
-const HTML_RULES: &[(&str, &str)] = &[
-    ("script_tag", r"(?i)<\s*script\b"),
-    ("event_handler", r#"(?i)<[a-z][^>]*?\son[a-z]{3,20}\s*=\s*["']?[^\s>]"#),
-    ("javascript_url", r"(?i)\b(?:javascript|vbscript)\s*:"),
-    ("embedded_frame", r"(?i)<\s*(?:iframe|object|embed|frameset|applet)\b"),
-    (
-        "data_html_url",
-        r"(?i)\bdata:\s*(?:text/html|image/svg\+xml|application/javascript)",
-    ),
-    ("meta_refresh", r#"(?i)<\s*meta\b[^>]*http-equiv\s*=\s*["']?refresh"#),
-    ("form_action", r"(?i)<\s*form\b[^>]{0,300}\baction\s*="),
-];
-
 /// The output detectors.
 #[derive(Debug, Default)]
 pub struct OutputDetector;
@@ -203,94 +165,11 @@ impl OutputDetector {
         }
     }
 
-    /// Links, images and HTML, read from the raw text as a renderer reads it.
+    /// Links, images and HTML, read from the raw text as a renderer reads it
+    /// ([`crate::markup`]).
     pub fn scan_markup(&self, text: &str, ctx: &OutputContext, out: &mut Vec<Finding>) {
-        self.links(text, ctx, out);
-        if text.contains(['<', ':']) {
-            for i in HTML.matches(text).iter() {
-                for m in HTML_EACH[i].find_iter(text) {
-                    out.push(Finding::new(
-                        Detector::UnsafeHtml,
-                        HTML_RULES[i].0,
-                        0.9,
-                        m.start(),
-                        m.end(),
-                    ));
-                }
-            }
-        }
+        crate::markup::scan(text, ctx, out);
     }
-
-    fn links(&self, text: &str, ctx: &OutputContext, out: &mut Vec<Finding>) {
-        if !text.contains("://") {
-            return;
-        }
-        let mut images = Vec::new();
-        for c in IMAGE.captures_iter(text) {
-            let (Some(all), Some(url)) = (c.get(0), c.get(1).or_else(|| c.get(2))) else {
-                continue;
-            };
-            images.push(all.range());
-            let host = host_of(url.as_str());
-            if !ctx.host_allowed(host) {
-                let score = if carries_data(url.as_str()) { 0.95 } else { 0.85 };
-                out.push(Finding::new(
-                    Detector::Exfiltration,
-                    "external_image",
-                    score,
-                    all.start(),
-                    all.end(),
-                ));
-            }
-        }
-        for c in LINK.captures_iter(text) {
-            let Some(all) = c.get(0) else { continue };
-            if images.iter().any(|r| r.start <= all.start() && all.start() < r.end) {
-                continue;
-            }
-            let url = c.get(1).unwrap_or(all).as_str();
-            if !ctx.host_allowed(host_of(url)) && carries_data(url) {
-                out.push(Finding::new(
-                    Detector::Exfiltration,
-                    "data_in_link",
-                    0.8,
-                    all.start(),
-                    all.end(),
-                ));
-            }
-        }
-    }
-}
-
-fn host_of(url: &str) -> &str {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
-    let host = authority.rsplit('@').next().unwrap_or(authority);
-    if host.starts_with('[') {
-        return host.split(']').next().map_or(host, |h| h.trim_start_matches('['));
-    }
-    host.split(':').next().unwrap_or(host)
-}
-
-/// A query or path segment long enough to smuggle conversation data.
-fn carries_data(url: &str) -> bool {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let query = rest.split_once('?').map_or("", |(_, q)| q);
-    let longest_value = query
-        .split('&')
-        .map(|kv| kv.split_once('=').map_or(kv, |(_, v)| v).len())
-        .max()
-        .unwrap_or(0);
-    let longest_segment = rest
-        .split('?')
-        .next()
-        .unwrap_or("")
-        .split('/')
-        .skip(1)
-        .map(str::len)
-        .max()
-        .unwrap_or(0);
-    longest_value >= 16 || longest_segment >= 48 || query.len() >= 64
 }
 
 fn overlap(text: &str, ctx: &OutputContext, out: &mut Vec<Finding>) {

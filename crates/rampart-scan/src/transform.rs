@@ -112,7 +112,7 @@ fn in_url_or_attribute(before: &str, after: &str) -> bool {
         .split(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`' | '<'))
         .next()
         .unwrap_or("");
-    let right = right.trim_end_matches(|c: char| matches!(c, '.' | ',' | ';' | '!' | ')'));
+    let right = right.trim_end_matches(['.', ',', ';', '!', ')']);
     right.contains(['/', '?', '=', '&', '%', '#'])
         || right.starts_with('.') && right.len() > 1
         || before.ends_with("](")
