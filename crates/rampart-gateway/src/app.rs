@@ -103,28 +103,31 @@ async fn observe(State(gw): State<Arc<Gateway>>, mut req: Request, next: Next) -
 async fn chat(
     State(gw): State<Arc<Gateway>>,
     Extension(rid): Extension<RequestId>,
+    client: Option<Extension<crate::auth::flood::ClientAddr>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    proxy::inference(gw, Endpoint::Chat, rid, headers, body).await
+    proxy::inference(gw, Endpoint::Chat, rid, client.map(|c| c.0 .0), headers, body).await
 }
 
 async fn completions(
     State(gw): State<Arc<Gateway>>,
     Extension(rid): Extension<RequestId>,
+    client: Option<Extension<crate::auth::flood::ClientAddr>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    proxy::inference(gw, Endpoint::Completions, rid, headers, body).await
+    proxy::inference(gw, Endpoint::Completions, rid, client.map(|c| c.0 .0), headers, body).await
 }
 
 async fn embeddings(
     State(gw): State<Arc<Gateway>>,
     Extension(rid): Extension<RequestId>,
+    client: Option<Extension<crate::auth::flood::ClientAddr>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    proxy::inference(gw, Endpoint::Embeddings, rid, headers, body).await
+    proxy::inference(gw, Endpoint::Embeddings, rid, client.map(|c| c.0 .0), headers, body).await
 }
 
 /// Only the models this caller may use, and not blocked ones.
@@ -133,12 +136,9 @@ async fn models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Result<Re
     let caller = proxy::authenticate(&gw, &rt, &headers).await?;
     let mut names: Vec<&String> = rt
         .routes
-        .keys()
-        .filter(|m| {
-            gw.blocks
-                .check(caller.key_id.as_deref(), caller.principal.user(), Some(m))
-                .is_none()
-        })
+        .iter()
+        .filter(|(m, route)| proxy::blocked(&gw, &rt, &caller, m, route).is_none())
+        .map(|(m, _)| m)
         .filter(|m| {
             [Action::Chat, Action::Complete, Action::Embed]
                 .into_iter()

@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 
 use serde::{Deserialize, Serialize};
@@ -65,6 +66,8 @@ pub struct Block {
 #[derive(Debug, Default)]
 pub struct Blocklist {
     set: RwLock<HashSet<(BlockKind, String)>>,
+    /// Bumped on every change, so running exchanges notice a new block cheaply.
+    generation: AtomicU64,
 }
 
 impl Blocklist {
@@ -80,6 +83,12 @@ impl Blocklist {
         if let Ok(mut set) = self.set.write() {
             set.insert((kind, value.to_string()));
         }
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Changes so far; a running exchange re-checks when this moves.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
     }
 
     /// Removes one.
@@ -87,6 +96,31 @@ impl Blocklist {
         if let Ok(mut set) = self.set.write() {
             set.remove(&(kind, value.to_string()));
         }
+    }
+
+    /// The first block that applies to a caller using any of `models` (the name asked for,
+    /// then every name that resolves to the same upstream model), if any.
+    pub fn check_all<'m>(
+        &self,
+        key: Option<&str>,
+        user: &str,
+        models: impl IntoIterator<Item = &'m str>,
+    ) -> Option<BlockKind> {
+        let mut models = models.into_iter();
+        if let Some(kind) = self.check(key, user, models.next()) {
+            return Some(kind);
+        }
+        let Ok(set) = self.set.read() else {
+            return Some(BlockKind::Model);
+        };
+        models
+            .any(|m| set.contains(&(BlockKind::Model, m.to_string())))
+            .then_some(BlockKind::Model)
+    }
+
+    /// Whether nothing is blocked (the common case, checked without building alias lists).
+    pub fn is_empty(&self) -> bool {
+        self.set.read().is_ok_and(|s| s.is_empty())
     }
 
     /// The first block that applies, if any. A poisoned lock counts as blocked (fail closed).

@@ -72,7 +72,7 @@ pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, app: Router,
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
@@ -87,7 +87,16 @@ pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, app: Router,
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
-        let service = TowerToHyperService::new(app.clone());
+        // Every request carries the address it came from (for limits applied before
+        // authentication).
+        let client = crate::auth::flood::ClientAddr(peer.ip());
+        let service = TowerToHyperService::new(tower::ServiceExt::map_request(
+            app.clone(),
+            move |mut r: http::Request<hyper::body::Incoming>| {
+                r.extensions_mut().insert(client);
+                r
+            },
+        ));
         match &tls {
             None => {
                 let conn = builder

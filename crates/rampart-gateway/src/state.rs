@@ -194,6 +194,8 @@ pub struct Gateway {
     pub keys: KeyCache,
     /// Kill switch.
     pub blocks: Blocklist,
+    /// Refused authentications per client address.
+    pub auth_failures: crate::auth::flood::AuthFailures,
     /// Limits.
     pub limiter: Limiter,
     /// Metrics.
@@ -217,6 +219,7 @@ impl Gateway {
     /// Opens the store under the config's data directory and builds the first runtime.
     pub fn new(config: Config, source: ConfigSource, demo_base: Option<String>) -> Result<Gateway, BuildError> {
         let store = Store::open(std::path::Path::new(&config.server.data_dir))?;
+        let auth_failures = config.limits.auth_failures_per_minute;
         let keys = KeyCache::default();
         keys.load(store.keys()?);
         let blocks = Blocklist::default();
@@ -234,6 +237,7 @@ impl Gateway {
             store,
             keys,
             blocks,
+            auth_failures: crate::auth::flood::AuthFailures::new(auth_failures),
             limiter: Limiter::default(),
             metrics: Metrics::new(),
             tokenizer: Tokenizer::load()?,

@@ -373,6 +373,9 @@ pub struct LimitsConfig {
     pub max_messages: usize,
     /// Most tools (and legacy functions) in one chat request.
     pub max_tools: usize,
+    /// Refused authentications one client address may cause per minute; past that it gets
+    /// 429 before its credentials are checked.
+    pub auth_failures_per_minute: u32,
     /// Applied to each API key (a key may carry its own instead).
     pub per_key: Quota,
     /// Applied to each user (JWT subject, or a key's owner).
@@ -391,6 +394,7 @@ impl Default for LimitsConfig {
             max_choices: 8,
             max_messages: 4096,
             max_tools: 256,
+            auth_failures_per_minute: 30,
             per_key: Quota {
                 requests_per_minute: Some(600),
                 tokens_per_minute: Some(1_000_000),

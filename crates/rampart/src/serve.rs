@@ -125,6 +125,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     tracing::info!(%addr, tls = tls.is_some(), "gateway started");
 
     rampart_gateway::audit::spawn_retention(&gw);
+    rampart_gateway::audit::spawn_refusal_records(&gw);
 
     #[cfg(unix)]
     {

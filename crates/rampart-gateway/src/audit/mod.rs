@@ -352,6 +352,29 @@ pub fn keeps_bodies(gw: &Gateway) -> bool {
     gw.audit.is_some() && gw.runtime.load().config.audit.store_bodies
 }
 
+/// Every few seconds, writes the authentication refusals counted since the last time as one
+/// `auth.refused` record (count, distinct addresses, the most frequent ones).
+pub fn spawn_refusal_records(gw: &Arc<Gateway>) {
+    if gw.audit.is_none() {
+        return;
+    }
+    let gw = Arc::downgrade(gw);
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(crate::auth::flood::FLUSH_EVERY);
+        loop {
+            every.tick().await;
+            let Some(gw) = gw.upgrade() else {
+                return;
+            };
+            if let Some(meta) = gw.auth_failures.take() {
+                if let Err(e) = admin(&gw, "system:auth", "auth.refused", meta).await {
+                    tracing::error!(error = %e.message(), "cannot record refused authentications");
+                }
+            }
+        }
+    });
+}
+
 /// Hourly, drops bodies older than `[audit] retention_days` (read at each run, so a reload
 /// changes it). Records keep their metadata and the chain still verifies.
 pub fn spawn_retention(gw: &Arc<Gateway>) {

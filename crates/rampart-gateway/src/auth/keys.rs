@@ -136,6 +136,8 @@ pub enum KeyRefusal {
 #[derive(Debug, Default)]
 pub struct KeyCache {
     by_id: DashMap<String, Arc<KeyRecord>>,
+    /// Bumped on every revocation, so running exchanges notice it cheaply.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl KeyCache {
@@ -159,6 +161,19 @@ impl KeyCache {
             updated.revoked_at = Some(at);
             *k = Arc::new(updated);
         }
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Revocations so far.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Whether key `id` may still be used at `now` (exists, not revoked, not expired).
+    pub fn usable(&self, id: &str, now: i64) -> bool {
+        self.by_id
+            .get(id)
+            .is_some_and(|k| k.revoked_at.is_none() && k.expires_at.is_none_or(|e| e > now))
     }
 
     /// Every record.

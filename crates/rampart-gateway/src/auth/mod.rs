@@ -3,6 +3,7 @@
 //! A bearer token that starts with `rk-` is a Rampart API key; one shaped like a JWT is checked
 //! against the configured OIDC issuer. Anything else is refused.
 
+pub mod flood;
 pub mod keys;
 pub mod oidc;
 

@@ -124,9 +124,20 @@ pub async fn inference(
     gw: Arc<Gateway>,
     endpoint: Endpoint,
     rid: RequestId,
+    client: Option<std::net::IpAddr>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    // An address that keeps failing to authenticate is turned away before its credentials
+    // are looked at, and without a record of its own (see `auth::flood`).
+    if let Some(wait) = client.and_then(|ip| gw.auth_failures.throttled(ip)) {
+        gw.auth_failures.refused(client);
+        return Err(ApiError::rate_limited(
+            "too_many_authentication_failures",
+            "too many failed authentications from this address; try again later",
+            wait.max(std::time::Duration::from_secs(1)),
+        ));
+    }
     audit::admit(&gw)?;
     let trail: SharedTrail = Arc::new(std::sync::Mutex::new(audit::Trail {
         started: Some(std::time::Instant::now()),
@@ -139,6 +150,13 @@ pub async fn inference(
     let Err(err) = result else {
         return result;
     };
+    let anonymous = trail.lock().map_or(true, |t| t.principal.is_none());
+    if anonymous && err.status() == StatusCode::UNAUTHORIZED {
+        // No identity: counted per address and recorded in aggregate, not one durable
+        // write per refusal.
+        gw.auth_failures.refused(client);
+        return Err(err);
+    }
     if gw.audit.is_some() {
         let entry = match trail.lock() {
             Ok(mut t) if !t.recorded => {
@@ -224,10 +242,7 @@ async fn handle(
         )
         .with_param("model")
     })?;
-    if let Some(kind) = gw
-        .blocks
-        .check(caller.key_id.as_deref(), caller.principal.user(), Some(&req.model))
-    {
+    if let Some(kind) = blocked(&gw, &rt, &caller, &req.model, &route) {
         return Err(ApiError::forbidden(
             "blocked",
             format!("access is blocked by an administrator ({kind})"),
@@ -350,6 +365,49 @@ async fn handle(
     } else {
         buffered::relay(exchange, endpoint, resp).await
     }
+}
+
+/// The kill switch for one exchange: a block on the caller's key or user, on the model name
+/// asked for, on any other name that resolves to one of the same upstream models, or on the
+/// upstream model itself (`upstream/model` or the model id). Blocking a name blocks what it
+/// resolves to, so an alias cannot keep a blocked model open.
+pub fn blocked(
+    gw: &Gateway,
+    rt: &Runtime,
+    caller: &Caller,
+    asked: &str,
+    route: &crate::state::Route,
+) -> Option<crate::blocks::BlockKind> {
+    let (key, user) = (caller.key_id.as_deref(), caller.principal.user());
+    if gw.blocks.is_empty() {
+        return None;
+    }
+    let same = |other: &crate::state::Route| {
+        other.targets.iter().any(|(u, m)| {
+            route
+                .targets
+                .iter()
+                .any(|(ru, rm)| m == rm && (Arc::ptr_eq(u, ru) || u.name == ru.name))
+        })
+    };
+    let aliases: Vec<&str> = rt
+        .routes
+        .values()
+        .filter(|r| r.name != asked && same(r))
+        .map(|r| r.name.as_str())
+        .collect();
+    let upstream_models: Vec<String> = route
+        .targets
+        .iter()
+        .flat_map(|(u, m)| [m.clone(), format!("{}/{m}", u.name)])
+        .collect();
+    gw.blocks.check_all(
+        key,
+        user,
+        std::iter::once(asked)
+            .chain(aliases)
+            .chain(upstream_models.iter().map(String::as_str)),
+    )
 }
 
 /// One admitted exchange, as the relay stage receives it: who asked, which policies allowed

@@ -25,6 +25,8 @@ use super::{buffered, upstream_status_error, Exchange};
 
 /// Largest single event accepted from upstream.
 const MAX_EVENT: usize = 4 * 1024 * 1024;
+/// How often a silent stream looks for blocks and revocations.
+const REVOCATION_CHECK: std::time::Duration = std::time::Duration::from_millis(250);
 
 type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 
@@ -47,6 +49,8 @@ struct Relay {
     end_recorded: bool,
     /// What was sent, for the ledger, when bodies are kept.
     kept: Option<String>,
+    /// Blocks and revocations seen when the exchange last checked.
+    generation: u64,
 }
 
 pub(super) async fn relay(mut x: Exchange, resp: reqwest::Response, strip_usage: bool) -> Result<Response, ApiError> {
@@ -106,6 +110,7 @@ pub(super) async fn relay(mut x: Exchange, resp: reqwest::Response, strip_usage:
         end: ("allowed", None),
         end_recorded: false,
         kept: keep_text.then(String::new),
+        generation: 0,
     };
     let body = futures_util::stream::unfold(relay, |mut r| async move {
         let frame = r.next_frame().await?;
@@ -178,8 +183,27 @@ impl Relay {
             if self.finished {
                 return None;
             }
-            let chunk = match tokio::time::timeout(self.x.upstream.idle_timeout, self.upstream.next()).await {
-                Err(_) => return Some(self.fail("timeout", "upstream_timeout", "the model API stopped sending")),
+            // Waits for the upstream in steps, so that a block or a revocation ends the
+            // exchange within a second even while the upstream is silent.
+            let deadline = tokio::time::Instant::now() + self.x.upstream.idle_timeout;
+            let next = loop {
+                if let Some(frame) = self.revoked() {
+                    return Some(frame);
+                }
+                let step = deadline
+                    .saturating_duration_since(tokio::time::Instant::now())
+                    .min(REVOCATION_CHECK);
+                match tokio::time::timeout(step, self.upstream.next()).await {
+                    Ok(next) => break Ok(next),
+                    Err(_) if tokio::time::Instant::now() >= deadline => break Err(()),
+                    Err(_) => {}
+                }
+            };
+            if let Some(frame) = self.revoked() {
+                return Some(frame);
+            }
+            let chunk = match next {
+                Err(()) => return Some(self.fail("timeout", "upstream_timeout", "the model API stopped sending")),
                 Ok(None) => {
                     return Some(self.fail(
                         "stream_truncated",
@@ -300,6 +324,41 @@ impl Relay {
 
     /// Ends the stream because an output scanner blocked it: nothing of the offending text
     /// has left (it was inside the hold-back window), and the client gets a clean error.
+    /// A final error event when the caller's key was revoked or a block now applies to the
+    /// exchange; checked only when a block or revocation happened since the last look.
+    fn revoked(&mut self) -> Option<Bytes> {
+        let generation = self.x.gw.blocks.generation() + self.x.gw.keys.generation();
+        if generation == self.generation {
+            return None;
+        }
+        self.generation = generation;
+        let (code, message) = if self
+            .x
+            .caller
+            .key_id
+            .as_deref()
+            .is_some_and(|id| !self.x.gw.keys.usable(id, crate::state::now()))
+        {
+            ("api_key_revoked", "the API key was revoked; the answer was cut off")
+        } else {
+            let rt = self.x.gw.runtime.load();
+            super::blocked(&self.x.gw, &rt, &self.x.caller, &self.x.route.name, &self.x.route)?;
+            (
+                "blocked",
+                "access was blocked by an administrator; the answer was cut off",
+            )
+        };
+        tracing::info!(request_id = %self.x.rid.0, code, "stream ended by a block or revocation");
+        // What is held back is never released.
+        if let Some(g) = self.guard.take() {
+            g.state().to_trail(&self.x.trail);
+        }
+        self.end = ("blocked", Some(code.into()));
+        self.finish();
+        let v = json!({"error": {"message": message, "type": "access_revoked", "param": null, "code": code}});
+        Some(Bytes::from(format!("data: {v}\n\n")))
+    }
+
     fn blocked(&mut self, b: &super::guard::OutputBlocked) -> Bytes {
         tracing::info!(request_id = %self.x.rid.0, detector = b.0.detector.name(), kind = %b.0.kind, "stream cut by output scanner");
         self.end = ("blocked", Some("output_blocked".into()));

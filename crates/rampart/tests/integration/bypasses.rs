@@ -229,6 +229,18 @@ async fn answer(State(seen): State<Arc<Seen>>, Path((mode, rest)): Path<(String,
             ],
             &["data: [DONE]\n\n"],
         ),
+        // Sixty events, one every 100 ms.
+        "slow" => Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(Body::from_stream(futures_util::stream::unfold(0u32, |i| async move {
+                if i == 60 {
+                    return None;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                let c = chunk(json!({"index": 0, "delta": {"content": format!("word number {i} of the answer, ")}}));
+                Some((Ok::<_, Infallible>(Bytes::from(format!("data: {c}\n\n"))), i + 1))
+            })))
+            .unwrap(),
         "s_model_field" => sse(
             vec![json!({"id": loot, "object": "chat.completion.chunk", "model": loot, "choices": [{"index": 0, "delta": {"content": "ok"}}]}), finish()],
             &["data: [DONE]\n\n"],
@@ -639,4 +651,168 @@ async fn logs_and_audit_search_escape_control_characters() {
         json_out.lines().count() + 1,
         "one row per record:\n{out}"
     );
+}
+
+/// Issue 13, class 15: blocking a model name blocks what it resolves to, so an alias to the
+/// same upstream model is blocked too (and hidden from `/v1/models`).
+#[tokio::test]
+async fn a_model_block_covers_every_name_for_the_same_upstream_model() {
+    let gw = harness::start_config(&harness::demo_config(
+        "[[models]]\nname = \"alias\"\ntargets = [{ upstream = \"demo\", model = \"rampart-demo-1\" }]\n",
+    ));
+    let key = gw.default_key().await;
+    assert_eq!(gw.chat(&key, "alias", "hi").await.status(), 200);
+    for value in ["rampart-demo", "rampart-demo-1", "demo/rampart-demo-1"] {
+        let resp = harness::client()
+            .post(format!("{}/admin/blocks", gw.url))
+            .bearer_auth(gw.admin())
+            .json(&json!({"kind": "model", "value": value, "reason": "incident"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201);
+        for name in ["rampart-demo", "alias"] {
+            let (status, code, _) = error_code(gw.chat(&key, name, "hi").await).await;
+            assert_eq!((status, code.as_str()), (403, "blocked"), "{value} blocks {name}");
+        }
+        let models: Value = gw.get("/v1/models", &key).await.json().await.unwrap();
+        assert!(models["data"].as_array().unwrap().is_empty(), "{models}");
+        let resp = harness::client()
+            .delete(format!("{}/admin/blocks/model/{}", gw.url, value.replace('/', "%2F")))
+            .bearer_auth(gw.admin())
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "{}", resp.status());
+    }
+}
+
+/// Reads a stream until it ends; returns the events and the time of the last one.
+async fn drain(resp: reqwest::Response) -> (Vec<String>, std::time::Instant) {
+    use futures_util::StreamExt;
+    let mut stream = resp.bytes_stream();
+    let mut raw = String::new();
+    let mut last = std::time::Instant::now();
+    while let Some(Ok(b)) = stream.next().await {
+        raw.push_str(&String::from_utf8_lossy(&b));
+        last = std::time::Instant::now();
+    }
+    (sse_data(&raw), last)
+}
+
+/// Issue 13, class 16: a revocation or a block ends a running stream within a second, with
+/// a final error event and a ledger record.
+#[tokio::test]
+async fn revocations_and_blocks_end_running_streams() {
+    let hostile = Hostile::start().await;
+    let gw = harness::start_config(&hostile.config(&["slow"], ""));
+    for how in ["revoke", "block_model", "block_user"] {
+        let key = gw.key(json!({"owner": format!("mallory-{how}")})).await;
+        let id = key.trim_start_matches("rk-").split('-').next().unwrap().to_string();
+        let body = json!({"model": "h-slow", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+        let resp = gw.post("/v1/chat/completions", &key, body).await;
+        assert_eq!(resp.status(), 200);
+        let reader = tokio::spawn(drain(resp));
+        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+        let admin = harness::client();
+        let acted = std::time::Instant::now();
+        let status = match how {
+            "revoke" => {
+                admin
+                    .delete(format!("{}/admin/keys/{id}", gw.url))
+                    .bearer_auth(gw.admin())
+                    .send()
+                    .await
+            }
+            "block_model" => {
+                admin
+                    .post(format!("{}/admin/blocks", gw.url))
+                    .bearer_auth(gw.admin())
+                    .json(&json!({"kind": "model", "value": "h-slow", "reason": "incident"}))
+                    .send()
+                    .await
+            }
+            _ => {
+                admin
+                    .post(format!("{}/admin/blocks", gw.url))
+                    .bearer_auth(gw.admin())
+                    .json(&json!({"kind": "user", "value": format!("mallory-{how}"), "reason": "incident"}))
+                    .send()
+                    .await
+            }
+        }
+        .unwrap()
+        .status();
+        assert!(status.is_success(), "{how}: {status}");
+        let (events, ended) = reader.await.unwrap();
+        assert!(
+            ended.duration_since(acted) < std::time::Duration::from_millis(1000),
+            "{how}: ended {:?} after",
+            ended.duration_since(acted)
+        );
+        assert!(events.len() < 40, "{how}: {} events delivered", events.len());
+        let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
+        let want = if how == "revoke" { "api_key_revoked" } else { "blocked" };
+        assert_eq!(last["error"]["code"], want, "{how}");
+        if how == "block_model" {
+            let resp = harness::client()
+                .delete(format!("{}/admin/blocks/model/h-slow", gw.url))
+                .bearer_auth(gw.admin())
+                .send()
+                .await
+                .unwrap();
+            assert!(resp.status().is_success());
+        }
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let dir = gw.dir.join("data");
+    let (_, out, _) = harness::run_cli(&["audit", "search", "--data-dir", dir.to_str().unwrap(), "--json"], &[]);
+    let ends = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|r| r["meta"]["phase"] == "end" && r["decision"] == "blocked")
+        .count();
+    assert_eq!(ends, 3, "{out}");
+}
+
+/// Issue 13, class 18: a flood of bad keys costs no durable write per request: an address
+/// past its budget is turned away before its key is checked, and refusals are recorded in
+/// aggregate.
+#[tokio::test]
+async fn pre_authentication_floods_are_throttled_and_recorded_in_aggregate() {
+    let gw = harness::start_config(&harness::demo_config("[limits]\nauth_failures_per_minute = 10\n"));
+    let good = gw.default_key().await;
+    let dir = gw.dir.join("data");
+    let records = || {
+        let (_, out, _) = harness::run_cli(&["audit", "search", "--data-dir", dir.to_str().unwrap(), "--json"], &[]);
+        out.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .collect::<Vec<_>>()
+    };
+    let before = records().len();
+    let mut codes = std::collections::BTreeMap::new();
+    for i in 0..50 {
+        let bad = format!("rk-{:016x}-{}", i, "x".repeat(43));
+        let resp = gw.chat(&bad, "rampart-demo", "hi").await;
+        *codes.entry(resp.status().as_u16()).or_insert(0) += 1;
+    }
+    // The budget's ten, the one that goes over it, and at most one replenished meanwhile.
+    let refused = codes.get(&401).copied().unwrap_or(0);
+    assert!((10..=12).contains(&refused), "{codes:?}");
+    assert_eq!(codes.get(&429).copied().unwrap_or(0) + refused, 50, "{codes:?}");
+    assert_eq!(records().len(), before, "no record per refused request");
+    // The throttle is per address and per failure: the good key from the same address is
+    // refused too while the address is throttled (it could be guessing), which is the point.
+    let (status, code, _) = error_code(gw.chat(&good, "rampart-demo", "hi").await).await;
+    assert_eq!((status, code.as_str()), (429, "too_many_authentication_failures"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let aggregate = loop {
+        if let Some(r) = records().into_iter().find(|r| r["decision"] == "auth.refused") {
+            break r;
+        }
+        assert!(std::time::Instant::now() < deadline, "no aggregate record");
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    };
+    assert_eq!(aggregate["meta"]["refused"], 51, "{aggregate}");
+    assert_eq!(aggregate["meta"]["addresses"]["127.0.0.1"], 51, "{aggregate}");
 }
