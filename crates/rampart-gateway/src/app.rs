@@ -131,9 +131,14 @@ async fn embeddings(
 }
 
 /// Only the models this caller may use, and not blocked ones.
-async fn models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn models(
+    State(gw): State<Arc<Gateway>>,
+    client: Option<Extension<crate::auth::flood::ClientAddr>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let rt = gw.runtime.load_full();
-    let caller = proxy::authenticate(&gw, &rt, &headers).await?;
+    let client = client.map(|c| c.0 .0);
+    let caller = proxy::authenticate_throttled(&gw, &rt, client, &headers).await?;
     let mut names: Vec<&String> = rt
         .routes
         .iter()

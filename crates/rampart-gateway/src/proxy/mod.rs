@@ -73,6 +73,36 @@ pub async fn authenticate(gw: &Gateway, rt: &Runtime, headers: &HeaderMap) -> Re
     auth::authenticate(headers, &gw.keys, rt.config.auth.api_keys, rt.oidc.as_deref(), now()).await
 }
 
+/// An address that keeps failing to authenticate is turned away before its credentials are
+/// looked at, and without a record of its own (see `auth::flood`).
+fn throttle(gw: &Gateway, client: Option<std::net::IpAddr>) -> Result<(), ApiError> {
+    if let Some(wait) = client.and_then(|ip| gw.auth_failures.throttled(ip)) {
+        gw.auth_failures.refused(client);
+        return Err(ApiError::rate_limited(
+            "too_many_authentication_failures",
+            "too many failed authentications from this address; try again later",
+            wait.max(std::time::Duration::from_secs(1)),
+        ));
+    }
+    Ok(())
+}
+
+/// As [`authenticate`], for routes without an exchange record: throttled per address, and a
+/// refusal is counted for the aggregate record.
+pub async fn authenticate_throttled(
+    gw: &Gateway,
+    rt: &Runtime,
+    client: Option<std::net::IpAddr>,
+    headers: &HeaderMap,
+) -> Result<Caller, ApiError> {
+    throttle(gw, client)?;
+    authenticate(gw, rt, headers).await.inspect_err(|e| {
+        if e.status() == StatusCode::UNAUTHORIZED {
+            gw.auth_failures.refused(client);
+        }
+    })
+}
+
 /// Reads a request body within `max` bytes and `timeout` (slow senders must not hold memory
 /// and a task forever).
 pub async fn read_body(
@@ -128,16 +158,7 @@ pub async fn inference(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    // An address that keeps failing to authenticate is turned away before its credentials
-    // are looked at, and without a record of its own (see `auth::flood`).
-    if let Some(wait) = client.and_then(|ip| gw.auth_failures.throttled(ip)) {
-        gw.auth_failures.refused(client);
-        return Err(ApiError::rate_limited(
-            "too_many_authentication_failures",
-            "too many failed authentications from this address; try again later",
-            wait.max(std::time::Duration::from_secs(1)),
-        ));
-    }
+    throttle(&gw, client)?;
     audit::admit(&gw)?;
     let trail: SharedTrail = Arc::new(std::sync::Mutex::new(audit::Trail {
         started: Some(std::time::Instant::now()),
