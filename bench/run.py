@@ -7,7 +7,10 @@ It builds the release binary, starts `rampart demo-upstream` (the fast mock upst
 and the ratios, non-streaming and streaming, at concurrency 1 and 32. Every pair is measured
 back to back in one run: the machine is shared and noisy, so only ratios mean much.
 
-Usage: bench/run.py [--seconds 10] [--no-build]
+Usage: bench/run.py [--seconds 10] [--no-build] [--bin PATH]
+
+To compare two versions, run it once per binary, back to back (`--bin` takes an already
+built `rampart`, e.g. one built from the previous commit in a worktree).
 """
 import argparse
 import json
@@ -68,10 +71,15 @@ def main():
     ap.add_argument("--seconds", type=int, default=10, help="duration of each wrk run")
     ap.add_argument("--no-build", action="store_true", help="use the existing release binary")
     ap.add_argument("--json", help="also write the results to this file")
+    ap.add_argument("--bin", help="benchmark this rampart binary (nothing is built)")
     ap.add_argument("--ledger", metavar="MODES",
                     help="compare audit ledger modes instead, e.g. off,sync,group: one gateway per mode, "
                          "non-streamed requests at 1 and 32 connections, each beside a direct run")
     a = ap.parse_args()
+    global BIN
+    if a.bin:
+        BIN = os.path.abspath(a.bin)
+        a.no_build = True
     ensure_wrk()
     if not a.no_build:
         subprocess.run(["cargo", "build", "--release", "-q", "-p", "rampart"], cwd=ROOT, check=True)

@@ -11,6 +11,9 @@ use crate::{Finding, OutputContext, Scanner};
 
 /// Released text kept as left context for the next scan.
 const TAIL: usize = 512;
+/// Held text is scanned again once this much more has arrived: each rescan covers the whole
+/// window, so scanning every small delta would cost the window's length per delta.
+const STEP: usize = 64;
 /// Unreleased text is force-released (with its edits) beyond this.
 const MAX_PENDING: usize = 64 * 1024;
 
@@ -73,6 +76,11 @@ impl StreamScanner {
         decide: &dyn Fn(&Finding) -> Verdict,
     ) -> Result<String, Finding> {
         self.pending.push_str(delta);
+        // Nothing could be released yet: scanning now would only be repeated later. Text is
+        // scanned in steps of `STEP` bytes past the hold-back, and always at the end.
+        if self.pending.len() < self.holdback + STEP {
+            return Ok(String::new());
+        }
         if self.pending.len() < self.rescan_at && delta.bytes().all(token_byte) {
             return Ok(String::new());
         }
@@ -282,7 +290,7 @@ mod tests {
         let mut out = String::new();
         for c in &chunks {
             out.push_str(&s.push(&scanner, &ctx, c, &policy).unwrap());
-            assert!(s.held() <= 64 + 7);
+            assert!(s.held() <= 64 + STEP + 7);
         }
         out.push_str(&s.finish(&scanner, &ctx, &policy).unwrap());
         assert_eq!(out, text);

@@ -590,6 +590,9 @@ const BINARY_ANSWER_KEYS: &[&str] = &["embedding", "data"];
 /// token, so they are kept only when nothing in their choice was redacted or flagged for
 /// blocking. Embedding vectors are data.
 pub fn guard_answer(gw: &Gateway, state: &mut ScanState, body: &mut Value) -> Result<(), OutputBlocked> {
+    if answer_is_clean(gw, state, body) {
+        return Ok(());
+    }
     let Value::Object(top) = body else {
         return Ok(());
     };
@@ -604,6 +607,41 @@ pub fn guard_answer(gw: &Gateway, state: &mut ScanState, body: &mut Value) -> Re
         }
     }
     Ok(())
+}
+
+/// The common case in one scan: every string of the answer (log probabilities' tokens
+/// included), joined by blank lines, has no finding at all and no placeholder to restore.
+/// One scan costs one fixed overhead instead of one per field; anything found sends the
+/// answer through the field-by-field path, which decides and edits.
+fn answer_is_clean(gw: &Gateway, state: &ScanState, body: &Value) -> bool {
+    fn gather(v: &Value, key: &str, out: &mut String) {
+        match v {
+            Value::String(t) if !BINARY_ANSWER_KEYS.contains(&key) => {
+                out.push_str(t);
+                out.push_str("\n\n");
+            }
+            Value::Array(items) => items.iter().for_each(|i| gather(i, "", out)),
+            Value::Object(o) => {
+                for (k, x) in o {
+                    if k == "logprobs" && !x.is_null() {
+                        for t in token_texts(x) {
+                            out.push_str(&t);
+                            out.push_str("\n\n");
+                        }
+                    } else {
+                        gather(x, k, out);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut all = String::new();
+    gather(body, "", &mut all);
+    if !state.pseudonyms.is_empty() && all.contains('<') {
+        return false;
+    }
+    !state.policy.output_active() || gw.scanner.scan_output(&all, &state.ctx).is_empty()
 }
 
 fn guard_choice(gw: &Gateway, state: &mut ScanState, c: &mut Value, i: usize) -> Result<(), OutputBlocked> {
@@ -812,6 +850,8 @@ pub struct StreamGuard {
     /// Records since each choice's log probabilities began.
     logprobs_since: HashMap<u64, usize>,
     finished: std::collections::HashSet<u64>,
+    /// Short values already scanned and found clean.
+    clean: std::collections::HashSet<String>,
 }
 
 impl StreamGuard {
@@ -823,6 +863,7 @@ impl StreamGuard {
             logprobs: HashMap::new(),
             logprobs_since: HashMap::new(),
             finished: std::collections::HashSet::new(),
+            clean: std::collections::HashSet::new(),
         }
     }
 
@@ -890,8 +931,23 @@ impl StreamGuard {
         checked
     }
 
-    /// A whole value (an id, a name, an annotation) in a streamed event.
+    /// A whole value (an id, a name, an annotation) in a streamed event. Every event of a
+    /// stream repeats its `id`, `model` and `object`: a string already found clean is not
+    /// scanned again (scanning is deterministic for a given context).
     fn whole(&mut self, gw: &Gateway, v: &mut Value, index: usize) -> Result<(), OutputBlocked> {
+        if let Value::String(t) = v {
+            if self.clean.contains(t.as_str()) {
+                return Ok(());
+            }
+            let before = self.state.records.len();
+            let original = t.clone();
+            walk_answer(gw, &mut self.state, v, index)?;
+            let untouched = self.state.records.len() == before && v.as_str() == Some(original.as_str());
+            if untouched && original.len() <= 256 && self.clean.len() < 64 {
+                self.clean.insert(original);
+            }
+            return Ok(());
+        }
         walk_answer(gw, &mut self.state, v, index)
     }
 
