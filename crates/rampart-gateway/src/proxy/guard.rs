@@ -327,7 +327,8 @@ impl InputGuard<'_> {
                     Value::String(text) => spot |= self.text(text, role, &param)?,
                     other => self.walk(other, role, &param)?,
                 },
-                k if DATA_KEYS.contains(&k) => {}
+                "role" => {}
+                k if DATA_KEYS.contains(&k) => self.data(v, &param)?,
                 _ => self.walk(v, Role::User, &param)?,
             }
         }
@@ -423,12 +424,20 @@ impl InputGuard<'_> {
                 }
             }
             Value::Object(o) => {
-                let mut keys = o.keys().filter(|k| k.len() > 3).cloned().collect::<Vec<_>>().join(" ");
+                // Property names reach the model in schemas: read as words, scanned for
+                // everything, never edited (renaming a property would break the schema).
+                let mut keys = o
+                    .keys()
+                    .filter(|k| k.len() > 3)
+                    .map(|k| k.replace(['_', '-'], " "))
+                    .collect::<Vec<_>>()
+                    .join(" ");
                 if keys.len() > 24 {
-                    self.text(&mut keys, role, param)?;
+                    guard_text(self, &mut keys, role, param, false, true)?;
                 }
                 for (k, item) in o.iter_mut() {
                     if DATA_KEYS.contains(&k.as_str()) && !item.is_object() && !item.is_array() {
+                        self.data(item, &format!("{param}.{k}"))?;
                         continue;
                     }
                     if BINARY_KEYS.contains(&k.as_str()) && item.is_string() {
@@ -444,36 +453,42 @@ impl InputGuard<'_> {
 
     /// Scans one text in place. Returns whether it was spotlighted.
     fn text(&mut self, text: &mut String, role: Role, param: &str) -> Result<bool, ApiError> {
-        guard_text(self.gw, self.scanner, self.state, text, role, param, self.detail)
+        guard_text(self, text, role, param, true, true)
+    }
+
+    /// Scans a text that cannot be edited without breaking the request (an identifier, an
+    /// enumeration, object keys) for data (secrets, personal data, hidden characters): a
+    /// finding can block it, the others are recorded as flags.
+    fn fixed(&mut self, text: &str, role: Role, param: &str) -> Result<(), ApiError> {
+        let mut copy = text.to_owned();
+        guard_text(self, &mut copy, role, param, false, false).map(|_| ())
+    }
+
+    /// A value under an identifier key (`type`, `id`, `tool_call_id`, ...). One that looks
+    /// like an identifier is scanned without edits; anything longer or with spaces is text
+    /// riding in an identifier's place, and is scanned like any text.
+    fn data(&mut self, v: &mut Value, param: &str) -> Result<(), ApiError> {
+        let Value::String(t) = v else { return Ok(()) };
+        if t.len() <= 64 && !t.contains(char::is_whitespace) {
+            self.fixed(&t.clone(), Role::User, param)
+        } else {
+            self.text(t, Role::User, param).map(|_| ())
+        }
     }
 }
 
-fn spot_style(s: SpotlightStyle) -> Spotlight {
-    match s {
-        SpotlightStyle::Datamark => Spotlight::Datamark,
-        _ => Spotlight::Delimit,
-    }
-}
-
-/// The message (or choice) index a parameter path names, for the findings record.
-fn index_of(param: &str) -> usize {
-    param
-        .split_once('[')
-        .and_then(|(_, r)| r.split(']').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
-}
-
-/// Scans one text in place. Returns whether it was spotlighted.
+/// Scans one text in place (or, when it cannot be `editable`, only for blocks; without the
+/// `injection` detector for identifiers). Returns whether it was spotlighted.
 fn guard_text(
-    gw: &Gateway,
-    scanner: &Scanner,
-    state: &mut ScanState,
+    g: &mut InputGuard<'_>,
     text: &mut String,
     role: Role,
     param: &str,
-    detail: ErrorDetail,
+    editable: bool,
+    injection: bool,
 ) -> Result<bool, ApiError> {
+    let (gw, scanner, detail) = (g.gw, g.scanner, g.detail);
+    let state = &mut *g.state;
     if text.is_empty() {
         return Ok(false);
     }
@@ -484,7 +499,15 @@ fn guard_text(
     let mut spotlight = false;
     let mut block: Option<&Finding> = None;
     for f in &report.findings {
-        let action = state.policy.input_action(f, role);
+        // A single token cannot instruct a model, and one-word texts are where the injection
+        // classifier is least reliable: identifiers and keys are checked for data only.
+        if !injection && f.detector == Detector::PromptInjection {
+            continue;
+        }
+        let action = match state.policy.input_action(f, role) {
+            ScanAction::Redact | ScanAction::Pseudonymize | ScanAction::Spotlight if !editable => ScanAction::Flag,
+            a => a,
+        };
         state.record(gw, "input", index, f, action);
         match action {
             ScanAction::Block => {
@@ -513,6 +536,22 @@ fn guard_text(
         *text = transform::spotlight(text, spot_style(state.policy.spotlight));
     }
     Ok(spotlight)
+}
+
+fn spot_style(s: SpotlightStyle) -> Spotlight {
+    match s {
+        SpotlightStyle::Datamark => Spotlight::Datamark,
+        _ => Spotlight::Delimit,
+    }
+}
+
+/// The message (or choice) index a parameter path names, for the findings record.
+fn index_of(param: &str) -> usize {
+    param
+        .split_once('[')
+        .and_then(|(_, r)| r.split(']').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 /// What output scanning found that stops the answer.
