@@ -34,6 +34,6 @@ pub use config::{
 };
 pub use error::{ConfigError, ConfigProblem, PolicyError};
 pub use scan::{
-    ErrorDetail, InjectionRule, InputRules, OutputRules, RoleThresholds, Rule, ScanAction, ScanConfig, ScanMode,
-    ScanOverride, ScanPolicy, SpotlightStyle, SystemMessages, TokenIds,
+    ErrorDetail, InjectionRule, InputRules, InputVerdict, OutputRules, RoleThresholds, Rule, ScanAction, ScanConfig,
+    ScanMode, ScanOverride, ScanPolicy, SpotlightStyle, SystemMessages, TokenIds,
 };

@@ -262,6 +262,15 @@ pub struct ScanPolicy {
     pub output: OutputRules,
 }
 
+/// The policy's decision on one input text.
+#[derive(Debug, Clone)]
+pub struct InputVerdict {
+    /// Whether a finding blocks the text.
+    pub blocked: bool,
+    /// The findings that count, with what each does.
+    pub findings: Vec<(Finding, ScanAction)>,
+}
+
 /// The `[scan]` section.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -471,6 +480,22 @@ impl ScanPolicy {
         } else {
             rule.action
         }
+    }
+
+    /// What the policy does with one scanned input: whether it is refused, and each finding
+    /// with its action (the injection score always; other findings only when they act).
+    pub fn judge_input(&self, report: &rampart_scan::Report, role: Role) -> InputVerdict {
+        let mut blocked = false;
+        let mut findings = Vec::new();
+        for f in &report.findings {
+            let action = self.input_action(f, role);
+            blocked |= action == ScanAction::Block;
+            if action == ScanAction::Off && f.detector != Detector::PromptInjection {
+                continue;
+            }
+            findings.push((f.clone(), action));
+        }
+        InputVerdict { blocked, findings }
     }
 
     /// What an output finding does.

@@ -47,6 +47,12 @@ pub struct ScanArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// Bulk mode: the input is JSON Lines (`text`, optional `role` and `id`), the output one
+    /// JSON line per input line in the same order (as `--json`, with `line` and `id`), scanned
+    /// in parallel on every core with one scanner. A line that cannot be read gets an `error`
+    /// line and the rest go on. Exit 1 if any text would be blocked, 2 if any line was bad.
+    #[arg(long, conflicts_with = "json")]
+    jsonl: bool,
     /// Who wrote the text (thresholds differ: tool results and documents are stricter).
     #[arg(long, value_enum, default_value = "user")]
     role: RoleArg,
@@ -155,31 +161,19 @@ fn read_input(file: Option<&Path>) -> anyhow::Result<String> {
 
 /// `rampart scan`.
 pub fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
+    if args.jsonl {
+        return scan_lines(&args);
+    }
     let text = read_input(args.file.as_deref())?;
     let scanner = Scanner::new();
     let policy = ScanPolicy::default_policy();
     let role: Role = args.role.into();
     let report = scanner.scan_input(&text, role);
-    let mut blocked = false;
-    let mut rows = Vec::new();
-    for f in &report.findings {
-        let action = policy.input_action(f, role);
-        blocked |= action == ScanAction::Block;
-        // The injection score is always reported; other findings only when they act.
-        if action == ScanAction::Off && f.detector != rampart_scan::Detector::PromptInjection {
-            continue;
-        }
-        rows.push((f, action));
-    }
+    let verdict = policy.judge_input(&report, role);
+    let blocked = verdict.blocked;
+    let rows: Vec<(&rampart_scan::Finding, ScanAction)> = verdict.findings.iter().map(|(f, a)| (f, *a)).collect();
     if args.json {
-        let findings: Vec<_> = rows
-            .iter()
-            .map(|(f, a)| {
-                json!({"detector": f.detector.name(), "type": f.kind, "score": round(f.score), "start": f.start, "end": f.end, "action": a.name()})
-            })
-            .collect();
-        let out = json!({"blocked": blocked, "injection_score": round(report.injection_score), "role": role.name(), "bytes": text.len(), "findings": findings});
-        println!("{out}");
+        println!("{}", verdict_json(&verdict, report.injection_score, role, text.len()));
     } else {
         println!(
             "{:<18} {:<26} {:>6} {:>14}  {:<12} text",
@@ -201,6 +195,109 @@ pub fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         println!("{}", if blocked { "verdict: BLOCK" } else { "verdict: allow" });
     }
     Ok(if blocked { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// The `--json` shape of one verdict.
+fn verdict_json(v: &rampart_policy::InputVerdict, score: f32, role: Role, bytes: usize) -> serde_json::Value {
+    let findings: Vec<_> = v
+        .findings
+        .iter()
+        .map(|(f, a)| {
+            json!({"detector": f.detector.name(), "type": f.kind, "score": round(f.score), "start": f.start, "end": f.end, "action": a.name()})
+        })
+        .collect();
+    json!({"blocked": v.blocked, "injection_score": round(score), "role": role.name(), "bytes": bytes, "findings": findings})
+}
+
+/// One line of `rampart scan --jsonl`.
+#[derive(serde::Deserialize)]
+struct ScanLine {
+    text: String,
+    #[serde(default)]
+    role: Option<String>,
+    #[serde(default)]
+    id: Option<serde_json::Value>,
+}
+
+/// `rampart scan --jsonl`: lines scanned in parallel, written in input order.
+fn scan_lines(args: &ScanArgs) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    let input = read_input(args.file.as_deref())?;
+    let lines: Vec<(usize, &str)> = input
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| (i + 1, l))
+        .collect();
+    let scanner = Scanner::new();
+    let policy = ScanPolicy::default_policy();
+    let default_role: Role = args.role.into();
+    let one = |(n, line): (usize, &str)| -> (serde_json::Value, bool, bool) {
+        let row: ScanLine = match serde_json::from_str(line) {
+            Ok(r) => r,
+            Err(e) => {
+                return (
+                    json!({"line": n, "error": format!("not a JSON object with `text`: {e}")}),
+                    false,
+                    true,
+                )
+            }
+        };
+        let role = match row.role.as_deref() {
+            None => default_role,
+            Some("user") => Role::User,
+            Some("system") => Role::System,
+            Some("assistant") => Role::Assistant,
+            Some("tool") => Role::Tool,
+            Some("document") => Role::Document,
+            Some(other) => {
+                return (
+                    json!({"line": n, "id": row.id, "error": format!("unknown role `{other}`")}),
+                    false,
+                    true,
+                )
+            }
+        };
+        let report = scanner.scan_input(&row.text, role);
+        let verdict = policy.judge_input(&report, role);
+        let mut out = verdict_json(&verdict, report.injection_score, role, row.text.len());
+        out["line"] = n.into();
+        if let Some(id) = row.id {
+            out["id"] = id;
+        }
+        (out, verdict.blocked, false)
+    };
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(lines.len().max(1));
+    let chunk = lines.len().div_ceil(workers).max(1);
+    let results: Vec<Vec<(serde_json::Value, bool, bool)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = lines
+            .chunks(chunk)
+            .map(|part| s.spawn(|| part.iter().copied().map(one).collect::<Vec<_>>()))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+    });
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let (mut blocked, mut bad, mut written) = (false, false, 0usize);
+    for (v, b, e) in results.into_iter().flatten() {
+        writeln!(out, "{v}")?;
+        blocked |= b;
+        bad |= e;
+        written += 1;
+    }
+    out.flush()?;
+    if written != lines.len() {
+        anyhow::bail!("a scanning thread failed: {written} of {} lines written", lines.len());
+    }
+    Ok(if bad {
+        ExitCode::from(2)
+    } else if blocked {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn round(x: f32) -> f64 {
