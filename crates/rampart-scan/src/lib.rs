@@ -217,6 +217,7 @@ impl Scanner {
         let pii_rules = pii.len();
         let shapes = regex::RegexSetBuilder::new(pii.into_iter().chain(secrets::SecretDetector::patterns()))
             .size_limit(64 << 20)
+            .dfa_size_limit(32 << 20)
             .build()
             .expect("pii and secret patterns compile");
         Scanner {
