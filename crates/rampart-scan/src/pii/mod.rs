@@ -522,7 +522,13 @@ impl PiiDetector {
                         Check::Card => v::payment_card(&v::digits(s)),
                         Check::Iban => v::iban(s),
                         Check::Ssn => v::ssn(&v::digits(s)),
-                        Check::Ipv4 => s.parse::<std::net::Ipv4Addr>().is_ok() && !version_like(text, m.start()),
+                        // Loopback, unspecified and broadcast addresses name no one: they
+                        // fill configs and logs (`127.0.0.1`, `0.0.0.0`) and are not personal.
+                        Check::Ipv4 => {
+                            s.parse::<std::net::Ipv4Addr>()
+                                .is_ok_and(|ip| !ip.is_loopback() && !ip.is_unspecified() && !ip.is_broadcast())
+                                && !version_like(text, m.start())
+                        }
                         Check::Ipv6 => {
                             s.trim_start_matches(':').len() >= 6
                                 && s.parse::<std::net::Ipv6Addr>().is_ok()
@@ -1238,6 +1244,13 @@ mod tests {
         assert_eq!(kinds("ssn 378-07-9520")[0].0, "us_ssn");
         assert!(kinds("ssn 666-07-9520").is_empty());
         assert_eq!(kinds("from 192.168.10.4 today")[0].0, "ip_address");
+        for config in [
+            "listen = \"127.0.0.1:8080\"",
+            "bind 0.0.0.0 port 80",
+            "mask 255.255.255.255 set",
+        ] {
+            assert!(kinds(config).iter().all(|k| k.0 != "ip_address"), "{config}");
+        }
         assert!(kinds("version 1.2.3.4").is_empty());
         assert_eq!(kinds("at 2001:db8::8a2e:370:7334 now")[0].0, "ip_address");
         assert_eq!(kinds("nic 00:1A:2b:3c:4D:5e")[0].0, "mac_address");
