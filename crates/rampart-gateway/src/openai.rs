@@ -148,27 +148,18 @@ impl InferenceRequest {
     /// `best_of`), completion tokens, messages, tools. Unbounded asks are how one request
     /// becomes a bill.
     pub fn check_caps(&self, limits: &rampart_policy::LimitsConfig) -> Result<(), ApiError> {
-        for field in ["n", "best_of"] {
+        for (field, most) in [
+            ("n", limits.max_choices),
+            ("best_of", limits.max_choices),
+            ("max_tokens", limits.max_completion_tokens),
+            ("max_completion_tokens", limits.max_completion_tokens),
+        ] {
             if let Some(n) = self.body.get(field).and_then(Value::as_u64) {
-                if n > limits.max_choices {
+                if n > most {
                     return Err(bad(
                         "invalid_value",
                         field,
-                        format!("`{field}` is {n}; this gateway allows at most {}", limits.max_choices),
-                    ));
-                }
-            }
-        }
-        for field in ["max_tokens", "max_completion_tokens"] {
-            if let Some(n) = self.body.get(field).and_then(Value::as_u64) {
-                if n > limits.max_completion_tokens {
-                    return Err(bad(
-                        "invalid_value",
-                        field,
-                        format!(
-                            "`{field}` is {n}; this gateway allows at most {}",
-                            limits.max_completion_tokens
-                        ),
+                        format!("`{field}` is {n}; this gateway allows at most {most}"),
                     ));
                 }
             }

@@ -292,7 +292,7 @@ impl Scanner {
     /// links and markup are read as the browser that renders the answer reads them. Spans
     /// refer to `text`.
     pub fn scan_output(&self, text: &str, ctx: &OutputContext) -> Vec<Finding> {
-        let norm = normalize::normalize(text);
+        let mut norm = normalize::normalize(text);
         let mut findings = Vec::new();
         self.scan_shapes(&norm.text, &mut findings);
         self.output.scan_leaks(&norm.text, ctx, &mut findings);
@@ -302,7 +302,7 @@ impl Scanner {
             }
         }
         self.output.scan_markup(text, ctx, &mut findings);
-        let mut hidden = norm.decoded.clone();
+        let mut hidden = std::mem::take(&mut norm.decoded);
         decode::find_spaced(&norm.text, &mut hidden);
         for seg in &mut hidden {
             if seg.kind == "spaced" && !norm.unchanged() {

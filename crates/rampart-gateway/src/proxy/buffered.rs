@@ -56,24 +56,7 @@ pub(super) async fn relay(mut x: Exchange, endpoint: Endpoint, resp: reqwest::Re
     let headers = resp.headers().clone();
     let body = read_upstream(&x, resp).await?;
     // A block or revocation that came while the upstream was answering stops the answer.
-    if x.caller
-        .key_id
-        .as_deref()
-        .is_some_and(|id| !x.gw.keys.usable(id, crate::state::now()))
-    {
-        return Err(ApiError::unauthenticated(
-            "api_key_revoked",
-            "the API key was revoked while the request was in flight",
-        ));
-    }
-    let rt = x.gw.runtime.load();
-    if let Some(kind) = super::blocked(&x.gw, &rt, &x.caller, &x.route.name, &x.route) {
-        return Err(ApiError::forbidden(
-            "blocked",
-            format!("access was blocked by an administrator while the request was in flight ({kind})"),
-        ));
-    }
-    drop(rt);
+    x.still_allowed()?;
     if !status.is_success() {
         return Err(upstream_status_error(&x, status, &body, &headers));
     }

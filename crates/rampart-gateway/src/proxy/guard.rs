@@ -595,6 +595,16 @@ pub fn guard_output_text(
     index: usize,
 ) -> Result<String, OutputBlocked> {
     let restored = state.pseudonyms.restore(text);
+    check_output_text(gw, state, restored, index)
+}
+
+/// The output scan and its redactions on a text whose pseudonyms are already restored.
+fn check_output_text(
+    gw: &Gateway,
+    state: &mut ScanState,
+    restored: String,
+    index: usize,
+) -> Result<String, OutputBlocked> {
     if !state.policy.output_active() {
         return Ok(restored);
     }
@@ -914,11 +924,7 @@ impl StreamGuard {
     /// Scans an upstream's error message before it is shown to the client: one that holds
     /// anything the output policy would not let out is replaced.
     pub fn error_message(&mut self, gw: &Gateway, message: &str) -> String {
-        let mut copy = self.state.pseudonyms.clone();
-        std::mem::swap(&mut copy, &mut self.state.pseudonyms);
-        let checked = guard_output_text(gw, &mut self.state, message, 0);
-        std::mem::swap(&mut copy, &mut self.state.pseudonyms);
-        match checked {
+        match guard_output_text(gw, &mut self.state, message, 0) {
             Ok(m) if m == message => m,
             _ => "the model API reported an error (its message was withheld by the output policy)".into(),
         }
@@ -959,15 +965,11 @@ impl StreamGuard {
         }
         let released = result.map_err(OutputBlocked)?;
         let restored = self.state.pseudonyms.restore(&released);
-        if restored == released || !self.state.policy.output_active() {
+        if restored == released {
             return Ok(restored);
         }
         // Restored values are scanned too: the client gets only what was scanned.
-        let mut checker = Pseudonyms::default();
-        std::mem::swap(&mut checker, &mut self.state.pseudonyms);
-        let checked = guard_output_text(gw, &mut self.state, &restored, index);
-        std::mem::swap(&mut checker, &mut self.state.pseudonyms);
-        checked
+        check_output_text(gw, &mut self.state, restored, index)
     }
 
     /// A whole value (an id, a name, an annotation) in a streamed event. Every event of a
@@ -1035,9 +1037,7 @@ impl StreamGuard {
         if last {
             self.finished.insert(idx);
             let rest = self.flush_choice(gw, idx)?;
-            if !rest.is_empty() || self.logprobs.contains_key(&idx) {
-                put_rest(c, rest);
-            }
+            put_rest(c, rest);
             if let Some(lp) = self.release_logprobs(gw, idx)? {
                 c.insert("logprobs".into(), lp);
             }
@@ -1063,30 +1063,27 @@ impl StreamGuard {
                         for (ck, cv) in call.iter_mut() {
                             match (ck.as_str(), cv) {
                                 ("function", Value::Object(f)) => {
-                                    for (fk, fv) in f.iter_mut() {
-                                        match (fk.as_str(), fv) {
-                                            ("arguments", Value::String(a)) => {
-                                                *a = self.push(gw, (idx, Field::ToolArguments(ti)), a, false)?
-                                            }
-                                            (_, other) => self.whole(gw, other, i)?,
-                                        }
-                                    }
+                                    self.function(gw, (idx, Field::ToolArguments(ti)), f)?
                                 }
                                 (_, other) => self.whole(gw, other, i)?,
                             }
                         }
                     }
                 }
-                ("function_call", Value::Object(f)) => {
-                    for (fk, fv) in f.iter_mut() {
-                        match (fk.as_str(), fv) {
-                            ("arguments", Value::String(a)) => {
-                                *a = self.push(gw, (idx, Field::FunctionArguments), a, false)?
-                            }
-                            (_, other) => self.whole(gw, other, i)?,
-                        }
-                    }
-                }
+                ("function_call", Value::Object(f)) => self.function(gw, (idx, Field::FunctionArguments), f)?,
+                (_, other) => self.whole(gw, other, i)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// A streamed function call (of a tool call, or the legacy `function_call`): its
+    /// `arguments` are streamed under `key`, its name and anything else scanned whole.
+    fn function(&mut self, gw: &Gateway, key: (u64, Field), f: &mut Map<String, Value>) -> Result<(), StreamStop> {
+        let i = key.0 as usize;
+        for (fk, fv) in f.iter_mut() {
+            match (fk.as_str(), fv) {
+                ("arguments", Value::String(a)) => *a = self.push(gw, key.clone(), a, false)?,
                 (_, other) => self.whole(gw, other, i)?,
             }
         }

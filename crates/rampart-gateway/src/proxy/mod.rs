@@ -452,6 +452,30 @@ pub(crate) struct Exchange {
 }
 
 impl Exchange {
+    /// Whether the exchange may still deliver its answer: refused when its key was revoked,
+    /// or a block applies, since it was admitted (both relays ask while they relay).
+    fn still_allowed(&self) -> Result<(), ApiError> {
+        let revoked = self
+            .caller
+            .key_id
+            .as_deref()
+            .is_some_and(|id| !self.gw.keys.usable(id, now()));
+        if revoked {
+            return Err(ApiError::unauthenticated(
+                "api_key_revoked",
+                "the API key was revoked while the request was in flight",
+            ));
+        }
+        let rt = self.gw.runtime.load();
+        match blocked(&self.gw, &rt, &self.caller, &self.route.name, &self.route) {
+            Some(kind) => Err(ApiError::forbidden(
+                "blocked",
+                format!("access was blocked by an administrator while the request was in flight ({kind})"),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// Charges usage once the upstream reports (or the relay estimated) it.
     fn account(&self, upstream_prompt: Option<u64>, completion: u64) {
         if let Ok(mut t) = self.trail.lock() {

@@ -322,8 +322,6 @@ impl Relay {
         }
     }
 
-    /// Ends the stream because an output scanner blocked it: nothing of the offending text
-    /// has left (it was inside the hold-back window), and the client gets a clean error.
     /// A final error event when the caller's key was revoked or a block now applies to the
     /// exchange; checked only when a block or revocation happened since the last look.
     fn revoked(&mut self) -> Option<Bytes> {
@@ -332,22 +330,8 @@ impl Relay {
             return None;
         }
         self.generation = generation;
-        let (code, message) = if self
-            .x
-            .caller
-            .key_id
-            .as_deref()
-            .is_some_and(|id| !self.x.gw.keys.usable(id, crate::state::now()))
-        {
-            ("api_key_revoked", "the API key was revoked; the answer was cut off")
-        } else {
-            let rt = self.x.gw.runtime.load();
-            super::blocked(&self.x.gw, &rt, &self.x.caller, &self.x.route.name, &self.x.route)?;
-            (
-                "blocked",
-                "access was blocked by an administrator; the answer was cut off",
-            )
-        };
+        let refused = self.x.still_allowed().err()?;
+        let code = refused.code();
         tracing::info!(request_id = %self.x.rid.0, code, "stream ended by a block or revocation");
         // What is held back is never released.
         if let Some(g) = self.guard.take() {
@@ -355,10 +339,12 @@ impl Relay {
         }
         self.end = ("blocked", Some(code.into()));
         self.finish();
-        let v = json!({"error": {"message": message, "type": "access_revoked", "param": null, "code": code}});
+        let v = json!({"error": {"message": refused.message(), "type": "access_revoked", "param": null, "code": code}});
         Some(Bytes::from(format!("data: {v}\n\n")))
     }
 
+    /// Ends the stream because an output scanner blocked it: nothing of the offending text
+    /// has left (it was inside the hold-back window), and the client gets a clean error.
     fn blocked(&mut self, b: &super::guard::OutputBlocked) -> Bytes {
         tracing::info!(request_id = %self.x.rid.0, detector = b.0.detector.name(), kind = %b.0.kind, "stream cut by output scanner");
         self.end = ("blocked", Some("output_blocked".into()));
