@@ -324,16 +324,9 @@ fn locate(text: &str, name: &str, cursor: &mut usize) -> (usize, usize) {
             _ => {}
         }
     }
-    *cursor = end.min(b.len());
-    let mut s = start;
-    while s > 0 && !text.is_char_boundary(s) {
-        s -= 1;
-    }
-    let mut e = end.min(text.len());
-    while e < text.len() && !text.is_char_boundary(e) {
-        e += 1;
-    }
-    (s, e)
+    // `<` and `>` are ASCII, so both ends are character boundaries.
+    *cursor = end;
+    (start, end)
 }
 
 #[cfg(test)]

@@ -67,20 +67,18 @@ impl OutputContext {
 /// and digits when that run is long enough to be unguessable, else all of its letters and
 /// digits; lower-cased.
 fn canary_core(canary: &str) -> String {
-    let skeleton: String = canary
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
     let longest = canary
         .split(|c: char| !c.is_ascii_alphanumeric())
         .max_by_key(|r| r.len())
         .unwrap_or("");
     if longest.len() >= 12 {
-        longest.to_ascii_lowercase()
-    } else {
-        skeleton
+        return longest.to_ascii_lowercase();
     }
+    canary
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
 }
 
 /// Finds the canary core in the letters and digits of `text` read in order (so separators,

@@ -32,7 +32,6 @@ pub struct AuthFailures {
     throttled: dashmap::DashMap<IpAddr, Instant>,
     /// Refusals since the last flush, per address.
     counts: Mutex<HashMap<IpAddr, u64>>,
-    per_minute: u32,
 }
 
 impl AuthFailures {
@@ -43,13 +42,7 @@ impl AuthFailures {
             limiter: RateLimiter::keyed(Quota::per_minute(n)),
             throttled: dashmap::DashMap::new(),
             counts: Mutex::new(HashMap::new()),
-            per_minute,
         }
-    }
-
-    /// The budget this was built with.
-    pub fn per_minute(&self) -> u32 {
-        self.per_minute
     }
 
     /// How long `addr` must wait, if it is over its budget.
