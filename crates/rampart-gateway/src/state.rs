@@ -48,6 +48,9 @@ pub enum BuildError {
     /// Building the runtime failed unexpectedly.
     #[error("building the configuration failed: {0}")]
     Build(String),
+    /// The embedded semantic model cannot be loaded.
+    #[error("semantic tier: {0}")]
+    Semantic(String),
 }
 
 /// A model as routed: its failover list of (upstream, pinned model).
@@ -204,6 +207,8 @@ pub struct Gateway {
     pub tokenizer: Tokenizer,
     /// Detectors, compiled once.
     pub scanner: std::sync::Arc<rampart_scan::Scanner>,
+    /// The semantic injection tier behind its batching queue (one encoder for all requests).
+    pub semantic: Option<rampart_semantic::Batcher>,
     /// The audit ledger (opened once; `[audit]` changes need a restart).
     pub audit: Option<Arc<rampart_audit::Ledger>>,
     /// For OIDC fetches.
@@ -213,6 +218,17 @@ pub struct Gateway {
     /// Start time.
     pub started: Instant,
     reload_lock: tokio::sync::Mutex<()>,
+}
+
+/// Windows the semantic tier embeds in one pass, and requests that may wait for it.
+const SEMANTIC_BATCH: usize = 32;
+const SEMANTIC_QUEUE: usize = 1024;
+
+/// Loads the embedded encoder and starts its batching worker.
+fn semantic_tier() -> Result<rampart_semantic::Batcher, BuildError> {
+    let detector = rampart_semantic::SemanticDetector::embedded().map_err(|e| BuildError::Semantic(e.to_string()))?;
+    rampart_semantic::Batcher::start(std::sync::Arc::new(detector), SEMANTIC_BATCH, SEMANTIC_QUEUE)
+        .map_err(|e| BuildError::Semantic(e.to_string()))
 }
 
 impl Gateway {
@@ -242,6 +258,7 @@ impl Gateway {
             metrics: Metrics::new(),
             tokenizer: Tokenizer::load()?,
             scanner: std::sync::Arc::new(rampart_scan::Scanner::new()),
+            semantic: Some(semantic_tier()?),
             http,
             demo_base,
             started: Instant::now(),

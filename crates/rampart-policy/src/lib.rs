@@ -35,5 +35,5 @@ pub use config::{
 pub use error::{ConfigError, ConfigProblem, PolicyError};
 pub use scan::{
     ErrorDetail, InjectionRule, InputRules, InputVerdict, OutputRules, RoleThresholds, Rule, ScanAction, ScanConfig,
-    ScanMode, ScanOverride, ScanPolicy, SpotlightStyle, SystemMessages, TokenIds,
+    ScanMode, ScanOverride, ScanPolicy, SemanticMode, SpotlightStyle, SystemMessages, TokenIds,
 };

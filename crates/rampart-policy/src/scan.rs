@@ -182,6 +182,25 @@ pub struct InjectionRule {
     pub tool_action: ScanAction,
     /// Score thresholds per role.
     pub thresholds: RoleThresholds,
+    /// Which texts the semantic tier (a sentence encoder and a trained head, fused with the
+    /// fast path into one calibrated probability) also reads.
+    pub semantic: SemanticMode,
+    /// With `semantic = "uncertain"`: the fast-path scores, `[low, high]`, between which a
+    /// text is also read by the semantic tier; below `low` it passes and above `high` it is
+    /// judged on the fast path alone.
+    pub semantic_band: [f32; 2],
+}
+
+/// Which texts the semantic tier reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SemanticMode {
+    /// None: the fast path alone decides.
+    Off,
+    /// Only those whose fast-path score is inside `semantic_band`.
+    Uncertain,
+    /// Every text the injection detector reads.
+    All,
 }
 
 impl Default for InjectionRule {
@@ -190,6 +209,19 @@ impl Default for InjectionRule {
             action: ScanAction::Block,
             tool_action: ScanAction::Block,
             thresholds: RoleThresholds::default(),
+            semantic: SemanticMode::All,
+            semantic_band: [0.05, 0.9999],
+        }
+    }
+}
+
+impl InjectionRule {
+    /// Whether a text the fast path scored `fast` goes to the semantic tier.
+    pub fn wants_semantic(&self, fast: f32) -> bool {
+        match self.semantic {
+            SemanticMode::Off => false,
+            SemanticMode::All => true,
+            SemanticMode::Uncertain => fast >= self.semantic_band[0] && fast <= self.semantic_band[1],
         }
     }
 }
@@ -430,6 +462,10 @@ impl ScanConfig {
                 .any(|v| !(0.0..=1.0).contains(v))
             {
                 out.push("scan input.injection.thresholds must be in [0, 1]".into());
+            }
+            let [lo, hi] = inj.semantic_band;
+            if !(0.0..=1.0).contains(&lo) || !(0.0..=1.0).contains(&hi) || lo > hi {
+                out.push("scan input.injection.semantic_band must be [low, high] within [0, 1]".into());
             }
         }
         for o in all_outputs {

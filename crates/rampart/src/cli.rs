@@ -59,6 +59,14 @@ enum Command {
     /// Measure a detector on labelled data: precision, recall, F1, ROC AUC, TPR at fixed FPR,
     /// per source, latency.
     Eval(crate::detect::EvalArgs),
+    /// Leave-one-group-out evaluation of both injection tiers: train without a whole family
+    /// (or language), test on it. The figure the README leads with.
+    ///
+    /// Example: rampart held-out --data ../shared/data/injection/train.jsonl --data target/data/generated.jsonl --by language
+    HeldOut(crate::semantic_cmd::HeldOutArgs),
+    /// Generate training data (seeded, reproducible).
+    #[command(subcommand)]
+    Data(crate::semantic_cmd::DataCommand),
     /// The audit ledger: verify, search, export, erase a data subject, retention, key rotation,
     /// checkpoints.
     #[command(subcommand)]
@@ -289,6 +297,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::DemoUpstream(args) => demo(args).await,
         Command::Scan(args) => crate::detect::scan(args),
         Command::Train(crate::detect::TrainCommand::Injection(args)) => crate::detect::train_injection(args),
+        Command::Train(crate::detect::TrainCommand::Semantic(args)) => {
+            tokio::task::spawn_blocking(move || crate::semantic_cmd::train_semantic(args))
+                .await
+                .context("training failed")?
+        }
+        Command::HeldOut(args) => tokio::task::spawn_blocking(move || crate::semantic_cmd::held_out(args))
+            .await
+            .context("evaluation failed")?,
+        Command::Data(cmd) => crate::semantic_cmd::data(cmd),
         Command::Eval(args) => crate::detect::eval(args),
         Command::Model(cmd) => tokio::task::spawn_blocking(move || crate::model_cmd::run(cmd))
             .await

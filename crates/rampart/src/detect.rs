@@ -56,6 +56,10 @@ pub struct ScanArgs {
     /// Who wrote the text (thresholds differ: tool results and documents are stricter).
     #[arg(long, value_enum, default_value = "user")]
     role: RoleArg,
+    /// Injection: the fast path alone, without the semantic tier the default policy also
+    /// runs (faster, and the figure `bench` reports for bulk throughput).
+    #[arg(long)]
+    fast_only: bool,
 }
 
 /// `rampart train ...`.
@@ -66,6 +70,12 @@ pub enum TrainCommand {
     /// Rows whose text hashes into the validation split (one in five) are kept out of
     /// training and used to report the result. The same data gives the same bytes.
     Injection(TrainArgs),
+    /// Train the semantic tier's head (and its fusion with the fast path) on the embedded
+    /// encoder's embeddings, and write the weights the binary embeds.
+    ///
+    /// Example: rampart train semantic --data ../shared/data/injection/train.jsonl
+    /// --data ../shared/data/injection/train_extra.jsonl --data target/data/generated.jsonl
+    Semantic(crate::semantic_cmd::SemanticTrainArgs),
 }
 
 /// Options of `rampart train injection`.
@@ -168,7 +178,12 @@ pub fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
     let scanner = Scanner::new();
     let policy = ScanPolicy::default_policy();
     let role: Role = args.role.into();
-    let report = scanner.scan_input(&text, role);
+    let mut report = scanner.scan_input(&text, role);
+    if !args.fast_only && policy.input.injection.wants_semantic(report.injection_score) {
+        let detector = rampart_semantic::SemanticDetector::embedded()?;
+        let scored = detector.score(&text, report.injection_score)?;
+        rampart_semantic::apply(&mut report, scored.probability);
+    }
     let verdict = policy.judge_input(&report, role);
     let blocked = verdict.blocked;
     let rows: Vec<(&rampart_scan::Finding, ScanAction)> = verdict.findings.iter().map(|(f, a)| (f, *a)).collect();
@@ -219,7 +234,9 @@ struct ScanLine {
     id: Option<serde_json::Value>,
 }
 
-/// `rampart scan --jsonl`: lines scanned in parallel, written in input order.
+/// `rampart scan --jsonl`: lines scanned in parallel, written in input order. The fast path
+/// runs on every core; the texts the policy sends to the semantic tier are then embedded in
+/// length-sorted batches.
 fn scan_lines(args: &ScanArgs) -> anyhow::Result<ExitCode> {
     use std::io::Write;
     let input = read_input(args.file.as_deref())?;
@@ -232,17 +249,9 @@ fn scan_lines(args: &ScanArgs) -> anyhow::Result<ExitCode> {
     let scanner = Scanner::new();
     let policy = ScanPolicy::default_policy();
     let default_role: Role = args.role.into();
-    let one = |(n, line): (usize, &str)| -> (serde_json::Value, bool, bool) {
-        let row: ScanLine = match serde_json::from_str(line) {
-            Ok(r) => r,
-            Err(e) => {
-                return (
-                    json!({"line": n, "error": format!("not a JSON object with `text`: {e}")}),
-                    false,
-                    true,
-                )
-            }
-        };
+    let parse = |(n, line): (usize, &str)| -> Result<(ScanLine, Role, rampart_scan::Report), serde_json::Value> {
+        let row: ScanLine = serde_json::from_str(line)
+            .map_err(|e| json!({"line": n, "error": format!("not a JSON object with `text`: {e}")}))?;
         let role = match row.role.as_deref() {
             None => default_role,
             Some("user") => Role::User,
@@ -250,38 +259,74 @@ fn scan_lines(args: &ScanArgs) -> anyhow::Result<ExitCode> {
             Some("assistant") => Role::Assistant,
             Some("tool") => Role::Tool,
             Some("document") => Role::Document,
-            Some(other) => {
-                return (
-                    json!({"line": n, "id": row.id, "error": format!("unknown role `{other}`")}),
-                    false,
-                    true,
-                )
-            }
+            Some(other) => return Err(json!({"line": n, "id": row.id, "error": format!("unknown role `{other}`")})),
         };
         let report = scanner.scan_input(&row.text, role);
-        let verdict = policy.judge_input(&report, role);
-        let mut out = verdict_json(&verdict, report.injection_score, role, row.text.len());
-        out["line"] = n.into();
-        if let Some(id) = row.id {
-            out["id"] = id;
-        }
-        (out, verdict.blocked, false)
+        Ok((row, role, report))
     };
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(lines.len().max(1));
     let chunk = lines.len().div_ceil(workers).max(1);
-    let results: Vec<Vec<(serde_json::Value, bool, bool)>> = std::thread::scope(|s| {
+    type Parsed = Result<(ScanLine, Role, rampart_scan::Report), serde_json::Value>;
+    let mut parsed: Vec<Parsed> = std::thread::scope(|s| {
         let handles: Vec<_> = lines
             .chunks(chunk)
-            .map(|part| s.spawn(|| part.iter().copied().map(one).collect::<Vec<_>>()))
+            .map(|part| s.spawn(|| part.iter().copied().map(parse).collect::<Vec<_>>()))
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
     });
+    if parsed.len() != lines.len() {
+        anyhow::bail!(
+            "a scanning thread failed: {} of {} lines scanned",
+            parsed.len(),
+            lines.len()
+        );
+    }
+    if !args.fast_only {
+        let rule = policy.input.injection;
+        let wanted: Vec<usize> = parsed
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| matches!(p, Ok((_, _, r)) if rule.wants_semantic(r.injection_score)))
+            .map(|(i, _)| i)
+            .collect();
+        if !wanted.is_empty() {
+            let detector = rampart_semantic::SemanticDetector::embedded()?;
+            let texts: Vec<&str> = wanted
+                .iter()
+                .filter_map(|&i| parsed[i].as_ref().ok().map(|(row, _, _)| row.text.as_str()))
+                .collect();
+            let bags = rampart_semantic::train::Cache::memory().bags(&detector, &texts, 48, |_, _| {})?;
+            for (&i, bag) in wanted.iter().zip(&bags) {
+                if let Ok((_, _, report)) = parsed[i].as_mut() {
+                    let l = rampart_semantic::train::bag_logit(detector.head(), bag);
+                    let p = detector.head().fuse(report.injection_score, l);
+                    rampart_semantic::apply(report, p);
+                }
+            }
+        }
+    }
+    let results: Vec<(serde_json::Value, bool, bool)> = parsed
+        .into_iter()
+        .zip(&lines)
+        .map(|(p, (n, _))| match p {
+            Err(v) => (v, false, true),
+            Ok((row, role, report)) => {
+                let verdict = policy.judge_input(&report, role);
+                let mut out = verdict_json(&verdict, report.injection_score, role, row.text.len());
+                out["line"] = (*n).into();
+                if let Some(id) = row.id {
+                    out["id"] = id;
+                }
+                (out, verdict.blocked, false)
+            }
+        })
+        .collect();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let (mut blocked, mut bad, mut written) = (false, false, 0usize);
-    for (v, b, e) in results.into_iter().flatten() {
+    for (v, b, e) in results {
         writeln!(out, "{v}")?;
         blocked |= b;
         bad |= e;

@@ -8,6 +8,7 @@ mod audit_cmd;
 mod cli;
 mod detect;
 mod model_cmd;
+mod semantic_cmd;
 mod serve;
 mod terminal;
 

@@ -205,6 +205,94 @@ struct InputGuard<'g> {
     state: &'g mut ScanState,
     detail: ErrorDetail,
     token_ids: TokenIds,
+    /// When set, the walk only gathers the texts the injection detector reads (for the
+    /// semantic tier, which runs before the real walk), and changes and blocks nothing.
+    collect: Option<Vec<(Role, String)>>,
+    /// Fused probabilities from the semantic tier, which replace the fast path's score.
+    semantic: &'g SemanticScores,
+}
+
+/// The semantic tier's fused injection probabilities for one request, by role and text.
+#[derive(Debug, Default)]
+pub struct SemanticScores(HashMap<(Role, String), f32>);
+
+impl SemanticScores {
+    fn get(&self, role: Role, text: &str) -> Option<f32> {
+        // Keys are owned; look up without allocating only when the map is not empty.
+        if self.0.is_empty() {
+            return None;
+        }
+        self.0.get(&(role, text.to_owned())).copied()
+    }
+}
+
+/// Scores every text of the request the injection detector reads with the semantic tier
+/// (those the policy sends to it), in one batch with other requests' texts. A tier that
+/// cannot answer fails the request closed.
+pub async fn semantic_scores(
+    gw: &Gateway,
+    batcher: &rampart_semantic::Batcher,
+    scan: &rampart_policy::ScanConfig,
+    policy: &ScanPolicy,
+    req: &InferenceRequest,
+) -> Result<SemanticScores, ApiError> {
+    let rule = policy.input.injection;
+    let texts = {
+        let mut state = ScanState {
+            policy: policy.clone(),
+            ctx: OutputContext::default(),
+            pseudonyms: Pseudonyms::default(),
+            records: Vec::new(),
+            holdback: 0,
+        };
+        let none = SemanticScores::default();
+        let mut body = req.body.clone();
+        let mut g = InputGuard {
+            gw,
+            scanner: &gw.scanner,
+            state: &mut state,
+            detail: scan.error_detail,
+            token_ids: scan.token_ids,
+            collect: Some(Vec::new()),
+            semantic: &none,
+        };
+        // Errors here are the real walk's to report; this pass only gathers texts.
+        let _ = match req.endpoint {
+            Endpoint::Chat => g.chat(scan, &mut body),
+            Endpoint::Completions => g.prompt(&mut body, "prompt"),
+            Endpoint::Embeddings => g.prompt(&mut body, "input"),
+        }
+        .and_then(|()| g.other_fields(&mut body));
+        g.collect.take().unwrap_or_default()
+    };
+    let mut jobs = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (role, text) in texts {
+        let fast = gw.scanner.injection().score(&text, role);
+        if rule.wants_semantic(fast) && seen.insert((role, text.clone())) {
+            jobs.push(async move {
+                let r = batcher.score(&text, fast).await;
+                (role, text, r)
+            });
+        }
+    }
+    let mut out = HashMap::new();
+    for (role, text, r) in futures_util::future::join_all(jobs).await {
+        match r {
+            Ok(scored) => {
+                out.insert((role, text), scored.probability);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "semantic tier failed; refusing the request");
+                return Err(ApiError::internal(
+                    http::StatusCode::SERVICE_UNAVAILABLE,
+                    "scanner_unavailable",
+                    "the request could not be scanned; try again",
+                ));
+            }
+        }
+    }
+    Ok(SemanticScores(out))
 }
 
 /// Scans and transforms the request body per policy. Returns the state the output side needs.
@@ -214,6 +302,7 @@ pub fn guard_request(
     policy: ScanPolicy,
     req: &mut InferenceRequest,
     trail: &crate::audit::SharedTrail,
+    semantic: &SemanticScores,
 ) -> Result<ScanState, ApiError> {
     let mut state = ScanState {
         policy,
@@ -229,6 +318,8 @@ pub fn guard_request(
         state: &mut state,
         detail: scan.error_detail,
         token_ids: scan.token_ids,
+        collect: None,
+        semantic,
     };
     let result = match req.endpoint {
         Endpoint::Chat => g.chat(scan, &mut req.body),
@@ -492,8 +583,25 @@ fn guard_text(
     if text.is_empty() {
         return Ok(false);
     }
+    if let Some(texts) = g.collect.as_mut() {
+        if injection {
+            texts.push((role, text.clone()));
+        }
+        return Ok(false);
+    }
     let index = index_of(param);
-    let report = scanner.scan_input(text, role);
+    let mut report = scanner.scan_input(text, role);
+    if injection {
+        if let Some(p) = g.semantic.get(role, text) {
+            for f in report
+                .findings
+                .iter_mut()
+                .filter(|f| f.detector == Detector::PromptInjection)
+            {
+                f.score = p;
+            }
+        }
+    }
     let shadow = state.shadow();
     let mut edits: Vec<(&Finding, Edit)> = Vec::new();
     let mut spotlight = false;

@@ -338,7 +338,20 @@ async fn handle(
             .config
             .scan
             .resolve(&req.model, caller.principal.user(), caller.key_id.as_deref());
-        Some(guard::guard_request(&gw, &rt.config.scan, policy, &mut req, &trail)?)
+        let semantic = match gw.semantic.as_ref() {
+            Some(b) if policy.input.injection.semantic != rampart_policy::SemanticMode::Off => {
+                guard::semantic_scores(&gw, b, &rt.config.scan, &policy, &req).await?
+            }
+            _ => guard::SemanticScores::default(),
+        };
+        Some(guard::guard_request(
+            &gw,
+            &rt.config.scan,
+            policy,
+            &mut req,
+            &trail,
+            &semantic,
+        )?)
     } else {
         None
     };

@@ -32,9 +32,18 @@ impl Sample {
         self.source.split(':').next().unwrap_or(&self.source)
     }
 
+    /// The language a generated sample was written in: the code after `@` in its source
+    /// (`gen-attack/persuasion@de`); `None` when the source does not say.
+    pub fn language(&self) -> Option<&str> {
+        self.source
+            .rsplit_once('@')
+            .map(|(_, l)| l)
+            .filter(|l| !l.is_empty() && l.len() <= 8)
+    }
+
     /// The role a text from this source plays: indirect-injection corpora hold documents.
     pub fn role(&self) -> Role {
-        if self.family() == "bipia" {
+        if self.family() == "bipia" || self.source.contains("/document") {
             Role::Document
         } else {
             Role::User

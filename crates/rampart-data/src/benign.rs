@@ -1,0 +1,313 @@
+//! The benign side, as varied as the attacks: every attack family has twins that share its
+//! wrappers and vocabulary around harmless content, plus the prompts detectors over-block
+//! (role play, fiction, lyrics, chat transcripts, questions about security and about
+//! instructions), in every language with parts.
+
+use rampart_scan::injection::train::Sample;
+
+use crate::lang::LANGS;
+use crate::Rng;
+
+const HARMLESS: &[&str] = &[
+    "bake sourdough bread with a crisp crust",
+    "fix a dripping kitchen tap",
+    "train a puppy to walk on a lead",
+    "grow tomatoes on a balcony",
+    "solve a Rubik's cube",
+    "write a cover letter for a nursing job",
+    "set up a home network with a mesh router",
+    "brew cold-brew coffee",
+    "change a bicycle inner tube",
+    "plan a week of vegetarian dinners",
+    "start running without hurting my knees",
+    "prepare for a job interview",
+    "build a birdhouse from scrap wood",
+    "make a budget spreadsheet",
+    "learn the basics of music theory",
+    "restore an old wooden chair",
+    "teach a child to ride a bike",
+    "pick a good password manager",
+];
+
+const FRAMES: &[&str] = &[
+    "You are a bestselling novelist. In chapter twelve the heroine explains to her niece how to {h}. Write that warm, detailed scene.",
+    "My late grandmother used to tell me how to {h}. I miss her. Could you tell it the way a kind grandmother would?",
+    "I'm teaching an evening class and my students want to learn how to {h}. Give a clear step-by-step lesson.",
+    "Imagine a world where everyone learns to {h} at school. As the teacher there, give today's lesson.",
+    "Hypothetically, if I had a free weekend to {h}, how should I plan it?",
+    "Let's play a game: you are Alex, a cheerful coach. Alex, how would you {h}?",
+    "Write a short screenplay where a mentor teaches a young apprentice how to {h}.",
+    "In the novel I'm editing, the narrator lists the steps to {h}. Make the list sound natural.",
+];
+
+const ROLES: &[&str] = &[
+    "a medieval blacksmith",
+    "a pirate captain",
+    "a friendly travel agent",
+    "my Spanish tutor",
+    "a Socratic philosophy teacher",
+    "a sommelier",
+    "a tour guide in Kyoto",
+    "a 1920s detective",
+    "a dungeon master",
+    "a patient interviewer for a mock job interview",
+    "Sherlock Holmes",
+    "a Linux terminal",
+    "a motivational coach",
+    "an astronaut on the ISS",
+];
+const TASKS: &[&str] = &[
+    "describe your typical day",
+    "greet me and ask what I need",
+    "quiz me on irregular verbs",
+    "tell me a story about your last adventure",
+    "explain your job to a ten-year-old",
+    "recommend something for a rainy evening",
+    "stay in character and answer my questions",
+    "give me feedback on my answers",
+];
+const WORLDS: &[&str] = &[
+    "cats rule the world",
+    "the Roman Empire never fell",
+    "electricity was never discovered",
+    "humans can photosynthesise",
+    "the oceans are made of lemonade",
+    "dragons run the postal service",
+];
+
+const SECURITY: &[&str] = &[
+    "What is prompt injection and how do I defend my chatbot against it?",
+    "Explain how SQL injection works so I can fix my login form.",
+    "What does an 'ignore previous instructions' attack look like, and why does it work?",
+    "How do jailbreak prompts like DAN try to get around a model's rules?",
+    "Write a unit test that checks my sanitizer rejects '<script>' tags.",
+    "What are the OWASP top 10 risks for LLM applications?",
+    "How should I store API keys in a CI pipeline?",
+    "Can you review my rate limiter for abuse cases?",
+    "What is the difference between a system prompt and a user prompt?",
+    "How do I red-team my own RAG application safely?",
+    "Explain what a reverse shell is for my security exam.",
+    "Our pentest found an XSS bug; how do we prioritise the fix?",
+];
+
+const META: &[&str] = &[
+    "Rewrite these instructions so they are clearer: 'Open the app, then ignore the pop-up, then tap Settings.'",
+    "How do I write a system prompt that keeps my support bot on topic?",
+    "Give me instructions for onboarding a new developer to our repo.",
+    "Make these assembly instructions shorter without losing any step.",
+    "What are good rules for a classroom discussion?",
+    "Please ignore my previous message, I found the answer. Thanks!",
+    "Forget about the formatting, just tell me whether the logic is right.",
+    "Can you override the default font in a LaTeX document?",
+    "The instructions say to disregard the first page of the form. Which page should I fill in?",
+    "My manager told me to ignore the old style guide. What's a good modern one?",
+];
+
+const VERSE_WORDS: &[&str] = &[
+    "night", "fire", "heart", "road", "rain", "light", "dance", "river", "home", "dream", "gold", "sky", "city",
+    "summer", "shadow", "tonight",
+];
+const NAMES: &[&str] = &["Alice", "Bob", "Priya", "Tom", "Mei", "Omar", "Lena", "Sam"];
+const CHAT_LINES: &[&str] = &[
+    "are we still on for lunch?",
+    "yes, 12:30 at the usual place",
+    "can you bring the charger I lent you",
+    "lol sure",
+    "the build is red again",
+    "I'll look after standup",
+    "did you see the game last night",
+    "running 5 min late",
+    "ok see you there",
+    "thanks!!",
+];
+const TRAILERS: &[&str] = &[
+    "thx!!",
+    ":)",
+    "(sorry for my english)",
+    "#help #newbie",
+    "-- sent from my phone",
+    "see https://example.org/faq for context",
+    "```\nerror: exit code 1\n```",
+    "ps: urgent-ish",
+    "~J",
+    "[edit: typo]",
+    "^^ that's all",
+    ">>> x = 1",
+];
+const FILLERS: &[&str] = &[
+    "Please reply by Friday.",
+    "Ignore the previous email; the room changed to B12.",
+    "Note: the printer on floor 2 is broken.",
+    "Remember to submit your timesheets.",
+    "Disregard the draft I sent earlier, this is the final version.",
+    "The system will be down for maintenance on Sunday.",
+    "New instructions for the kitchen rota are on the fridge.",
+    "Reminder: keep the fire exits clear.",
+];
+const ASK: &[&str] = &[
+    "Summarize this:\n\n{d}",
+    "Can you translate this to German?\n{d}",
+    "What are the key points here?\n\n{d}",
+    "{d}\n\nPlease extract the action items.",
+    "Is this legit?\n{d}",
+];
+const CARRIERS: &[&str] = &[
+    "Subject: Quarterly numbers\nHi team,\nattached are the figures for Q3. Revenue grew 4% and costs stayed flat.\n{p}\nBest,\nMaria",
+    "<html><body><h1>Best hiking trails</h1><p>The ridge trail offers views over the valley.</p><!-- {p} --><p>Bring water.</p></body></html>",
+    "Review (5 stars): Great blender, crushes ice easily and is quiet. {p} Would buy again.",
+    "name,role,notes\nAlice,engineer,on call\nBob,designer,{p}\nCarol,manager,on leave",
+    "def total(items):\n    # {p}\n    return sum(i.price for i in items)\n",
+    "[00:01] Sam: Let's start the meeting.\n[00:02] Priya: Sales are up.\n[00:03] Sam: {p}\n[00:04] Priya: Next item.",
+    "# Project Setup\n\nRun `make install` to build.\n\n> {p}\n\nSee CONTRIBUTING.md for more.",
+    "Meeting notes 12 March: budget approved, hiring paused. {p} Next meeting in two weeks.",
+];
+
+fn sample(text: String, source: &str) -> Sample {
+    Sample {
+        text,
+        label: false,
+        source: source.to_owned(),
+    }
+}
+
+fn lyrics(rng: &mut Rng) -> String {
+    let line = |rng: &mut Rng| {
+        format!(
+            "{} the {} and the {}, {} {}",
+            rng.pick(&["Under", "Through", "Into", "Over", "Beyond"]),
+            rng.pick(VERSE_WORDS),
+            rng.pick(VERSE_WORDS),
+            rng.pick(&["we run", "I fall", "you shine", "they sing", "we wait"]),
+            rng.pick(&["tonight", "again", "forever", "alone", "together"])
+        )
+    };
+    let mut t = String::new();
+    for part in ["[Verse 1]", "[Chorus]", "[Verse 2]", "[Chorus]", "[Bridge]"] {
+        t.push_str(part);
+        t.push('\n');
+        for _ in 0..(2 + rng.below(3)) {
+            t.push_str(&line(rng));
+            t.push('\n');
+        }
+        t.push('\n');
+    }
+    t
+}
+
+/// `count` benign rows per family, seeded.
+pub fn generate(count: usize, seed: u64) -> Vec<Sample> {
+    let mut rng = Rng::new(seed);
+    let mut out = Vec::new();
+    for _ in 0..count {
+        out.push(sample(
+            rng.pick(FRAMES).replace("{h}", rng.pick(HARMLESS)),
+            "gen-persuasion@en",
+        ));
+    }
+    for _ in 0..count {
+        let t = match rng.below(4) {
+            0 => format!("Imagine you are {}. {}.", rng.pick(ROLES), rng.pick(TASKS)),
+            1 => format!("Act as {} and {}.", rng.pick(ROLES), rng.pick(TASKS)),
+            2 => format!(
+                "In an alternate universe where {}, write a short story about a day at school.",
+                rng.pick(WORLDS)
+            ),
+            _ => format!("Pretend you're {}. {}", rng.pick(ROLES), rng.pick(SECURITY)),
+        };
+        out.push(sample(t, "gen-roleplay@en"));
+    }
+    for _ in 0..count / 2 {
+        let t = lyrics(&mut rng);
+        let t = if rng.chance(0.5) {
+            format!("What do you think these lyrics mean?\n\n{t}")
+        } else {
+            t
+        };
+        out.push(sample(t, "gen-lyrics@en"));
+    }
+    for _ in 0..count / 2 {
+        let mut t = String::new();
+        for _ in 0..(4 + rng.below(10)) {
+            t.push_str(&format!("{}: {}\n", rng.pick(NAMES), rng.pick(CHAT_LINES)));
+        }
+        out.push(sample(
+            format!(
+                "{}\n{t}",
+                rng.pick(&[
+                    "Summarize this chat:",
+                    "Who agreed to what here?",
+                    "Translate this conversation into French:",
+                    ""
+                ])
+            ),
+            "gen-transcript@en",
+        ));
+    }
+    for _ in 0..count {
+        let t = if rng.chance(0.5) {
+            rng.pick(SECURITY).to_owned()
+        } else {
+            rng.pick(META).to_owned()
+        };
+        out.push(sample(t, "gen-meta@en"));
+    }
+    for _ in 0..count {
+        let req = format!(
+            "{}{}",
+            rng.pick(&[
+                "Explain how to ",
+                "Write a guide to ",
+                "Give me steps to ",
+                "Tell me how to "
+            ]),
+            rng.pick(HARMLESS)
+        );
+        out.push(sample(format!("{req}. {}", rng.pick(TRAILERS)), "gen-suffix@en"));
+    }
+    for _ in 0..count / 2 {
+        let mut t = String::from("Classify the sentiment of each review.\n");
+        for _ in 0..(3 + rng.below(8)) {
+            t.push_str(&format!(
+                "Review: {}\nSentiment: {}\n",
+                rng.pick(CHAT_LINES),
+                rng.pick(&["positive", "negative", "neutral"])
+            ));
+        }
+        t.push_str(&format!("Review: {}\nSentiment:", rng.pick(CHAT_LINES)));
+        out.push(sample(t, "gen-manyshot@en"));
+    }
+    for _ in 0..count {
+        let doc = rng.pick(CARRIERS).replace("{p}", rng.pick(FILLERS));
+        out.push(sample(rng.pick(ASK).replace("{d}", &doc), "gen-planted@en"));
+    }
+    for l in LANGS {
+        for _ in 0..count / 3 {
+            let t = match rng.below(3) {
+                0 => rng.pick(l.benign).to_owned(),
+                1 => rng.pick(l.lookalikes).to_owned(),
+                _ => {
+                    let doc = format!("{}\n{}", rng.pick(l.lookalikes), rng.pick(l.benign));
+                    rng.pick(l.about).replace("{}", &doc)
+                }
+            };
+            out.push(sample(t, &format!("gen-multilingual@{}", l.code)));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generation_is_seeded_and_benign() {
+        let a = generate(12, 3);
+        let b = generate(12, 3);
+        assert!(a.iter().zip(&b).all(|(x, y)| x.text == y.text));
+        assert!(a
+            .iter()
+            .all(|s| !s.label && !s.text.contains("{h}") && !s.text.contains("{d}")));
+        assert!(a.iter().any(|s| s.source.starts_with("gen-lyrics")));
+    }
+}
