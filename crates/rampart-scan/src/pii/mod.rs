@@ -103,7 +103,7 @@ const RULES: &[Rule] = &[
     },
     Rule {
         kind: "credit_card",
-        pattern: r"\b(?:\d[ \-]?){12,18}\d\b",
+        pattern: r"\b(?:\d[ \-]?){11,18}\d\b",
         score: 0.95,
         check: Check::Card,
     },
@@ -517,10 +517,17 @@ impl PiiDetector {
                 let Some(rule) = RULES.get(i) else { continue };
                 for m in self.regexes[i].find_iter(text, &starts) {
                     let s = &text[m.start()..m.end()];
+                    let mut end = m.end();
                     let ok = match rule.check {
                         Check::None => true,
                         Check::Card => v::payment_card(&v::digits(s)),
-                        Check::Iban => v::iban(s),
+                        Check::Iban => match v::iban_prefix(s) {
+                            Some(n) => {
+                                end = m.start() + n;
+                                true
+                            }
+                            None => false,
+                        },
                         Check::Ssn => v::ssn(&v::digits(s)),
                         // Loopback, unspecified and broadcast addresses name no one: they
                         // fill configs and logs (`127.0.0.1`, `0.0.0.0`) and are not personal.
@@ -545,7 +552,7 @@ impl PiiDetector {
                         }
                     };
                     if ok {
-                        out.push(Finding::new(Detector::Pii, rule.kind, rule.score, m.start(), m.end()));
+                        out.push(Finding::new(Detector::Pii, rule.kind, rule.score, m.start(), end));
                     }
                 }
             }
@@ -1241,6 +1248,11 @@ mod tests {
         assert_eq!(kinds("card 4111 1111 1111 1111 exp 12/29")[0].0, "credit_card");
         assert!(kinds("order 4111 1111 1111 1112").iter().all(|k| k.0 != "credit_card"));
         assert_eq!(kinds("IBAN GB82 WEST 1234 5698 7654 32.")[0].0, "iban");
+        // Mid-sentence, no cue, and the next word must not be swallowed.
+        let t = "please send it to DE89 3704 0044 0532 0130 00 today";
+        let k = kinds(t);
+        assert_eq!(k[0].0, "iban");
+        assert_eq!(k[0].1, "DE89 3704 0044 0532 0130 00");
         assert_eq!(kinds("ssn 378-07-9520")[0].0, "us_ssn");
         assert!(kinds("ssn 666-07-9520").is_empty());
         assert_eq!(kinds("from 192.168.10.4 today")[0].0, "ip_address");

@@ -24,21 +24,44 @@ pub fn digits(s: &str) -> Vec<u8> {
     s.bytes().filter(u8::is_ascii_digit).map(|b| b - b'0').collect()
 }
 
-/// Whether a digit run is a plausible payment card: length 13–19, an issuer prefix, Luhn.
+/// Issuer identification ranges of the card schemes: (first digits from, to, prefix
+/// length, shortest and longest card number). Sources: the schemes' published IIN ranges
+/// (Visa, Mastercard incl. 2-series, Amex, Discover, Diners, JCB incl. the 15-digit 1800 and
+/// 2131, UnionPay, Maestro, Mir, RuPay, Verve, Troy, Dankort, UATP, InterPayment).
+const IIN: &[(u32, u32, usize, usize, usize)] = &[
+    (4, 4, 1, 13, 19),
+    (51, 55, 2, 16, 16),
+    (2221, 2720, 4, 16, 16),
+    (34, 34, 2, 15, 15),
+    (37, 37, 2, 15, 15),
+    (300, 305, 3, 14, 19),
+    (36, 36, 2, 14, 19),
+    (38, 39, 2, 14, 19),
+    (3528, 3589, 4, 16, 19),
+    (1800, 1800, 4, 15, 15),
+    (2131, 2131, 4, 15, 15),
+    (6011, 6011, 4, 16, 19),
+    (644, 649, 3, 16, 19),
+    (65, 65, 2, 16, 19),
+    (62, 62, 2, 16, 19),
+    (81, 82, 2, 16, 16),
+    (2200, 2204, 4, 16, 19),
+    (50, 50, 2, 12, 19),
+    (56, 69, 2, 12, 19),
+    (604, 604, 3, 12, 19),
+    (9792, 9792, 4, 16, 16),
+    (1, 1, 1, 15, 15),
+];
+
+/// Whether a digit run is a plausible payment card: a scheme's IIN range and length, and a
+/// valid Luhn check digit.
 pub fn payment_card(d: &[u8]) -> bool {
-    if !(13..=19).contains(&d.len()) || !luhn(d) {
+    if !(12..=19).contains(&d.len()) || !luhn(d) {
         return false;
     }
-    let p2 = u32::from(d[0]) * 10 + u32::from(d[1]);
-    let p4 = p2 * 100 + u32::from(d[2]) * 10 + u32::from(d[3]);
-    match d[0] {
-        4 => matches!(d.len(), 13 | 16 | 19),
-        5 => (51..=55).contains(&p2),
-        2 => (2221..=2720).contains(&p4),
-        3 => matches!(p2, 34 | 37 | 35 | 36 | 38 | 39 | 30),
-        6 => p4 == 6011 || p2 == 65 || (644..=649).contains(&(p4 / 10)) || p2 == 62,
-        _ => false,
-    }
+    let prefix = |n: usize| d.iter().take(n).fold(0u32, |a, &x| a * 10 + u32::from(x));
+    IIN.iter()
+        .any(|&(lo, hi, n, min, max)| (lo..=hi).contains(&prefix(n)) && (min..=max).contains(&d.len()))
 }
 
 /// IBAN length per country (ISO 13616 registry, the common ones).
@@ -63,6 +86,29 @@ fn iban_length(cc: &str) -> Option<usize> {
         "LC" => 32,
         _ => return None,
     })
+}
+
+/// The byte length of the IBAN at the start of `s`, if there is one: a match of the loose
+/// pattern may run on into the next word (`DE89 3704 0044 0532 0130 00 today`), so the
+/// country's length decides where it ends.
+pub fn iban_prefix(s: &str) -> Option<usize> {
+    let cc: String = s.chars().take(2).map(|c| c.to_ascii_uppercase()).collect();
+    let want = iban_length(&cc)?;
+    let mut n = 0usize;
+    for (i, c) in s.char_indices() {
+        if c == ' ' {
+            continue;
+        }
+        if !c.is_ascii_alphanumeric() {
+            return None;
+        }
+        n += 1;
+        if n == want {
+            let end = i + c.len_utf8();
+            return iban(&s[..end]).then_some(end);
+        }
+    }
+    None
 }
 
 /// IBAN: known country, its length, mod-97 = 1. Spaces are ignored; case is folded.
@@ -195,6 +241,13 @@ mod tests {
         assert!(!payment_card(&digits("4111 1111 1111 1112")));
         assert!(payment_card(&digits("5500-0000-0000-0004")));
         assert!(payment_card(&digits("3782 822463 10005")));
+        // Maestro (12 digits), JCB's 15-digit range, UnionPay (19), Mir.
+        assert!(payment_card(&digits("5018 0000 0009")));
+        assert!(payment_card(&digits("180000000000002")));
+        assert!(payment_card(&digits("6200 0000 0000 0000 000")));
+        assert!(payment_card(&digits("2200 0000 0000 0004")));
+        // Luhn-valid but no scheme issues it: a timestamp in milliseconds.
+        assert!(!payment_card(&digits("1700000000004")));
         assert!(iban("GB82 WEST 1234 5698 7654 32"));
         assert!(iban("DE89370400440532013000"));
         assert!(!iban("DE89370400440532013001"));
