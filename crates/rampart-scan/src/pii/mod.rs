@@ -836,7 +836,8 @@ impl PiiDetector {
             let next_cap = words.get(i + 1).filter(|n| n.2 && gap_is_space(text, e, n.0));
             let title = names::TITLES.contains(&lower.trim_end_matches('.')) && cap;
             let cue = cue_before(text, s);
-            if title || (cue && cap) {
+            let not_name = NOT_NAMES.contains(&lower.as_str());
+            if title || (cue && cap && !not_name) {
                 // Title or cue, then one to three capitalised words.
                 let mut j = if title { i + 1 } else { i };
                 // A title belongs to the name (`Dr. Megan Sato`): it is part of what identifies them.
@@ -862,7 +863,7 @@ impl PiiDetector {
                     continue;
                 }
             }
-            if cap && self.given.contains(lower.as_str()) {
+            if cap && !not_name && self.given.contains(lower.as_str()) {
                 if let Some(&(_, ne, _)) = next_cap {
                     out.push(Finding::new(Detector::Pii, "person", 0.85, s, ne));
                     i += 2;
@@ -1005,8 +1006,103 @@ fn push_word(text: &str, s: usize, mut e: usize, out: &mut Vec<(usize, usize, bo
         let mut chars = w.chars();
         chars.next().is_some_and(char::is_uppercase) && chars.clone().any(char::is_lowercase) && w.chars().count() > 1
     };
+    // A word glued to digits, underscores or `::` is part of an identifier (`Ed25519`,
+    // `Build_x86`, `std::String`), not a name.
+    let all = text.as_bytes();
+    let glued = |c: u8| c.is_ascii_digit() || c == b'_';
+    let after = all.get(e).copied().is_some_and(glued) || all.get(e..e + 2) == Some(b"::");
+    let before = s.checked_sub(1).and_then(|i| all.get(i)).copied().is_some_and(glued)
+        || s.checked_sub(2).and_then(|i| all.get(i..s)) == Some(b"::");
+    let cap = cap && !after && !before;
     out.push((s, e, cap));
 }
+
+/// Words a cue such as `name:` is followed by in build files, CI steps and code, which are
+/// not people: `- name: Run tests`, `name: Build`, `name: String`.
+const NOT_NAMES: &[&str] = &[
+    "run",
+    "build",
+    "check",
+    "install",
+    "test",
+    "tests",
+    "setup",
+    "set",
+    "deploy",
+    "update",
+    "upload",
+    "download",
+    "lint",
+    "format",
+    "publish",
+    "release",
+    "create",
+    "get",
+    "configure",
+    "checkout",
+    "restore",
+    "save",
+    "start",
+    "stop",
+    "clean",
+    "generate",
+    "compile",
+    "verify",
+    "validate",
+    "prepare",
+    "cache",
+    "bump",
+    "add",
+    "remove",
+    "delete",
+    "fetch",
+    "sync",
+    "push",
+    "pull",
+    "merge",
+    "tag",
+    "notify",
+    "upgrade",
+    "string",
+    "integer",
+    "boolean",
+    "object",
+    "array",
+    "number",
+    "null",
+    "true",
+    "false",
+    "none",
+    "default",
+    "example",
+    "main",
+    "master",
+    "rust",
+    "python",
+    "node",
+    "docker",
+    "cargo",
+    "go",
+    "java",
+    "linux",
+    "windows",
+    "macos",
+    "ubuntu",
+    "debian",
+    "server",
+    "client",
+    "service",
+    "user",
+    "admin",
+    "root",
+    "test",
+    "debug",
+    "info",
+    "warn",
+    "error",
+    "unknown",
+    "optional",
+];
 
 fn gap_is_space(text: &str, end: usize, next: usize) -> bool {
     next > end && text.get(end..next).is_some_and(|g| g == " ")
@@ -1274,6 +1370,21 @@ mod tests {
         assert_eq!(kinds("lives at 221 Baker Street, London")[0].0, "address");
         assert_eq!(kinds("Hedemannstrasse 15 in Berlin")[0].0, "address");
         assert_eq!(kinds("DNI 12345678Z")[0].0, "es_dni");
+    }
+
+    #[test]
+    fn code_and_ci_files_are_not_people() {
+        // Issue 14: CI step names, type names and key algorithms were pseudonymised as names,
+        // and the model received corrupted code.
+        for code in [
+            "steps:\n  - name: Run tests\n    run: cargo test\n  - name: Build\n  - name: Install Rust",
+            "let s: String = key.to_string(); // Ed25519 signature",
+            "use std::String; name: Check formatting",
+        ] {
+            assert!(kinds(code).iter().all(|k| k.0 != "person"), "{code}: {:?}", kinds(code));
+        }
+        assert_eq!(kinds("My name is John Smith")[0].0, "person");
+        assert_eq!(kinds("Dear Ed, thanks")[0].1, "Ed");
     }
 
     #[test]
