@@ -17,7 +17,8 @@ PKGS=(
   dpkg libdpkg-perl shared-mime-info appstream git bash man-db login libpam-runtime systemd
   gnupg-l10n krb5-locales libidn2-0 net-tools polkitd packagekit xdg-user-dirs libgtk2.0-common
   # code, configs and docs
-  libpython3.11-stdlib libc6-dev perl-modules-5.36 debianutils
+  libpython3.11-stdlib libc6-dev perl-modules-5.36 debianutils golang-1.19-src libruby3.1
+  libeigen3-dev node-acorn nginx-common ansible-core
 )
 mkdir -p target/corpora/debs target/corpora/root
 ( cd target/corpora/debs && apt-get download "${PKGS[@]}" >/dev/null 2>&1 || apt-get download "${PKGS[@]}" )

@@ -162,6 +162,348 @@ const CARRIERS: &[&str] = &[
     "Meeting notes 12 March: budget approved, hiring paused. {p} Next meeting in two weeks.",
 ];
 
+/// Short turns people send: greetings, thanks, acknowledgements (per language).
+const CHITCHAT: &[(&str, &[&str])] = &[
+    (
+        "en",
+        &[
+            "hello",
+            "hi",
+            "hey there",
+            "ok",
+            "okay thanks",
+            "thanks!",
+            "thank you so much",
+            "good morning",
+            "yes",
+            "no",
+            "sure",
+            "great, thanks",
+            "before",
+            "after that?",
+            "continue",
+            "go on",
+            "why?",
+            "what?",
+            "cool",
+            "perfect",
+            "lol",
+            "never mind",
+            "can you help me?",
+            "bye",
+            "one more question",
+            "test",
+            "hello?",
+            "are you there?",
+            "again please",
+            "shorter please",
+        ],
+    ),
+    (
+        "de",
+        &[
+            "hallo",
+            "danke",
+            "danke schön",
+            "guten Morgen",
+            "ja",
+            "nein",
+            "ok, danke",
+            "weiter",
+            "warum?",
+            "super",
+            "tschüss",
+            "noch eine Frage",
+            "kannst du mir helfen?",
+            "bitte kürzer",
+        ],
+    ),
+    (
+        "fr",
+        &[
+            "bonjour",
+            "merci",
+            "merci beaucoup",
+            "salut",
+            "oui",
+            "non",
+            "d'accord",
+            "continue",
+            "pourquoi ?",
+            "parfait",
+            "au revoir",
+            "encore une question",
+            "tu peux m'aider ?",
+            "plus court s'il te plaît",
+        ],
+    ),
+    (
+        "es",
+        &[
+            "hola",
+            "gracias",
+            "muchas gracias",
+            "buenos días",
+            "sí",
+            "no",
+            "vale",
+            "continúa",
+            "¿por qué?",
+            "perfecto",
+            "adiós",
+            "otra pregunta",
+            "¿me ayudas?",
+            "más corto, por favor",
+        ],
+    ),
+    (
+        "it",
+        &[
+            "ciao",
+            "grazie",
+            "grazie mille",
+            "buongiorno",
+            "sì",
+            "no",
+            "va bene",
+            "continua",
+            "perché?",
+            "perfetto",
+            "arrivederci",
+            "un'altra domanda",
+        ],
+    ),
+    (
+        "pt",
+        &[
+            "olá",
+            "obrigado",
+            "muito obrigada",
+            "bom dia",
+            "sim",
+            "não",
+            "tá bom",
+            "continue",
+            "por quê?",
+            "perfeito",
+            "tchau",
+            "mais uma pergunta",
+        ],
+    ),
+    (
+        "nl",
+        &[
+            "hallo",
+            "dank je",
+            "bedankt",
+            "goedemorgen",
+            "ja",
+            "nee",
+            "oké",
+            "ga door",
+            "waarom?",
+            "perfect",
+            "doei",
+        ],
+    ),
+    (
+        "pl",
+        &[
+            "cześć",
+            "dzięki",
+            "dziękuję bardzo",
+            "dzień dobry",
+            "tak",
+            "nie",
+            "ok",
+            "kontynuuj",
+            "dlaczego?",
+            "super",
+            "pa",
+        ],
+    ),
+    (
+        "ru",
+        &[
+            "привет",
+            "спасибо",
+            "большое спасибо",
+            "доброе утро",
+            "да",
+            "нет",
+            "хорошо",
+            "продолжай",
+            "почему?",
+            "отлично",
+            "пока",
+        ],
+    ),
+    (
+        "tr",
+        &[
+            "merhaba",
+            "teşekkürler",
+            "çok teşekkür ederim",
+            "günaydın",
+            "evet",
+            "hayır",
+            "tamam",
+            "devam et",
+            "neden?",
+            "harika",
+        ],
+    ),
+    (
+        "ar",
+        &[
+            "مرحبا",
+            "شكرا",
+            "شكرا جزيلا",
+            "صباح الخير",
+            "نعم",
+            "لا",
+            "حسنا",
+            "تابع",
+            "لماذا؟",
+            "ممتاز",
+        ],
+    ),
+    (
+        "hi",
+        &[
+            "नमस्ते",
+            "धन्यवाद",
+            "बहुत धन्यवाद",
+            "सुप्रभात",
+            "हाँ",
+            "नहीं",
+            "ठीक है",
+            "आगे बताओ",
+            "क्यों?",
+            "बढ़िया",
+        ],
+    ),
+    (
+        "th",
+        &[
+            "สวัสดี",
+            "ขอบคุณ",
+            "ขอบคุณมาก",
+            "อรุณสวัสดิ์",
+            "ใช่",
+            "ไม่",
+            "โอเค",
+            "ต่อเลย",
+            "ทำไม",
+            "เยี่ยม",
+        ],
+    ),
+    (
+        "zh",
+        &[
+            "你好",
+            "谢谢",
+            "非常感谢",
+            "早上好",
+            "是的",
+            "不是",
+            "好的",
+            "继续",
+            "为什么？",
+            "太好了",
+        ],
+    ),
+    (
+        "ja",
+        &[
+            "こんにちは",
+            "ありがとう",
+            "どうもありがとうございます",
+            "おはようございます",
+            "はい",
+            "いいえ",
+            "了解です",
+            "続けて",
+            "なぜ？",
+            "完璧です",
+        ],
+    ),
+    (
+        "ko",
+        &[
+            "안녕하세요",
+            "감사합니다",
+            "정말 고마워요",
+            "좋은 아침",
+            "네",
+            "아니요",
+            "알겠어요",
+            "계속해 줘",
+            "왜요?",
+            "완벽해요",
+        ],
+    ),
+    (
+        "vi",
+        &[
+            "xin chào",
+            "cảm ơn",
+            "cảm ơn nhiều",
+            "chào buổi sáng",
+            "vâng",
+            "không",
+            "được",
+            "tiếp tục",
+            "tại sao?",
+            "tuyệt",
+        ],
+    ),
+    (
+        "id",
+        &[
+            "halo",
+            "terima kasih",
+            "terima kasih banyak",
+            "selamat pagi",
+            "ya",
+            "tidak",
+            "oke",
+            "lanjutkan",
+            "kenapa?",
+            "sempurna",
+        ],
+    ),
+];
+
+/// Ordinary messages that carry opaque tokens: hashes, ids, keys being asked about, encoded
+/// blobs, long URLs. Token soup is the shape of an optimised suffix; these are not that.
+fn tokenish(rng: &mut Rng) -> String {
+    const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut token = |n: usize, set: &[u8]| -> String { (0..n).map(|_| set[rng.below(set.len())] as char).collect() };
+    let hex = token(40, b"0123456789abcdef");
+    let id = token(24, ALNUM);
+    let b64 = format!("{}==", token(44, ALNUM));
+    let uuid = format!(
+        "{}-{}-4{}-a{}-{}",
+        token(8, b"0123456789abcdef"),
+        token(4, b"0123456789abcdef"),
+        token(3, b"0123456789abcdef"),
+        token(3, b"0123456789abcdef"),
+        token(12, b"0123456789abcdef")
+    );
+    let t = match rng.below(8) {
+        0 => format!("The build failed at commit {hex}, can you see why?"),
+        1 => format!("here: ghp_{id} and more text after it"),
+        2 => format!("My order id is {uuid} and it has not arrived."),
+        3 => format!("Decode this base64 for me: {b64}"),
+        4 => format!("Why does https://shop.example.com/p?id={id}&ref=mail&utm_source=x redirect twice?"),
+        5 => format!("Error {id}: request {uuid} timed out after 30s"),
+        6 => format!("Is sha256 {hex}{hex} the right checksum for the ISO?"),
+        _ => format!("token={id} session={uuid} user=42 — what do these log fields mean?"),
+    };
+    t
+}
+
 fn sample(text: String, source: &str) -> Sample {
     Sample {
         text,
@@ -279,6 +621,24 @@ pub fn generate(count: usize, seed: u64) -> Vec<Sample> {
     for _ in 0..count {
         let doc = rng.pick(CARRIERS).replace("{p}", rng.pick(FILLERS));
         out.push(sample(rng.pick(ASK).replace("{d}", &doc), "gen-planted@en"));
+    }
+    for (code, turns) in CHITCHAT {
+        for t in turns.iter() {
+            out.push(sample((*t).to_owned(), &format!("gen-chitchat@{code}")));
+            let cap: String = t
+                .chars()
+                .take(1)
+                .flat_map(char::to_uppercase)
+                .chain(t.chars().skip(1))
+                .collect();
+            out.push(sample(
+                format!("{cap}{}", rng.pick(&["", ".", "!", " :)", "?"])),
+                &format!("gen-chitchat@{code}"),
+            ));
+        }
+    }
+    for _ in 0..count {
+        out.push(sample(tokenish(&mut rng), "gen-tokens@en"));
     }
     for l in LANGS {
         for _ in 0..count / 3 {

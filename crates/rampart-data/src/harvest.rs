@@ -88,13 +88,22 @@ fn kind(p: &Path) -> String {
 /// over-defence evaluation on projects never trained on).
 pub fn code(roots: &[PathBuf], suffixes: &[&str], count: usize, tag: &str, seed: u64) -> Vec<Sample> {
     let mut all: Vec<PathBuf> = roots.iter().flat_map(|r| files(r, suffixes)).collect();
+    all.sort();
     all.dedup();
+    // One kind of file at a time, in turn, so that a large tree of one language (Go's
+    // standard library) does not crowd out the others.
+    let mut by_kind: std::collections::BTreeMap<String, Vec<PathBuf>> = Default::default();
+    for p in all {
+        by_kind.entry(kind(&p)).or_default().push(p);
+    }
+    let kinds: Vec<Vec<PathBuf>> = by_kind.into_values().collect();
     let mut rng = Rng::new(seed);
     let mut out = Vec::new();
     let mut tries = 0usize;
-    while out.len() < count && !all.is_empty() && tries < count * 4 {
+    while out.len() < count && !kinds.is_empty() && tries < count * 4 {
         tries += 1;
-        let p = &all[rng.below(all.len())];
+        let group = &kinds[tries % kinds.len()];
+        let p = &group[rng.below(group.len())];
         let Ok(bytes) = std::fs::read(p) else {
             continue;
         };

@@ -158,16 +158,17 @@ impl RoleThresholds {
 
 impl Default for RoleThresholds {
     fn default() -> Self {
+        // The score is the fused, calibrated probability of the fast path and the semantic
+        // tier, so one threshold holds across roles: 0.9 is where benign validation texts
+        // reach 1% false positives (`rampart eval injection --split validation`), and benign
+        // role play, code pasted into questions and other languages stay under the issue-14
+        // bars when held out (`rampart held-out`). Client system prompts routinely assign a
+        // persona, so a system message kept as one (`system_messages = "allow"`) needs more.
         RoleThresholds {
-            // Client system prompts routinely assign a persona ("You are a helpful assistant."
-            // scores 0.93); the attacks measured score above 0.99.
             system: 0.98,
-            user: 0.6,
+            user: 0.9,
             assistant: 0.9,
-            // Tool results and retrieved documents are scored window by window; 0.5 is where
-            // clean documents reach 1% false positives in cross-validation (`rampart eval
-            // injection --cv 5`), with 97% of planted instructions caught.
-            tool: 0.5,
+            tool: 0.9,
         }
     }
 }
@@ -209,8 +210,12 @@ impl Default for InjectionRule {
             action: ScanAction::Block,
             tool_action: ScanAction::Block,
             thresholds: RoleThresholds::default(),
-            semantic: SemanticMode::All,
-            semantic_band: [0.05, 0.9999],
+            // The encoder costs about 38 ms per 128-piece window on one core, over the 10 ms
+            // budget for a 512-piece message, so by default it reads only the texts the fast
+            // path is unsure of: on the validation split 42% of benign texts and all but
+            // 0.04% of attacks score in this band.
+            semantic: SemanticMode::Uncertain,
+            semantic_band: [0.02, 0.9999],
         }
     }
 }
@@ -594,12 +599,26 @@ mod tests {
         let f = Finding {
             detector: Detector::PromptInjection,
             kind: "x".into(),
-            score: 0.55,
+            score: 0.95,
             start: 0,
             end: 1,
         };
+        assert_eq!(p.input_action(&f, Role::User), ScanAction::Block);
+        assert_eq!(p.input_action(&f, Role::Tool), ScanAction::Block);
+        assert_eq!(p.input_action(&f, Role::System), ScanAction::Off);
+        let cfg: ScanConfig = toml::from_str("[input.injection.thresholds]\ntool = 0.5").unwrap();
+        let p = cfg.resolve("", "", None);
+        let f = Finding { score: 0.55, ..f };
         assert_eq!(p.input_action(&f, Role::User), ScanAction::Off);
         assert_eq!(p.input_action(&f, Role::Tool), ScanAction::Block);
+    }
+
+    #[test]
+    fn the_semantic_band_decides_what_the_tier_reads() {
+        let rule = InjectionRule::default();
+        assert!(!rule.wants_semantic(0.001) && rule.wants_semantic(0.5) && !rule.wants_semantic(0.99999));
+        let cfg: ScanConfig = toml::from_str("[input.injection]\nsemantic_band = [0.6, 0.2]").unwrap();
+        assert_eq!(cfg.problems().len(), 1);
     }
 
     #[test]

@@ -45,9 +45,20 @@ pub struct FitOptions {
     pub augment: usize,
 }
 
+/// Embeds samples (the generated augmentation rows, which differ per training set).
+pub type Embed<'a> = dyn FnMut(&[Sample]) -> Result<Vec<Bag>, crate::SemanticError> + 'a;
+
 /// Fits the fast path and the head on `rows` (indices into `samples`) minus the calibration
-/// split, and the fusion on that split. Evaluation-source families are dropped.
-pub fn fit(samples: &[Sample], bags: &[Bag], rows: &[usize], opts: &FitOptions) -> Fitted {
+/// split, and the fusion on that split. Evaluation-source families are dropped. Both tiers
+/// learn from the same generated augmentation (benign fragments and system prompts,
+/// adversarial suffixes, encoded prompts), built from the training rows only.
+pub fn fit(
+    samples: &[Sample],
+    bags: &[Bag],
+    rows: &[usize],
+    opts: &FitOptions,
+    embed: &mut Embed<'_>,
+) -> Result<Fitted, crate::SemanticError> {
     let (calib, fit_rows): (Vec<usize>, Vec<usize>) = rows
         .iter()
         .copied()
@@ -55,10 +66,13 @@ pub fn fit(samples: &[Sample], bags: &[Bag], rows: &[usize], opts: &FitOptions) 
         .partition(|&i| is_calibration(&samples[i].text));
     let mut fast_rows: Vec<Sample> = fit_rows.iter().map(|&i| samples[i].clone()).collect();
     let synthetic = fast_train::augment(&fast_rows, &opts.components, opts.augment, 0xa5a5);
-    fast_rows.extend(synthetic);
+    let synthetic_bags = embed(&synthetic)?;
+    fast_rows.extend(synthetic.iter().cloned());
     let fast = fast_train::train(&fast_rows, &[], &fast_train::Settings::default());
-    let s: Vec<&Sample> = fit_rows.iter().map(|&i| &samples[i]).collect();
-    let b: Vec<&Bag> = fit_rows.iter().map(|&i| &bags[i]).collect();
+    let mut s: Vec<&Sample> = fit_rows.iter().map(|&i| &samples[i]).collect();
+    let mut b: Vec<&Bag> = fit_rows.iter().map(|&i| &bags[i]).collect();
+    s.extend(synthetic.iter());
+    b.extend(synthetic_bags.iter());
     let mut head = fit_head(&s, &b, &opts.head);
     let detector = InjectionDetector::new(fast.clone());
     let cs: Vec<&Sample> = calib.iter().map(|&i| &samples[i]).collect();
@@ -77,7 +91,7 @@ pub fn fit(samples: &[Sample], bags: &[Bag], rows: &[usize], opts: &FitOptions) 
         })
         .collect();
     head.fusion = fit_fusion(&fusion_rows);
-    Fitted { fast, head }
+    Ok(Fitted { fast, head })
 }
 
 /// One held-out group's result.
@@ -105,6 +119,10 @@ pub struct HeldOut {
     pub fast_scores: (Vec<f32>, Vec<f32>),
     /// The fused threshold used (1% FPR on the other groups' validation negatives).
     pub threshold: f32,
+    /// Fused tiers at the caller's policy thresholds (per role): attacks caught.
+    pub policy_tpr: Option<f64>,
+    /// Fused tiers at the policy thresholds: benign rows refused.
+    pub policy_fpr: Option<f64>,
 }
 
 /// Leave-one-group-out: for each group, fit both tiers without it, set the threshold at 1%
@@ -114,16 +132,18 @@ pub fn leave_one_out(
     samples: &[Sample],
     bags: &[Bag],
     group: impl Fn(&Sample) -> Option<String>,
+    policy_threshold: impl Fn(&Sample) -> f32,
     opts: &FitOptions,
+    embed: &mut Embed<'_>,
     mut progress: impl FnMut(&str),
-) -> Vec<HeldOut> {
+) -> Result<Vec<HeldOut>, crate::SemanticError> {
     let groups: std::collections::BTreeSet<String> = samples.iter().filter_map(&group).collect();
     let mut out = Vec::new();
     for g in groups {
         progress(&g);
         let inside = |i: usize| group(&samples[i]).as_deref() == Some(g.as_str());
         let rows: Vec<usize> = (0..samples.len()).filter(|&i| !inside(i)).collect();
-        let fitted = fit(samples, bags, &rows, opts);
+        let fitted = fit(samples, bags, &rows, opts, embed)?;
         let fast = InjectionDetector::new(fitted.fast.clone());
         let val_neg: Vec<usize> = rows
             .iter()
@@ -142,9 +162,13 @@ pub fn leave_one_out(
         let ft = rampart_scan::eval::threshold_at_fpr(&fast_neg, 0.01).unwrap_or(0.5);
         let mut scores = (Vec::new(), Vec::new());
         let mut fast_scores = (Vec::new(), Vec::new());
+        let mut at_policy = [(0usize, 0usize); 2];
         for i in (0..samples.len()).filter(|&i| inside(i)) {
             let s = &samples[i];
             let (f, p) = (fast.score(&s.text, s.role()), fitted.score(&fast, s, &bags[i]));
+            let c = &mut at_policy[usize::from(s.label)];
+            c.0 += usize::from(p >= policy_threshold(s));
+            c.1 += 1;
             if s.label {
                 scores.0.push(p);
                 fast_scores.0.push(f);
@@ -165,7 +189,9 @@ pub fn leave_one_out(
             scores,
             fast_scores,
             threshold: t,
+            policy_tpr: (at_policy[1].1 > 0).then(|| at_policy[1].0 as f64 / at_policy[1].1 as f64),
+            policy_fpr: (at_policy[0].1 > 0).then(|| at_policy[0].0 as f64 / at_policy[0].1 as f64),
         });
     }
-    out
+    Ok(out)
 }

@@ -145,6 +145,13 @@ pub struct EvalArgs {
     /// Print JSON.
     #[arg(long)]
     json: bool,
+    /// Injection: the fast path alone (by default rows are scored as the default policy
+    /// scores them: fast path and semantic tier fused).
+    #[arg(long)]
+    fast_only: bool,
+    /// Injection: an embedding cache for the semantic tier (speeds up repeated runs).
+    #[arg(long, value_name = "FILE")]
+    cache: Option<PathBuf>,
 }
 
 /// Which rows to evaluate.
@@ -350,30 +357,7 @@ fn round(x: f32) -> f64 {
 }
 
 fn read_samples(path: &Path) -> anyhow::Result<Vec<Sample>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let v: serde_json::Value =
-            serde_json::from_str(line).with_context(|| format!("{}:{}: not JSON", path.display(), i + 1))?;
-        let text = v["text"]
-            .as_str()
-            .with_context(|| format!("{}:{}: no `text`", path.display(), i + 1))?;
-        let label = match &v["label"] {
-            serde_json::Value::Bool(b) => *b,
-            serde_json::Value::Number(n) => n.as_u64() == Some(1),
-            _ => bail!("{}:{}: `label` must be 0/1", path.display(), i + 1),
-        };
-        let source = v["source"].as_str().or_else(|| v["kind"].as_str()).unwrap_or("unknown");
-        out.push(Sample {
-            text: text.to_owned(),
-            label,
-            source: source.to_owned(),
-        });
-    }
-    Ok(out)
+    Ok(rampart_data::read_labelled(path)?)
 }
 
 fn read_components(dir: &Path) -> Vec<String> {
@@ -474,7 +458,10 @@ fn eval_injection(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     };
     let d = InjectionDetector::new(model);
     let started = Instant::now();
-    let scored: Vec<Scored<'_>> = rows.iter().map(|s| score_row(&d, s)).collect();
+    let mut scored: Vec<Scored<'_>> = rows.iter().map(|s| score_row(&d, s)).collect();
+    if !args.fast_only {
+        fuse_semantic(args, &mut scored)?;
+    }
     let elapsed = started.elapsed();
     let label = if args.split == SplitArg::Validation {
         ", validation split"
@@ -533,6 +520,30 @@ fn eval_cv(args: &EvalArgs) -> anyhow::Result<ExitCode> {
 
 /// A scored row: score, the row, and for a document the window that scored highest.
 type Scored<'a> = (f32, &'a Sample, Option<String>);
+
+/// Replaces fast-path scores with the fused probability where the default policy sends a
+/// text to the semantic tier.
+fn fuse_semantic(args: &EvalArgs, scored: &mut [Scored<'_>]) -> anyhow::Result<()> {
+    let rule = ScanPolicy::default_policy().input.injection;
+    let wanted: Vec<usize> = (0..scored.len())
+        .filter(|&i| rule.wants_semantic(scored[i].0))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let detector = rampart_semantic::SemanticDetector::embedded()?;
+    let mut cache = match &args.cache {
+        Some(p) => rampart_semantic::train::Cache::open(p)?,
+        None => rampart_semantic::train::Cache::memory(),
+    };
+    let texts: Vec<&str> = wanted.iter().map(|&i| scored[i].1.text.as_str()).collect();
+    let bags = cache.bags(&detector, &texts, 48, |_, _| {})?;
+    for (&i, bag) in wanted.iter().zip(&bags) {
+        let l = rampart_semantic::train::bag_logit(detector.head(), bag);
+        scored[i].0 = detector.head().fuse(scored[i].0, l);
+    }
+    Ok(())
+}
 
 fn score_row<'a>(d: &InjectionDetector, s: &'a Sample) -> Scored<'a> {
     let norm = rampart_scan::normalize::normalize(&s.text);
@@ -608,6 +619,16 @@ fn report_injection(args: &EvalArgs, scored: &[Scored<'_>], elapsed: Option<std:
             e.1.push(*s)
         }
     }
+    let mut langs: BTreeMap<&str, (Vec<f32>, Vec<f32>, f32)> = BTreeMap::new();
+    for (s, row, _) in scored {
+        let Some(l) = row.language() else { continue };
+        let e = langs.entry(l).or_insert_with(|| (Vec::new(), Vec::new(), at(row)));
+        if row.label {
+            e.0.push(*s)
+        } else {
+            e.1.push(*s)
+        }
+    }
     let us_per_kb = elapsed.map(|e| e.as_secs_f64() * 1e6 / (bytes as f64 / 1024.0).max(1e-9));
     let summary = json!({
         "rows": rows.len(), "positives": pos.len(), "negatives": neg.len(),
@@ -626,7 +647,16 @@ fn report_injection(args: &EvalArgs, scored: &[Scored<'_>], elapsed: Option<std:
                 (f.to_string(), json!({"positives": p.len(), "negatives": n.len(), "tpr_at_1pct": (!p.is_empty()).then(|| rate_above(p, t1)), "fpr_at_1pct": (!n.is_empty()).then(|| rate_above(n, t1)), "policy_threshold": t, "tpr_at_policy": (!p.is_empty()).then(|| rate_above(p, t - f32::EPSILON)), "fpr_at_policy": (!n.is_empty()).then(|| rate_above(n, t - f32::EPSILON))}))
             })
             .collect();
-        println!("{}", json!({"summary": summary, "per_source": per}));
+        let per_lang: serde_json::Map<String, serde_json::Value> = langs
+            .iter()
+            .map(|(l, (p, n, t))| {
+                (l.to_string(), json!({"positives": p.len(), "negatives": n.len(), "roc_auc": roc_auc(p, n), "tpr_at_policy": (!p.is_empty()).then(|| rate_above(p, t - f32::EPSILON)), "fpr_at_policy": (!n.is_empty()).then(|| rate_above(n, t - f32::EPSILON))}))
+            })
+            .collect();
+        println!(
+            "{}",
+            json!({"summary": summary, "per_source": per, "per_language": per_lang})
+        );
         return;
     }
     println!(
@@ -686,6 +716,32 @@ fn report_injection(args: &EvalArgs, scored: &[Scored<'_>], elapsed: Option<std:
             fmt(p, tp),
             fmt(n, tp)
         );
+    }
+    if !langs.is_empty() {
+        println!("  per language (sources tagged `@lang`), at the policy threshold:");
+        println!(
+            "    {:<8} {:>5} {:>5} {:>8} {:>8} {:>8}",
+            "lang", "pos", "neg", "AUC", "TPR", "FPR"
+        );
+        for (l, (p, n, t)) in &langs {
+            let fmt = |v: &[f32]| {
+                if v.is_empty() {
+                    "-".to_owned()
+                } else {
+                    format!("{:.4}", rate_above(v, t - f32::EPSILON))
+                }
+            };
+            let auc = roc_auc(p, n).map_or("-".to_owned(), |a| format!("{a:.4}"));
+            println!(
+                "    {:<8} {:>5} {:>5} {:>8} {:>8} {:>8}",
+                l,
+                p.len(),
+                n.len(),
+                auc,
+                fmt(p),
+                fmt(n)
+            );
+        }
     }
     if args.show_misses {
         print_injection_misses(scored, t1);

@@ -78,6 +78,10 @@ pub fn data(cmd: DataCommand) -> anyhow::Result<ExitCode> {
                 "usr/share/perl5",
                 "etc",
                 "usr/share/doc",
+                "usr/share/go-1.19",
+                "usr/lib/ruby",
+                "usr/include/eigen3",
+                "usr/share/nodejs",
             ]
             .iter()
             .map(|r| a.root.join(r))
@@ -85,10 +89,32 @@ pub fn data(cmd: DataCommand) -> anyhow::Result<ExitCode> {
             let code = rampart_data::harvest::code(
                 &code_roots,
                 &[
-                    ".py", ".c", ".h", ".pm", ".pl", ".sh", ".conf", ".cfg", ".ini", ".yaml", ".yml", ".json", ".txt",
-                    ".md", ".xml", ".html",
+                    ".py",
+                    ".c",
+                    ".h",
+                    ".pm",
+                    ".pl",
+                    ".sh",
+                    ".conf",
+                    ".cfg",
+                    ".ini",
+                    ".yaml",
+                    ".yml",
+                    ".json",
+                    ".txt",
+                    ".md",
+                    ".xml",
+                    ".html",
+                    ".go",
+                    ".rb",
+                    ".js",
+                    ".mjs",
+                    ".cpp",
+                    ".hpp",
+                    "copyright",
+                    "README",
                 ],
-                a.count * 4,
+                a.count * 10,
                 "harvest-code",
                 a.seed ^ 0xc0de,
             );
@@ -139,6 +165,10 @@ pub struct SemanticTrainArgs {
     /// Where to write the head.
     #[arg(long, default_value = "crates/rampart-semantic/model/head.safetensors")]
     out: PathBuf,
+    /// Where to write the fast path's model, trained on the same rows (the fusion is
+    /// calibrated for this model, so the two are written together).
+    #[arg(long, default_value = "crates/rampart-scan/model/injection.bin")]
+    fast_out: PathBuf,
     /// Directory of adversarial-suffix pieces for the fast path's augmentation.
     #[arg(long)]
     components: Option<PathBuf>,
@@ -196,8 +226,7 @@ fn bar(len: usize, what: &str) -> ProgressBar {
     pb
 }
 
-fn embed(detector: &SemanticDetector, cache_path: &Path, rows: &[Sample]) -> anyhow::Result<Vec<Bag>> {
-    let mut cache = Cache::open(cache_path)?;
+fn embed(detector: &SemanticDetector, cache: &mut Cache, rows: &[Sample]) -> anyhow::Result<Vec<Bag>> {
     let texts: Vec<&str> = rows.iter().map(|s| s.text.as_str()).collect();
     let pb = bar(0, "embedding");
     let bags = cache.bags(detector, &texts, 48, |done, total| {
@@ -233,7 +262,8 @@ pub fn train_semantic(args: SemanticTrainArgs) -> anyhow::Result<ExitCode> {
     let rows = load(&args.data)?;
     let detector = SemanticDetector::embedded()?;
     eprintln!("{} rows; embedding what the cache lacks", rows.len());
-    let bags = embed(&detector, &args.cache, &rows)?;
+    let mut cache = Cache::open(&args.cache)?;
+    let bags = embed(&detector, &mut cache, &rows)?;
     if args.embed_only {
         println!("cached embeddings of {} rows in {}", rows.len(), args.cache.display());
         return Ok(ExitCode::SUCCESS);
@@ -245,14 +275,21 @@ pub fn train_semantic(args: SemanticTrainArgs) -> anyhow::Result<ExitCode> {
     };
     let all: Vec<usize> = (0..rows.len()).collect();
     let started = std::time::Instant::now();
-    let fitted = pipeline::fit(&rows, &bags, &all, &opts);
+    let mut more = |s: &[Sample]| -> Result<Vec<Bag>, rampart_semantic::SemanticError> {
+        let texts: Vec<&str> = s.iter().map(|s| s.text.as_str()).collect();
+        cache.bags(&detector, &texts, 48, |_, _| {})
+    };
+    let fitted = pipeline::fit(&rows, &bags, &all, &opts, &mut more)?;
     eprintln!("fitted in {:.1} s", started.elapsed().as_secs_f64());
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
     std::fs::write(&args.out, fitted.head.to_bytes()?)
         .with_context(|| format!("cannot write {}", args.out.display()))?;
-    let fast = rampart_scan::InjectionDetector::new(rampart_scan::InjectionModel::embedded());
+    std::fs::write(&args.fast_out, fitted.fast.to_bytes())
+        .with_context(|| format!("cannot write {}", args.fast_out.display()))?;
+    println!("wrote {}", args.fast_out.display());
+    let fast = rampart_scan::InjectionDetector::new(fitted.fast.clone());
     let (mut pos, mut neg, mut fpos, mut fneg) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (s, b) in rows.iter().zip(&bags) {
         if !train::is_validation(&s.text) || !train::trainable(s) {
@@ -285,7 +322,7 @@ pub fn train_semantic(args: SemanticTrainArgs) -> anyhow::Result<ExitCode> {
 
 fn group_of(by: GroupBy, s: &Sample) -> Option<String> {
     match by {
-        GroupBy::Family => Some(s.family().split('/').next().unwrap_or("").to_owned()),
+        GroupBy::Family => Some(s.family().split(['/', '@']).next().unwrap_or("").to_owned()),
         GroupBy::Language => s.language().map(str::to_owned),
     }
 }
@@ -294,7 +331,8 @@ fn group_of(by: GroupBy, s: &Sample) -> Option<String> {
 pub fn held_out(args: HeldOutArgs) -> anyhow::Result<ExitCode> {
     let rows = load(&args.data)?;
     let detector = SemanticDetector::embedded()?;
-    let bags = embed(&detector, &args.cache, &rows)?;
+    let mut cache = Cache::open(&args.cache)?;
+    let bags = embed(&detector, &mut cache, &rows)?;
     let opts = FitOptions {
         components: components(&args.data, None),
         augment: 300,
@@ -303,28 +341,38 @@ pub fn held_out(args: HeldOutArgs) -> anyhow::Result<ExitCode> {
     let by = args.by;
     let only = args.only.clone();
     let group = move |s: &Sample| group_of(by, s).filter(|g| only.is_empty() || only.contains(g));
-    let results = pipeline::leave_one_out(&rows, &bags, group, &opts, |g| eprintln!("holding out {g}"));
+    let mut more = |s: &[Sample]| -> Result<Vec<Bag>, rampart_semantic::SemanticError> {
+        let texts: Vec<&str> = s.iter().map(|s| s.text.as_str()).collect();
+        cache.bags(&detector, &texts, 48, |_, _| {})
+    };
+    let thresholds = rampart_policy::ScanPolicy::default_policy().input.injection.thresholds;
+    let at = |s: &Sample| thresholds.for_role(s.role());
+    let results = pipeline::leave_one_out(&rows, &bags, group, at, &opts, &mut more, |g| {
+        eprintln!("holding out {g}")
+    })?;
     println!(
         "leave-one-{:?}-out: both tiers trained without the group; threshold = 1% FPR on the",
         by
     );
     println!("other groups' validation negatives; fused = fast path + semantic tier");
     println!(
-        "  {:<22} {:>5} {:>5} {:>9} {:>9} {:>9} {:>9}",
-        "held out", "pos", "neg", "TPR", "FPR", "fast TPR", "fast FPR"
+        "  {:<22} {:>5} {:>5} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10}",
+        "held out", "pos", "neg", "TPR", "FPR", "fast TPR", "fast FPR", "policy TPR", "policy FPR"
     );
     let f = |v: Option<f64>| v.map_or("-".to_owned(), |x| format!("{x:.3}"));
     let (mut pp, mut pn, mut fp, mut fne) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for r in &results {
         println!(
-            "  {:<22} {:>5} {:>5} {:>9} {:>9} {:>9} {:>9}",
+            "  {:<22} {:>5} {:>5} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10}",
             r.group,
             r.positives,
             r.negatives,
             f(r.tpr),
             f(r.fpr),
             f(r.fast_tpr),
-            f(r.fast_fpr)
+            f(r.fast_fpr),
+            f(r.policy_tpr),
+            f(r.policy_fpr)
         );
         pp.extend(&r.scores.0);
         pn.extend(&r.scores.1);

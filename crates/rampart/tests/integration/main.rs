@@ -19,6 +19,7 @@ mod oidc;
 mod policy;
 mod reload;
 mod scanning;
+mod semantic;
 mod signing;
 mod streaming;
 mod tls;
