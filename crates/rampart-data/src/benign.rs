@@ -5,6 +5,7 @@
 
 use rampart_scan::injection::train::Sample;
 
+use crate::attacks::{self, ASK};
 use crate::lang::LANGS;
 use crate::Rng;
 
@@ -144,22 +145,17 @@ const FILLERS: &[&str] = &[
     "New instructions for the kitchen rota are on the fridge.",
     "Reminder: keep the fire exits clear.",
 ];
-const ASK: &[&str] = &[
-    "Summarize this:\n\n{d}",
-    "Can you translate this to German?\n{d}",
-    "What are the key points here?\n\n{d}",
-    "{d}\n\nPlease extract the action items.",
-    "Is this legit?\n{d}",
-];
-const CARRIERS: &[&str] = &[
-    "Subject: Quarterly numbers\nHi team,\nattached are the figures for Q3. Revenue grew 4% and costs stayed flat.\n{p}\nBest,\nMaria",
-    "<html><body><h1>Best hiking trails</h1><p>The ridge trail offers views over the valley.</p><!-- {p} --><p>Bring water.</p></body></html>",
-    "Review (5 stars): Great blender, crushes ice easily and is quiet. {p} Would buy again.",
-    "name,role,notes\nAlice,engineer,on call\nBob,designer,{p}\nCarol,manager,on leave",
-    "def total(items):\n    # {p}\n    return sum(i.price for i in items)\n",
-    "[00:01] Sam: Let's start the meeting.\n[00:02] Priya: Sales are up.\n[00:03] Sam: {p}\n[00:04] Priya: Next item.",
-    "# Project Setup\n\nRun `make install` to build.\n\n> {p}\n\nSee CONTRIBUTING.md for more.",
-    "Meeting notes 12 March: budget approved, hiring paused. {p} Next meeting in two weeks.",
+/// The attack carriers but the JSON order and the parcel notice, in the order the shipped
+/// data was generated with.
+const CARRIERS: [&str; 8] = [
+    attacks::CARRIERS[0],
+    attacks::CARRIERS[1],
+    attacks::CARRIERS[2],
+    attacks::CARRIERS[3],
+    attacks::CARRIERS[4],
+    attacks::CARRIERS[5],
+    attacks::CARRIERS[6],
+    attacks::CARRIERS[8],
 ];
 
 /// Short turns people send: greetings, thanks, acknowledgements (per language).
@@ -619,7 +615,7 @@ pub fn generate(count: usize, seed: u64) -> Vec<Sample> {
         out.push(sample(t, "gen-manyshot@en"));
     }
     for _ in 0..count {
-        let doc = rng.pick(CARRIERS).replace("{p}", rng.pick(FILLERS));
+        let doc = rng.pick(&CARRIERS).replace("{p}", rng.pick(FILLERS));
         out.push(sample(rng.pick(ASK).replace("{d}", &doc), "gen-planted@en"));
     }
     for (code, turns) in CHITCHAT {

@@ -94,6 +94,22 @@ pub fn read_labelled(path: &Path) -> Result<Vec<Sample>, DataError> {
     Ok(out)
 }
 
+/// The lines of every file in `dir` (sorted by name), blank lines dropped: the component
+/// lists (adversarial-suffix pieces) augmentation draws from. A missing directory is empty.
+pub fn read_components(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<std::path::PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    files.sort();
+    files
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .flat_map(|t| t.lines().map(str::to_owned).collect::<Vec<_>>())
+        .filter(|l| !l.trim().is_empty())
+        .collect()
+}
+
 /// Writes rows as JSON Lines (`text`, `label`, `source`).
 pub fn write_labelled(path: &Path, rows: &[Sample]) -> Result<(), DataError> {
     let mut buf = String::new();

@@ -360,20 +360,6 @@ fn read_samples(path: &Path) -> anyhow::Result<Vec<Sample>> {
     Ok(rampart_data::read_labelled(path)?)
 }
 
-fn read_components(dir: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    files.sort();
-    files
-        .iter()
-        .filter_map(|p| std::fs::read_to_string(p).ok())
-        .flat_map(|t| t.lines().map(str::to_owned).collect::<Vec<_>>())
-        .filter(|l| !l.trim().is_empty())
-        .collect()
-}
-
 /// `rampart train injection`.
 pub fn train_injection(args: TrainArgs) -> anyhow::Result<ExitCode> {
     let samples = read_samples(&args.data)?;
@@ -383,7 +369,10 @@ pub fn train_injection(args: TrainArgs) -> anyhow::Result<ExitCode> {
         .components
         .clone()
         .or_else(|| args.data.parent().map(|p| p.join("components")));
-    let components = comp_dir.as_deref().map(read_components).unwrap_or_default();
+    let components = comp_dir
+        .as_deref()
+        .map(rampart_data::read_components)
+        .unwrap_or_default();
     let synthetic = train::augment(&training, &components, args.augment, 0xa5a5);
     let n_syn = synthetic.len();
     training.extend(synthetic);
@@ -484,7 +473,7 @@ fn eval_cv(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     let components = args
         .data
         .parent()
-        .map(|p| read_components(&p.join("components")))
+        .map(|p| rampart_data::read_components(&p.join("components")))
         .unwrap_or_default();
     // Attack corpora reuse their payloads across many documents; a document's fold is its
     // payload's, so a payload is never seen in training and scored in the same run.
@@ -788,7 +777,7 @@ fn eval_loso(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     let components = args
         .data
         .parent()
-        .map(|p| read_components(&p.join("components")))
+        .map(|p| rampart_data::read_components(&p.join("components")))
         .unwrap_or_default();
     let families: std::collections::BTreeSet<&str> = rows.iter().map(Sample::family).collect();
     println!("leave-one-source-out: train without a family (and without the validation split), with the");

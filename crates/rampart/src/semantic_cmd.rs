@@ -237,24 +237,12 @@ fn embed(detector: &SemanticDetector, cache: &mut Cache, rows: &[Sample]) -> any
     Ok(bags)
 }
 
+/// The suffix pieces: `dir`, or `components/` beside the first data file.
 fn components(paths: &[PathBuf], dir: Option<&Path>) -> Vec<String> {
-    let dir = dir
-        .map(Path::to_path_buf)
-        .or_else(|| paths.first().and_then(|p| p.parent()).map(|p| p.join("components")));
-    let Some(dir) = dir else {
-        return Vec::new();
-    };
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Vec::new();
-    };
-    let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    files.sort();
-    files
-        .iter()
-        .filter_map(|p| std::fs::read_to_string(p).ok())
-        .flat_map(|t| t.lines().map(str::to_owned).collect::<Vec<_>>())
-        .filter(|l| !l.trim().is_empty())
-        .collect()
+    dir.map(Path::to_path_buf)
+        .or_else(|| paths.first().and_then(|p| p.parent()).map(|p| p.join("components")))
+        .map(|d| rampart_data::read_components(&d))
+        .unwrap_or_default()
 }
 
 /// `rampart train semantic`.

@@ -15,6 +15,21 @@ use serde_json::{json, Value};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_rampart");
 
+/// Runs `rampart` with `args`, `text` on standard input, and returns its exit code and its
+/// standard output read as JSON (`rampart scan --json`).
+pub fn run_json(args: &[&str], text: &str) -> (Option<i32>, Value) {
+    use std::io::Write;
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (out.status.code(), serde_json::from_slice(&out.stdout).unwrap())
+}
+
 /// A running gateway; killed on drop.
 pub struct Gateway {
     pub child: Child,

@@ -3,9 +3,6 @@
 //! into a question, other languages, role play) passes. The texts here were written for these
 //! tests; none is in the training data.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use serde_json::{json, Value};
 
 use crate::harness;
@@ -25,23 +22,11 @@ fn code_question() -> String {
     format!("Can you explain what this code does?\n\n```rust\n{piece}\n```")
 }
 
-fn scan(args: &[&str], text: &str) -> (Option<i32>, Value) {
-    let mut child = Command::new(harness::BIN)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    (out.status.code(), serde_json::from_slice(&out.stdout).unwrap())
-}
-
 #[test]
 fn scan_fuses_the_semantic_tier_by_default() {
-    let (code, v) = scan(&["scan", "--json"], NOVEL);
+    let (code, v) = harness::run_json(&["scan", "--json"], NOVEL);
     assert_eq!(code, Some(1), "{v}");
-    let (_, fast) = scan(&["scan", "--json", "--fast-only"], NOVEL);
+    let (_, fast) = harness::run_json(&["scan", "--json", "--fast-only"], NOVEL);
     assert!(
         fast["injection_score"].as_f64() < v["injection_score"].as_f64(),
         "the fast path alone scores it lower: {fast} vs {v}"
@@ -51,7 +36,7 @@ fn scan_fuses_the_semantic_tier_by_default() {
         "Wie kann ich in Rust einen Vektor absteigend sortieren?".to_owned(),
         "Imagine you are a pirate captain and tell me about your ship.".to_owned(),
     ] {
-        let (code, v) = scan(&["scan", "--json"], &benign);
+        let (code, v) = harness::run_json(&["scan", "--json"], &benign);
         assert_eq!(code, Some(0), "{benign}: {v}");
     }
 }
