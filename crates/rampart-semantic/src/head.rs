@@ -98,11 +98,7 @@ impl Head {
         m.insert("w2".to_owned(), Tensor::from_slice(&self.w2, HIDDEN, &d)?);
         m.insert("b2".to_owned(), Tensor::from_slice(&[self.b2], 1, &d)?);
         m.insert("fusion".to_owned(), Tensor::from_slice(&self.fusion, 3, &d)?);
-        let path = std::env::temp_dir().join(format!("rampart-head-{}.safetensors", std::process::id()));
-        candle_core::safetensors::save(&m, &path)?;
-        let bytes = std::fs::read(&path).map_err(|e| SemanticError::Load(e.to_string()))?;
-        let _ = std::fs::remove_file(&path);
-        Ok(bytes)
+        safetensors::serialize(&m, None).map_err(|e| SemanticError::Load(e.to_string()))
     }
 
     /// The hidden layer's activations for one embedding.
@@ -119,6 +115,20 @@ impl Head {
     pub fn logit(&self, x: &[f32; DIM]) -> f32 {
         let h = self.hidden(x);
         h.iter().zip(&self.w2).map(|(a, w)| a * w).sum::<f32>() + self.b2
+    }
+
+    /// The logit of a text from its windows' embeddings: its most suspicious window.
+    pub fn bag_logit(&self, bag: &[[f32; DIM]]) -> f32 {
+        bag.iter()
+            .map(|e| self.logit(e))
+            .fold(f32::NEG_INFINITY, f32::max)
+            .max(-30.0)
+    }
+
+    /// The fused probability of a text from the fast path's probability and its windows'
+    /// embeddings.
+    pub fn fuse_bag(&self, fast: f32, bag: &[[f32; DIM]]) -> f32 {
+        self.fuse(fast, self.bag_logit(bag))
     }
 
     /// The fused probability from the fast path's probability and the semantic logit.

@@ -170,6 +170,18 @@ impl SemanticDetector {
         }
     }
 
+    /// Fused probabilities of many `(text, fast-path probability)` pairs, embedded through
+    /// `cache` in length-sorted batches (bulk scanning and evaluation).
+    pub fn fuse_texts(&self, cache: &mut train::Cache, items: &[(&str, f32)]) -> Result<Vec<f32>, SemanticError> {
+        let texts: Vec<&str> = items.iter().map(|(t, _)| *t).collect();
+        let bags = cache.bags(self, &texts, 48, |_, _| {})?;
+        Ok(items
+            .iter()
+            .zip(&bags)
+            .map(|((_, fast), bag)| self.head.fuse_bag(*fast, bag))
+            .collect())
+    }
+
     /// Scores `text` given the fast path's probability for it (synchronously, in the calling
     /// thread; the gateway goes through a [`Batcher`]).
     pub fn score(&self, text: &str, fast: f32) -> Result<Scored, SemanticError> {

@@ -10,7 +10,7 @@ use rampart_scan::injection::train::{self as fast_train, Sample};
 use rampart_scan::{InjectionDetector, InjectionModel};
 
 use crate::head::Head;
-use crate::train::{bag_logit, fit_fusion, fit_head, group_weights, Bag, Settings};
+use crate::train::{fit_fusion, fit_head, group_weights, Bag, Settings};
 
 /// Whether a (non-validation) text is in the calibration split.
 pub fn is_calibration(text: &str) -> bool {
@@ -29,8 +29,7 @@ pub struct Fitted {
 impl Fitted {
     /// The fused probability of one sample.
     pub fn score(&self, fast: &InjectionDetector, s: &Sample, bag: &Bag) -> f32 {
-        self.head
-            .fuse(fast.score(&s.text, s.role()), bag_logit(&self.head, bag))
+        self.head.fuse_bag(fast.score(&s.text, s.role()), bag)
     }
 }
 
@@ -84,7 +83,7 @@ pub fn fit(
             let sm = &samples[i];
             (
                 detector.score(&sm.text, sm.role()),
-                bag_logit(&head, &bags[i]),
+                head.bag_logit(&bags[i]),
                 sm.label,
                 w,
             )

@@ -348,14 +348,6 @@ fn fit_rows(rows: &[([f32; DIM], bool, f32)], s: &Settings) -> Head {
     h
 }
 
-/// The head's logit for a bag: its most suspicious window.
-pub fn bag_logit(head: &Head, bag: &Bag) -> f32 {
-    bag.iter()
-        .map(|e| head.logit(e))
-        .fold(f32::NEG_INFINITY, f32::max)
-        .max(-30.0)
-}
-
 /// Fits the fusion `[a, b, c]` (probability = σ(a·logit(fast) + b·semantic + c)) by weighted
 /// logistic regression on rows neither model was trained on.
 pub fn fit_fusion(rows: &[(f32, f32, bool, f32)]) -> [f32; 3] {
@@ -421,7 +413,7 @@ mod tests {
         let right = s
             .iter()
             .zip(&b)
-            .filter(|(s, b)| (bag_logit(&h, b) > 0.0) == s.label)
+            .filter(|(s, b)| (h.bag_logit(b) > 0.0) == s.label)
             .count();
         assert!(right > 390, "{right}");
         assert_eq!(fit_head(&s, &b, &settings), h);

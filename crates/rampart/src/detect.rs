@@ -300,15 +300,14 @@ fn scan_lines(args: &ScanArgs) -> anyhow::Result<ExitCode> {
             .collect();
         if !wanted.is_empty() {
             let detector = rampart_semantic::SemanticDetector::embedded()?;
-            let texts: Vec<&str> = wanted
+            let items: Vec<(&str, f32)> = wanted
                 .iter()
-                .filter_map(|&i| parsed[i].as_ref().ok().map(|(row, _, _)| row.text.as_str()))
+                .filter_map(|&i| parsed[i].as_ref().ok())
+                .map(|(row, _, report)| (row.text.as_str(), report.injection_score))
                 .collect();
-            let bags = rampart_semantic::train::Cache::memory().bags(&detector, &texts, 48, |_, _| {})?;
-            for (&i, bag) in wanted.iter().zip(&bags) {
+            let fused = detector.fuse_texts(&mut rampart_semantic::train::Cache::memory(), &items)?;
+            for (&i, p) in wanted.iter().zip(fused) {
                 if let Ok((_, _, report)) = parsed[i].as_mut() {
-                    let l = rampart_semantic::train::bag_logit(detector.head(), bag);
-                    let p = detector.head().fuse(report.injection_score, l);
                     rampart_semantic::apply(report, p);
                 }
             }
@@ -525,11 +524,13 @@ fn fuse_semantic(args: &EvalArgs, scored: &mut [Scored<'_>]) -> anyhow::Result<(
         Some(p) => rampart_semantic::train::Cache::open(p)?,
         None => rampart_semantic::train::Cache::memory(),
     };
-    let texts: Vec<&str> = wanted.iter().map(|&i| scored[i].1.text.as_str()).collect();
-    let bags = cache.bags(&detector, &texts, 48, |_, _| {})?;
-    for (&i, bag) in wanted.iter().zip(&bags) {
-        let l = rampart_semantic::train::bag_logit(detector.head(), bag);
-        scored[i].0 = detector.head().fuse(scored[i].0, l);
+    let items: Vec<(&str, f32)> = wanted
+        .iter()
+        .map(|&i| (scored[i].1.text.as_str(), scored[i].0))
+        .collect();
+    let fused = detector.fuse_texts(&mut cache, &items)?;
+    for (&i, p) in wanted.iter().zip(fused) {
+        scored[i].0 = p;
     }
     Ok(())
 }

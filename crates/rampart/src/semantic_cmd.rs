@@ -284,7 +284,7 @@ pub fn train_semantic(args: SemanticTrainArgs) -> anyhow::Result<ExitCode> {
             continue;
         }
         let f = fast.score(&s.text, s.role());
-        let p = fitted.head.fuse(f, rampart_semantic::train::bag_logit(&fitted.head, b));
+        let p = fitted.head.fuse_bag(f, b);
         if s.label {
             pos.push(p);
             fpos.push(f);
