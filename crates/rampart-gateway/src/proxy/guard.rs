@@ -208,34 +208,36 @@ struct InputGuard<'g> {
     /// When set, the walk only gathers the texts the injection detector reads (for the
     /// semantic tier, which runs before the real walk), and changes and blocks nothing.
     collect: Option<Vec<(Role, String)>>,
-    /// Fused probabilities from the semantic tier, which replace the fast path's score.
-    semantic: &'g SemanticScores,
+    /// Reports of the texts scanned before the walk, with the semantic tier's fused score.
+    prescanned: &'g Prescanned,
 }
 
-/// The semantic tier's fused injection probabilities for one request, by role and text.
+/// The fast-path reports of one request's texts, scanned before the walk so the semantic tier
+/// could read them, with its fused probability in place of the fast path's injection score
+/// where it did; by role and text. The walk takes them instead of scanning again.
 #[derive(Debug, Default)]
-pub struct SemanticScores(HashMap<(Role, String), f32>);
+pub struct Prescanned(HashMap<(Role, String), rampart_scan::Report>);
 
-impl SemanticScores {
-    fn get(&self, role: Role, text: &str) -> Option<f32> {
+impl Prescanned {
+    fn get(&self, role: Role, text: &str) -> Option<&rampart_scan::Report> {
         // Keys are owned; look up without allocating only when the map is not empty.
         if self.0.is_empty() {
             return None;
         }
-        self.0.get(&(role, text.to_owned())).copied()
+        self.0.get(&(role, text.to_owned()))
     }
 }
 
-/// Scores every text of the request the injection detector reads with the semantic tier
-/// (those the policy sends to it), in one batch with other requests' texts. A tier that
-/// cannot answer fails the request closed.
-pub async fn semantic_scores(
+/// Scans every text of the request the injection detector reads with the fast path, and those
+/// the policy sends to the semantic tier also with it (in one batch with other requests'
+/// texts). A tier that cannot answer fails the request closed.
+pub async fn prescan(
     gw: &Gateway,
     batcher: &rampart_semantic::Batcher,
     scan: &rampart_policy::ScanConfig,
     policy: &ScanPolicy,
     req: &InferenceRequest,
-) -> Result<SemanticScores, ApiError> {
+) -> Result<Prescanned, ApiError> {
     let rule = policy.input.injection;
     let texts = {
         let mut state = ScanState {
@@ -245,7 +247,7 @@ pub async fn semantic_scores(
             records: Vec::new(),
             holdback: 0,
         };
-        let none = SemanticScores::default();
+        let none = Prescanned::default();
         let mut body = req.body.clone();
         let mut g = InputGuard {
             gw,
@@ -254,7 +256,7 @@ pub async fn semantic_scores(
             detail: scan.error_detail,
             token_ids: scan.token_ids,
             collect: Some(Vec::new()),
-            semantic: &none,
+            prescanned: &none,
         };
         // Errors here are the real walk's to report; this pass only gathers texts.
         let _ = match req.endpoint {
@@ -265,22 +267,26 @@ pub async fn semantic_scores(
         .and_then(|()| g.other_fields(&mut body));
         g.collect.take().unwrap_or_default()
     };
-    let mut jobs = Vec::new();
-    let mut seen = std::collections::HashSet::new();
+    let mut out = HashMap::new();
     for (role, text) in texts {
-        let fast = gw.scanner.injection().score(&text, role);
-        if rule.wants_semantic(fast) && seen.insert((role, text.clone())) {
-            jobs.push(async move {
-                let r = batcher.score(&text, fast).await;
-                (role, text, r)
-            });
+        if !out.contains_key(&(role, text.clone())) {
+            let report = gw.scanner.scan_input(&text, role);
+            out.insert((role, text), report);
         }
     }
-    let mut out = HashMap::new();
-    for (role, text, r) in futures_util::future::join_all(jobs).await {
+    let jobs = out
+        .iter()
+        .filter(|(_, report)| rule.wants_semantic(report.injection_score))
+        .map(|((role, text), report)| async move {
+            let r = batcher.score(text, report.injection_score).await;
+            ((*role, text.clone()), r)
+        });
+    for (key, r) in futures_util::future::join_all(jobs.collect::<Vec<_>>()).await {
         match r {
             Ok(scored) => {
-                out.insert((role, text), scored.probability);
+                if let Some(report) = out.get_mut(&key) {
+                    rampart_semantic::apply(report, scored.probability);
+                }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "semantic tier failed; refusing the request");
@@ -292,7 +298,7 @@ pub async fn semantic_scores(
             }
         }
     }
-    Ok(SemanticScores(out))
+    Ok(Prescanned(out))
 }
 
 /// Scans and transforms the request body per policy. Returns the state the output side needs.
@@ -302,7 +308,7 @@ pub fn guard_request(
     policy: ScanPolicy,
     req: &mut InferenceRequest,
     trail: &crate::audit::SharedTrail,
-    semantic: &SemanticScores,
+    prescanned: &Prescanned,
 ) -> Result<ScanState, ApiError> {
     let mut state = ScanState {
         policy,
@@ -319,7 +325,7 @@ pub fn guard_request(
         detail: scan.error_detail,
         token_ids: scan.token_ids,
         collect: None,
-        semantic,
+        prescanned,
     };
     let result = match req.endpoint {
         Endpoint::Chat => g.chat(scan, &mut req.body),
@@ -590,18 +596,10 @@ fn guard_text(
         return Ok(false);
     }
     let index = index_of(param);
-    let mut report = scanner.scan_input(text, role);
-    if injection {
-        if let Some(p) = g.semantic.get(role, text) {
-            for f in report
-                .findings
-                .iter_mut()
-                .filter(|f| f.detector == Detector::PromptInjection)
-            {
-                f.score = p;
-            }
-        }
-    }
+    let report = match g.prescanned.get(role, text).filter(|_| injection) {
+        Some(r) => r.clone(),
+        None => scanner.scan_input(text, role),
+    };
     let shadow = state.shadow();
     let mut edits: Vec<(&Finding, Edit)> = Vec::new();
     let mut spotlight = false;

@@ -338,11 +338,11 @@ async fn handle(
             .config
             .scan
             .resolve(&req.model, caller.principal.user(), caller.key_id.as_deref());
-        let semantic = match gw.semantic.as_ref() {
+        let prescanned = match gw.semantic.as_ref() {
             Some(b) if policy.input.injection.semantic != rampart_policy::SemanticMode::Off => {
-                guard::semantic_scores(&gw, b, &rt.config.scan, &policy, &req).await?
+                guard::prescan(&gw, b, &rt.config.scan, &policy, &req).await?
             }
-            _ => guard::SemanticScores::default(),
+            _ => guard::Prescanned::default(),
         };
         Some(guard::guard_request(
             &gw,
@@ -350,7 +350,7 @@ async fn handle(
             policy,
             &mut req,
             &trail,
-            &semantic,
+            &prescanned,
         )?)
     } else {
         None
