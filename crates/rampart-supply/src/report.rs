@@ -85,6 +85,9 @@ pub enum Rule {
     GraphEscape,
     /// Executable code shipped with the model (TorchScript code, Python files).
     EmbeddedCode,
+    /// Code a config makes the loader import or fetch (Hydra/NeMo targets, transformers
+    /// remote code and Hub kernels, PyYAML python tags).
+    ConfigCode,
     /// Nesting or size limits were hit, so part of the file was not checked.
     LimitExceeded,
 }
@@ -106,6 +109,7 @@ impl Rule {
             Rule::TemplateInjection => "RMS031",
             Rule::GraphEscape => "RMS032",
             Rule::EmbeddedCode => "RMS033",
+            Rule::ConfigCode => "RMS034",
             Rule::LimitExceeded => "RMS040",
         }
     }
@@ -126,6 +130,7 @@ impl Rule {
             Rule::TemplateInjection => "template-injection",
             Rule::GraphEscape => "graph-escape",
             Rule::EmbeddedCode => "embedded-code",
+            Rule::ConfigCode => "config-code",
             Rule::LimitExceeded => "limit-exceeded",
         }
     }
@@ -146,12 +151,13 @@ impl Rule {
             Rule::TemplateInjection => "The chat template uses constructs that escape Jinja's sandbox or reach Python internals.",
             Rule::GraphEscape => "The model graph reaches outside the model: external data paths leaving the model directory, custom operator domains, file I/O operations.",
             Rule::EmbeddedCode => "The model ships code that its loader runs (TorchScript, Python files).",
+            Rule::ConfigCode => "A config makes the loader import, call or download code: Hydra/NeMo targets, transformers auto_map and custom pipelines (trust_remote_code), Hub kernels, PyYAML python tags.",
             Rule::LimitExceeded => "A nesting or size limit was reached; the rest was not checked.",
         }
     }
 
     /// Every rule, for the SARIF driver section.
-    pub const ALL: [Rule; 14] = [
+    pub const ALL: [Rule; 15] = [
         Rule::PickleDangerousGlobal,
         Rule::PickleUnknownGlobal,
         Rule::PickleNonLiteralImport,
@@ -165,6 +171,7 @@ impl Rule {
         Rule::TemplateInjection,
         Rule::GraphEscape,
         Rule::EmbeddedCode,
+        Rule::ConfigCode,
         Rule::LimitExceeded,
     ];
 }

@@ -128,7 +128,7 @@ enum Kind {
 
 const HEAD: usize = 512;
 
-fn sniff(head: &[u8], len: Option<u64>) -> Kind {
+fn sniff(head: &[u8]) -> Kind {
     let b0 = head.first().copied().unwrap_or(0);
     if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
         return Kind::Zip;
@@ -165,7 +165,9 @@ fn sniff(head: &[u8], len: Option<u64>) -> Kind {
     }
     if head.len() >= 9 && head[8] == b'{' {
         let n = u64::from_le_bytes([head[0], head[1], head[2], head[3], head[4], head[5], head[6], head[7]]);
-        if n >= 2 && len.is_none_or(|l| n + 8 <= l) && n < (100 << 20) {
+        // A header length past the end of the file is still a safetensors file (a broken
+        // one: the checker reports it), not data.
+        if (2..(100 << 20)).contains(&n) {
             return Kind::Safetensors;
         }
     }
@@ -178,30 +180,17 @@ fn sniff(head: &[u8], len: Option<u64>) -> Kind {
     if head.len() >= 13 && b0 == 0x5d && head[1] == 0 && head[2] == 0 {
         return Kind::Lzma;
     }
-    if matches!(
-        b0,
-        b'(' | b'c'
-            | b'}'
-            | b']'
-            | b')'
-            | b'N'
-            | b'I'
-            | b'S'
-            | b'V'
-            | b'F'
-            | b'L'
-            | b'K'
-            | b'J'
-            | b'M'
-            | b'U'
-            | b'T'
-            | b'X'
-            | b'i'
-            | b'G'
-    ) {
+    // The C unpickler takes any opcode first: a protocol 2+ body needs no PROTO in front
+    // (`\x8c...\x93` imports with no announcement). Whether it is a pickle is for the VM to say.
+    if is_opcode(b0) {
         return Kind::MaybePickle;
     }
     Kind::Data
+}
+
+/// Every pickle opcode of protocols 0 to 5.
+fn is_opcode(b: u8) -> bool {
+    matches!(b, 0x80..=0x98) || b"().012FIJKLMNPQRSTUVXabcd}eghijl]opqrst)uGBC".contains(&b)
 }
 
 /// Protobuf model files have no magic: ONNX starts with `ir_version` (field 1, 1..=32) and a
@@ -419,7 +408,7 @@ impl Scanner {
     ) -> io::Result<()> {
         src.seek(SeekFrom::Start(0))?;
         let head = read_head(src)?;
-        let kind = sniff(&head, Some(len));
+        let kind = sniff(&head);
         // A zip may carry data in front (miniz and zipfile both find it from the end), so a
         // non-zip head is checked for a trailing zip directory too, unless it is a pickle.
         let is_zip = kind == Kind::Zip
@@ -461,7 +450,7 @@ impl Scanner {
         depth: u8,
         role: Role,
     ) -> io::Result<()> {
-        let kind = sniff(&head, len);
+        let kind = sniff(&head);
         let mut reader = Cursor::new(head.clone()).chain(rest);
         if depth > self.opts.max_depth && !matches!(kind, Kind::Data) {
             ctx.finding(
@@ -504,10 +493,8 @@ impl Scanner {
             }
             Kind::Safetensors => {
                 ctx.format("safetensors");
-                for issue in formats::safetensors::check(&mut reader, len)? {
-                    ctx.add(loc, issue);
-                }
-                Ok(())
+                let found = formats::safetensors::check(&mut reader, len)?;
+                self.found(ctx, found, loc, depth)
             }
             Kind::Gguf => {
                 ctx.format("gguf");
@@ -518,10 +505,8 @@ impl Scanner {
             }
             Kind::Hdf5 => {
                 ctx.format("hdf5");
-                for issue in formats::keras::check_h5(&mut reader)? {
-                    ctx.add(loc, issue);
-                }
-                Ok(())
+                let found = formats::keras::check_h5(&mut reader)?;
+                self.found(ctx, found, loc, depth)
             }
             Kind::Onnx => {
                 ctx.format("onnx");
@@ -536,6 +521,9 @@ impl Scanner {
                     ctx.add(loc, issue);
                 }
                 Ok(())
+            }
+            Kind::MaybePickle | Kind::Data if role == Role::Member && formats::config::textual(&head) => {
+                self.text(ctx, kind, &mut reader, loc, depth)
             }
             Kind::Pickle | Kind::MaybePickle => {
                 let trace = vm::scan(
@@ -562,6 +550,52 @@ impl Scanner {
                 Ok(())
             }
         }
+    }
+
+    /// A text stream: a protocol 0 pickle, a config (JSON or YAML, under any name), or text.
+    fn text(&self, ctx: &mut Ctx, kind: Kind, reader: &mut dyn Read, loc: &str, depth: u8) -> io::Result<()> {
+        let mut text = Vec::new();
+        reader.take(formats::config::MAX_JSON as u64).read_to_end(&mut text)?;
+        let complete = text.len() < formats::config::MAX_JSON;
+        if kind == Kind::MaybePickle {
+            let mut rest = Cursor::new(&text[..]).chain(&mut *reader);
+            let trace = vm::scan(
+                BufReader::with_capacity(64 * 1024, &mut rest),
+                0,
+                vm::Options::default(),
+            );
+            if is_pickle(kind, Role::Member, &trace) {
+                ctx.format("pickle (protocol 0/1)");
+                ctx.findings.extend(policy::findings(&trace, loc, &self.opts.allow));
+                return Ok(());
+            }
+        }
+        let doc = if complete { formats::config::parse(&text) } else { None };
+        match doc {
+            Some(doc) => {
+                ctx.format(doc.kind);
+                let found = formats::config::check_document(&doc);
+                self.found(ctx, found, loc, depth)
+            }
+            None => {
+                ctx.format(if complete { "text" } else { "data" });
+                Ok(())
+            }
+        }
+    }
+
+    /// Adds a config check's findings and scans the blobs it found embedded in the config.
+    fn found(&self, ctx: &mut Ctx, found: formats::config::Found, loc: &str, depth: u8) -> io::Result<()> {
+        for issue in found.issues {
+            ctx.add(loc, issue);
+        }
+        for (path, bytes) in found.blobs {
+            let at = format!("{loc}#{path}");
+            let mut cur = Cursor::new(&bytes[..]);
+            let head = read_head(&mut cur)?;
+            self.stream_checked(ctx, head, &mut cur, &at, depth + 1)?;
+        }
+        Ok(())
     }
 
     fn npy(&self, ctx: &mut Ctx, reader: &mut dyn Read, len: Option<u64>, loc: &str) {
@@ -833,10 +867,20 @@ impl Scanner {
             }
         };
         for a in &archive.anomalies {
-            let severity = if a.detail.contains("local header names")
-                || a.detail.contains("not in the central directory")
-                || a.detail.contains("duplicate")
-                || a.detail.contains("encrypted")
+            // Severe: two readers load different bytes under one name, or one loads what
+            // another hides or refuses.
+            let severity = if [
+                "local header names",
+                "not in the central directory",
+                "duplicate",
+                "encrypted",
+                "NUL byte",
+                "renames it",
+                "the last one wins",
+                "refuses",
+            ]
+            .iter()
+            .any(|k| a.detail.contains(k))
             {
                 Severity::High
             } else {
@@ -848,8 +892,11 @@ impl Scanner {
             };
             ctx.finding(&at, Rule::ArchiveAnomaly, severity, a.detail.clone());
         }
-        let names: Vec<&str> = archive.entries.iter().map(|e| e.name.as_str()).collect();
-        let torch_prefix: Option<String> = names.iter().find_map(|n| {
+        // PyTorch (miniz) looks members up by their raw names; Python's zipfile (Keras, NumPy,
+        // joblib) by its own reading of them, which may differ (see `Entry::names`).
+        let raw: Vec<&str> = archive.entries.iter().map(|e| e.name.as_str()).collect();
+        let all: Vec<&str> = archive.entries.iter().flat_map(|e| e.names()).collect();
+        let torch_prefix: Option<String> = raw.iter().find_map(|n| {
             n.strip_suffix("data.pkl")
                 .filter(|p| p.is_empty() || p.ends_with('/'))
                 .map(str::to_string)
@@ -857,15 +904,17 @@ impl Scanner {
         if torch_prefix.is_some() {
             ctx.format("pytorch");
         }
-        let keras = names.contains(&"config.json")
-            && (names.contains(&"metadata.json") || names.iter().any(|n| n.ends_with(".weights.h5")));
-        if keras {
+        // Keras reads `config.json` first and builds the model from it before it looks for the
+        // weights: any archive with a `config.json` gets the Keras checks on it.
+        if all.contains(&"config.json")
+            && (all.contains(&"metadata.json") || all.iter().any(|n| n.ends_with(".weights.h5")))
+        {
             ctx.format("keras");
         }
-        if !names.is_empty() && names.iter().all(|n| n.ends_with(".npy")) {
+        if !raw.is_empty() && raw.iter().all(|n| n.ends_with(".npy")) {
             ctx.format("npz");
         }
-        let code: Vec<&str> = names
+        let code: Vec<&str> = all
             .iter()
             .copied()
             .filter(|n| is_code_entry(n, torch_prefix.as_deref()))
@@ -884,34 +933,11 @@ impl Scanner {
         }
         for entry in &archive.entries {
             let member = format!("{loc}!{}", entry.name);
+            // Raw tensor bytes only if every reader agrees that is what the member is.
             let role = match &torch_prefix {
-                Some(p) if is_storage(&entry.name, p) => Role::Storage,
+                Some(p) if entry.names().iter().all(|n| is_storage(n, p)) => Role::Storage,
                 _ => Role::Member,
             };
-            if keras && entry.name == "config.json" {
-                let mut raw = Vec::new();
-                match self.entry_reader(src, entry) {
-                    Ok(mut r) => {
-                        if let Err(e) = (&mut r).take(64 << 20).read_to_end(&mut raw) {
-                            ctx.finding(
-                                &member,
-                                Rule::Unreadable,
-                                Severity::High,
-                                format!("cannot be read: {e}"),
-                            );
-                            continue;
-                        }
-                    }
-                    Err(msg) => {
-                        ctx.finding(&member, Rule::Unreadable, Severity::High, msg);
-                        continue;
-                    }
-                }
-                for issue in formats::keras::check_config(&raw) {
-                    ctx.add(&member, issue);
-                }
-                continue;
-            }
             if let Err(e) = self.zip_entry(ctx, src, entry, &member, depth, role) {
                 ctx.finding(
                     &member,
@@ -956,7 +982,7 @@ impl Scanner {
                 pos: 0,
             };
             let head = read_head(&mut window)?;
-            if sniff(&head, Some(entry.compressed)) == Kind::Zip {
+            if sniff(&head) == Kind::Zip {
                 return self.zip(ctx, &mut window, entry.compressed, member, depth + 1);
             }
         }
@@ -979,8 +1005,11 @@ impl Scanner {
             len: 0,
         };
         let head = read_head(&mut crc)?;
-        let kind = sniff(&head, Some(entry.size));
-        let inspect = !(role == Role::Storage && kind == Kind::Data);
+        let kind = sniff(&head);
+        // A storage record is raw tensor bytes that no loader parses: its first bytes may look
+        // like anything (a zlib header, `\x80\x02`), so it is read as a pickle only when it
+        // starts like one and then does something (`is_pickle`).
+        let inspect = role == Role::Member || kind == Kind::Pickle;
         let result = if inspect {
             self.stream(ctx, head, &mut crc, Some(entry.size), member, depth + 1, role)
         } else {

@@ -41,6 +41,92 @@ pub struct Entry {
     pub header_offset: u64,
     /// True when only the front-to-back walk of local headers found it.
     pub hidden: bool,
+    /// What Python's `zipfile` calls it up to 3.11: the name decoded as UTF-8 or cp437 (by
+    /// flag bit 11) and cut at the first NUL.
+    pub python_legacy: String,
+    /// What Python's `zipfile` calls it from 3.12 on: the Info-ZIP Unicode Path extra field
+    /// (0x7075) replaces the name when its CRC matches the raw name.
+    pub python: String,
+}
+
+impl Entry {
+    /// Every distinct name a supported reader gives this entry (PyTorch's miniz first).
+    pub fn names(&self) -> Vec<&str> {
+        let mut out = vec![self.name.as_str()];
+        for n in [&self.python_legacy, &self.python] {
+            if !out.contains(&n.as_str()) {
+                out.push(n);
+            }
+        }
+        out
+    }
+}
+
+/// The 128 upper code points of cp437, the historical ZIP name encoding Python falls back to.
+const CP437_HIGH: &str = "ÇüéâäàåçêëèïîìÄÅÉæÆôöòûùÿÖÜ¢£¥₧ƒáíóúñÑªº¿⌐¬½¼¡«»░▒▓│┤╡╢╖╕╣║╗╝╜╛┐└┴┬├─┼╞╟╚╔╩╦╠═╬╧╨╤╥╙╘╒╓╫╪┘┌█▄▌▐▀αßΓπΣσµτΦΘΩδ∞φε∩≡±≥≤⌠⌡÷≈°∙·√ⁿ²■\u{a0}";
+
+fn cp437(bytes: &[u8]) -> String {
+    let high: Vec<char> = CP437_HIGH.chars().collect();
+    bytes
+        .iter()
+        .map(|&b| {
+            if b < 0x80 {
+                char::from(b)
+            } else {
+                high.get(usize::from(b - 0x80)).copied().unwrap_or('?')
+            }
+        })
+        .collect()
+}
+
+/// Python's `ZipInfo` sanitising: the name ends at the first NUL.
+fn cut_at_nul(name: &str) -> String {
+    name.split('\0').next().unwrap_or_default().to_string()
+}
+
+/// How Python's `zipfile` reads a central-directory name: `(3.11 and older, 3.12 and newer,
+/// a note when the Unicode Path field is present but not applied)`.
+fn python_names(raw: &[u8], flags: u16, extra: &[u8]) -> (String, String, Option<String>) {
+    let decoded = if flags & 0x0800 != 0 {
+        match std::str::from_utf8(raw) {
+            Ok(s) => s.to_string(),
+            // zipfile raises on it; no Python reads this member under any name.
+            Err(_) => String::from_utf8_lossy(raw).into_owned(),
+        }
+    } else {
+        cp437(raw)
+    };
+    let legacy = cut_at_nul(&decoded);
+    let mut modern = legacy.clone();
+    let mut note = None;
+    let mut i = 0;
+    while i + 4 <= extra.len() {
+        let id = u16_at(extra, i);
+        let n = usize::from(u16_at(extra, i + 2));
+        let body = extra.get(i + 4..i + 4 + n).unwrap_or_default();
+        if id == 0x7075 && body.len() >= 5 {
+            let crc = u32_at(body, 1);
+            if body[0] != 1 {
+                note = Some(format!("a Unicode Path extra field of version {} is ignored", body[0]));
+            } else if crc != crc32fast::hash(raw) {
+                note = Some(
+                    "a stale Unicode Path extra field (its CRC does not match the name) is ignored by Python".into(),
+                );
+            } else {
+                match std::str::from_utf8(&body[5..]) {
+                    Ok("") => {}
+                    Ok(s) => modern = cut_at_nul(s),
+                    Err(_) => {
+                        note = Some(
+                            "the Unicode Path extra field is not UTF-8: Python 3.12+ refuses the whole archive".into(),
+                        )
+                    }
+                }
+            }
+        }
+        i += 4 + n;
+    }
+    (legacy, modern, note)
 }
 
 /// An inconsistency a strict reader would reject or read differently.
@@ -212,6 +298,8 @@ impl Archive {
                 .get(i + 46 + name_len..i + 46 + name_len + extra_len)
                 .unwrap_or_default();
             zip64_extra(extra, &mut size, &mut compressed, &mut header_offset);
+            let (python_legacy, python, note) = python_names(name_bytes, flags, extra);
+            self.name_anomalies(&name, name_bytes, flags, &python_legacy, &python, note);
             header_offset = header_offset.saturating_add(shift);
             entries.push(Entry {
                 name,
@@ -224,6 +312,8 @@ impl Archive {
                 data_offset: 0,
                 header_offset,
                 hidden: false,
+                python_legacy,
+                python,
             });
             i += 46 + name_len + extra_len + comment_len;
         }
@@ -235,6 +325,23 @@ impl Archive {
                     entries.len()
                 ),
             });
+        }
+        let mut seen_python = std::collections::HashMap::new();
+        for e in &entries {
+            for n in [&e.python_legacy, &e.python] {
+                if let Some(first) = seen_python.insert(n.clone(), e.name.clone()) {
+                    if first != e.name {
+                        self.anomalies.push(Anomaly {
+                            entry: Some(e.name.clone()),
+                            detail: format!(
+                                "Python's zipfile reads both `{}` and `{}` as `{n}`: the last one wins there, PyTorch sees two members",
+                                printable(&first),
+                                printable(&e.name)
+                            ),
+                        });
+                    }
+                }
+            }
         }
         let mut seen = std::collections::HashSet::new();
         for e in &mut entries {
@@ -307,6 +414,44 @@ impl Archive {
         Ok(entries)
     }
 
+    /// Records each way readers may disagree on a member's name.
+    fn name_anomalies(&mut self, name: &str, raw: &[u8], flags: u16, legacy: &str, modern: &str, note: Option<String>) {
+        let mut push = |detail: String| {
+            self.anomalies.push(Anomaly {
+                entry: Some(name.to_string()),
+                detail,
+            })
+        };
+        if raw.contains(&0) {
+            push(format!(
+                "the name holds a NUL byte: Python's zipfile reads it as `{legacy}`, PyTorch (miniz) as `{}`",
+                printable(name)
+            ));
+        } else if flags & 0x0800 == 0 && !raw.is_ascii() {
+            push(format!(
+                "non-ASCII name without the UTF-8 flag: Python reads it as cp437 `{legacy}`, PyTorch as `{}`",
+                printable(name)
+            ));
+        } else if flags & 0x0800 != 0 && std::str::from_utf8(raw).is_err() {
+            push("the UTF-8 flag is set but the name is not UTF-8: Python's zipfile refuses the archive".into());
+        }
+        if modern != legacy {
+            push(format!(
+                "a Unicode Path extra field renames it to `{modern}` for Python 3.12 and newer (older Pythons and PyTorch read `{}`)",
+                printable(legacy)
+            ));
+        }
+        if let Some(note) = note {
+            push(note);
+        }
+        if name.contains('\\') {
+            push(format!(
+                "backslash in the name: Python on Windows reads `{}`",
+                name.replace('\\', "/")
+            ));
+        }
+    }
+
     /// Walks local headers from the start; entries the central directory does not list are
     /// added as hidden.
     fn walk_local<R: Read + Seek + ?Sized>(&mut self, r: &mut R, len: u64) -> Result<(), ZipError> {
@@ -330,6 +475,8 @@ impl Archive {
                     detail: format!("local entry at offset {offset} is not in the central directory"),
                 });
                 self.entries.push(Entry {
+                    python_legacy: cut_at_nul(&local.name),
+                    python: cut_at_nul(&local.name),
                     name: local.name.clone(),
                     local_name: None,
                     method: local.method,
@@ -355,6 +502,11 @@ impl Archive {
         }
         Ok(())
     }
+}
+
+/// A name with control characters escaped, for messages.
+fn printable(name: &str) -> String {
+    name.chars().flat_map(char::escape_debug).collect()
 }
 
 fn eocd_at_has_zip64<R: Read + Seek + ?Sized>(r: &mut R, eocd_at: u64) -> io::Result<bool> {

@@ -1,11 +1,13 @@
 //! Checkers for model formats that are not pickle: each reads a stream, bounds every length by
 //! what is really there, and returns [`Issue`]s.
 
+pub mod config;
 pub mod gguf;
 pub mod keras;
 pub mod numpy;
 pub mod onnx;
 pub mod protobuf;
+pub mod pyliteral;
 pub mod safetensors;
 pub mod savedmodel;
 

@@ -9,6 +9,7 @@ use std::io::{self, Read};
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
+use super::config::{self, Found};
 use super::Issue;
 use crate::report::{Rule, Severity};
 
@@ -48,8 +49,17 @@ impl<'de> Deserialize<'de> for Entries {
     }
 }
 
-/// Validates a safetensors stream of `len` bytes (drained to count them when unknown).
-pub fn check(r: &mut dyn Read, len: Option<u64>) -> io::Result<Vec<Issue>> {
+/// Validates a safetensors stream of `len` bytes (drained to count them when unknown). The
+/// `__metadata__` strings are checked as configs (a framework that instantiates from them
+/// runs what they name), and blobs found in them come back for scanning.
+pub fn check(r: &mut dyn Read, len: Option<u64>) -> io::Result<Found> {
+    let mut found = Found::default();
+    let issues = check_layout(r, len, &mut found)?;
+    found.issues.splice(0..0, issues);
+    Ok(found)
+}
+
+fn check_layout(r: &mut dyn Read, len: Option<u64>, configs: &mut Found) -> io::Result<Vec<Issue>> {
     let mut issues = Vec::new();
     let bad = |sev: Severity, m: String| Issue::new(Rule::FormatInvalid, sev, format!("safetensors: {m}"));
     let mut n = [0u8; 8];
@@ -106,6 +116,7 @@ pub fn check(r: &mut dyn Read, len: Option<u64>) -> io::Result<Vec<Issue>> {
             continue;
         }
         if name == "__metadata__" {
+            config::check_value(value, configs);
             match value.as_object() {
                 Some(m) if m.values().all(serde_json::Value::is_string) => {}
                 _ => issues.push(bad(
@@ -212,7 +223,7 @@ mod tests {
     }
 
     fn check_bytes(b: &[u8]) -> Vec<Issue> {
-        check(&mut &b[..], Some(b.len() as u64)).unwrap()
+        check(&mut &b[..], Some(b.len() as u64)).unwrap().issues
     }
 
     #[test]

@@ -49,6 +49,11 @@ impl<R: BufRead> Input<R> {
         Ok(self.inner.fill_buf()?.first().copied())
     }
 
+    /// True when the unread bytes start with `prefix` (looked at in the buffer only).
+    pub(crate) fn starts_with(&mut self, prefix: &[u8]) -> bool {
+        self.inner.fill_buf().is_ok_and(|b| b.starts_with(prefix))
+    }
+
     pub(crate) fn u8(&mut self) -> Result<u8, ReadError> {
         let mut b = [0u8; 1];
         self.inner.read_exact(&mut b)?;

@@ -168,6 +168,40 @@ pub const DANGEROUS_MODULES: &[&str] = &[
     "types",
     "weakref",
     "builtins.__dict__",
+    // stdlib tools that run code, compile it or start programs
+    "_osx_support",
+    "_aix_support",
+    "test.support",
+    "turtledemo",
+    "tkinter",
+    "_tkinter",
+    "cgitb",
+    "zipapp",
+    "compileall",
+    "py_compile",
+    "rlcompleter",
+    "_pyrepl",
+    "_winapi",
+    "winreg",
+    "msvcrt",
+    // framework entry points that run code, fetch it, or write files
+    "scipy.weave",
+    "torch.utils.benchmark",
+    "torch.utils.bottleneck",
+    "torch.utils.collect_env",
+    "torch.utils.hipify",
+    "torch.utils.tensorboard",
+    "torch.testing",
+    "torch.ops",
+    "torch.classes",
+    "torch.onnx",
+    "torch.export",
+    "torch._export",
+    "torch.compiler",
+    "torch.multiprocessing",
+    "transformers.dynamic_module_utils",
+    "transformers.utils.hub",
+    "huggingface_hub",
     "torch.hub",
     "torch.jit",
     "torch.package",
@@ -456,6 +490,9 @@ pub fn classify(module: &str, name: &str, allow: &Allow) -> Verdict {
     if SAFE_GLOBALS.contains(&qualified.as_str()) || is_torch_type(module, name) || allow.contains(&qualified) {
         return Verdict::Safe;
     }
+    if let Some(why) = capability(&parts) {
+        return Verdict::Dangerous(why);
+    }
     if module == "builtins" {
         return Verdict::Unknown(Severity::High);
     }
@@ -465,6 +502,154 @@ pub fn classify(module: &str, name: &str, allow: &Allow) -> Verdict {
     } else {
         Verdict::Unknown(Severity::High)
     }
+}
+
+/// Words in a module or attribute path that name a capability: running code or commands,
+/// importing or loading further code or data, reaching the network, writing or reading
+/// files. A global outside the allowlist whose path says one of these is judged by what it
+/// can do, not by the package it lives in: `torch.utils.benchmark.Timer`,
+/// `sklearn.utils._testing.assert_run_python_script` and `line_profiler.LineProfiler.runcall`
+/// are code execution whichever module carries them.
+const CAPABILITY_WORDS: &[(&str, &str)] = &[
+    ("exec", "runs code"),
+    ("execute", "runs code"),
+    ("eval", "runs code"),
+    ("run", "runs code or commands"),
+    ("runner", "runs code or commands"),
+    ("runctx", "runs code"),
+    ("runcall", "runs code"),
+    ("compile", "compiles code"),
+    ("interpreter", "runs code"),
+    ("bytecode", "runs code"),
+    ("script", "runs code"),
+    ("launch", "starts processes"),
+    ("launcher", "starts processes"),
+    ("spawn", "starts processes"),
+    ("popen", "starts processes"),
+    ("system", "runs shell commands"),
+    ("shell", "runs shell commands"),
+    ("subprocess", "starts processes"),
+    ("multiprocessing", "starts processes"),
+    ("fork", "starts processes"),
+    ("kill", "signals processes"),
+    ("command", "runs commands"),
+    ("commands", "runs commands"),
+    ("cmd", "runs commands"),
+    ("profile", "runs code under a profiler"),
+    ("profiler", "runs code under a profiler"),
+    ("cprofile", "runs code under a profiler"),
+    ("benchmark", "runs code to time it"),
+    ("bench", "runs code to time it"),
+    ("timeit", "runs code to time it"),
+    ("timer", "runs code to time it"),
+    ("bottleneck", "runs code under a profiler"),
+    ("debug", "runs code under a debugger"),
+    ("debugger", "runs code under a debugger"),
+    ("breakpoint", "runs code under a debugger"),
+    ("trace", "runs code under a tracer"),
+    ("testing", "test helpers run code and commands"),
+    ("import", "imports code"),
+    ("importer", "imports code"),
+    ("reload", "imports code"),
+    ("dynamic", "loads code at run time"),
+    ("plugin", "loads code at run time"),
+    ("library", "loads native code"),
+    ("dlopen", "loads native code"),
+    ("cdll", "loads native code"),
+    ("load", "loads further code or data"),
+    ("loads", "loads further code or data"),
+    ("loader", "loads further code or data"),
+    ("unpickler", "loads further code or data"),
+    ("marshal", "loads code"),
+    ("getattr", "reaches any attribute"),
+    ("setattr", "changes any attribute"),
+    ("attrgetter", "reaches any attribute"),
+    ("methodcaller", "calls any method"),
+    ("globals", "reaches interpreter internals"),
+    ("environ", "changes the environment"),
+    ("getenv", "reads the environment"),
+    ("putenv", "changes the environment"),
+    ("setenv", "changes the environment"),
+    ("chdir", "changes the working directory"),
+    ("hub", "downloads code or models"),
+    ("remote", "downloads code"),
+    ("download", "reaches the network"),
+    ("upload", "reaches the network"),
+    ("fetch", "reaches the network"),
+    ("url", "reaches the network"),
+    ("urlopen", "reaches the network"),
+    ("urlretrieve", "reaches the network"),
+    ("http", "reaches the network"),
+    ("https", "reaches the network"),
+    ("request", "reaches the network"),
+    ("requests", "reaches the network"),
+    ("socket", "reaches the network"),
+    ("server", "reaches the network"),
+    ("ftp", "reaches the network"),
+    ("smtp", "reaches the network"),
+    ("webbrowser", "starts processes"),
+    ("open", "opens files"),
+    ("file", "reads or writes files"),
+    ("files", "reads or writes files"),
+    ("tofile", "writes files"),
+    ("fromfile", "reads files"),
+    ("read", "reads files"),
+    ("write", "writes files"),
+    ("writer", "writes files"),
+    ("save", "writes files"),
+    ("dump", "writes files"),
+    ("remove", "deletes files"),
+    ("unlink", "deletes files"),
+    ("rmtree", "deletes files"),
+    ("mkdir", "writes files"),
+    ("makedirs", "writes files"),
+    ("chmod", "changes file permissions"),
+    ("rename", "moves files"),
+    ("memmap", "maps files"),
+    ("mmap", "maps files"),
+    ("tempfile", "writes files"),
+    ("pickle", "loads or writes pickles"),
+    ("hdf", "reads or writes files"),
+    ("sql", "reaches a database"),
+    ("csv", "reads or writes files"),
+    ("excel", "reads or writes files"),
+    ("parquet", "reads or writes files"),
+    ("clipboard", "reads the clipboard"),
+];
+
+/// Lower-case words of a path component: split at `_`, digits and camel-case humps
+/// (`LineProfiler` → `line`, `profiler`; `_run_cprofile` → `run`, `cprofile`).
+fn words(part: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for chunk in part.split(|c: char| c == '_' || c.is_ascii_digit()) {
+        let mut word = String::new();
+        let chars: Vec<char> = chunk.chars().collect();
+        for (i, &c) in chars.iter().enumerate() {
+            let hump = c.is_uppercase()
+                && i > 0
+                && (chars[i - 1].is_lowercase() || chars.get(i + 1).is_some_and(|n| n.is_lowercase()));
+            if hump && !word.is_empty() {
+                out.push(std::mem::take(&mut word));
+            }
+            word.extend(c.to_lowercase());
+        }
+        if !word.is_empty() {
+            out.push(word);
+        }
+    }
+    out
+}
+
+/// The capability a dotted path names, if any (see [`CAPABILITY_WORDS`]).
+fn capability(parts: &[&str]) -> Option<String> {
+    for part in parts {
+        for w in words(part) {
+            if let Some((word, what)) = CAPABILITY_WORDS.iter().find(|(k, _)| *k == w) {
+                return Some(format!("`{part}` {what} (\"{word}\")"));
+            }
+        }
+    }
+    None
 }
 
 /// Turns a trace into findings for `location`.
@@ -643,6 +828,22 @@ mod tests {
             ("code", "InteractiveInterpreter"),
             ("doctest", "debug_script"),
             ("trace", "Trace"),
+            // lesser-known runners and framework entry points, judged by capability
+            ("torch.utils.benchmark.utils.timer", "Timer"),
+            ("torch.utils.bottleneck.__main__", "run_cprofile"),
+            ("torch.utils.collect_env", "run"),
+            ("torch.testing._internal.common_utils", "shell"),
+            ("sklearn.utils._testing", "assert_run_python_script_without_output"),
+            ("line_profiler", "LineProfiler.runcall"),
+            ("torch.ops", "load_library"),
+            ("numpy", "memmap"),
+            ("torch", "UntypedStorage.from_file"),
+            ("pandas", "read_pickle"),
+            ("pandas.io.pytables", "HDFStore"),
+            ("transformers.dynamic_module_utils", "get_class_from_dynamic_module"),
+            ("huggingface_hub", "hf_hub_download"),
+            ("scipy.weave", "inline"),
+            ("_osx_support", "_read_output"),
         ] {
             assert!(matches!(sev(m, n), Verdict::Dangerous(_)), "{m}.{n}");
         }
@@ -655,6 +856,21 @@ mod tests {
             Verdict::Unknown(Severity::Medium)
         );
         assert_eq!(sev("evilpkg", "thing"), Verdict::Unknown(Severity::High));
+        // the classes a scikit-learn, pandas or PyTorch pickle really holds stay medium
+        for (m, n) in [
+            ("sklearn.ensemble._forest", "RandomForestClassifier"),
+            ("sklearn.gaussian_process._gpr", "GaussianProcessRegressor"),
+            ("sklearn.model_selection._split", "train_test_split"),
+            ("pandas._libs.internals", "_unpickle_block"),
+            ("pandas.core.internals.managers", "BlockManager"),
+            ("pandas._libs.tslibs.timestamps", "_unpickle_timestamp"),
+            ("torch.nn.modules.pooling", "MaxPool2d"),
+            ("torch.nn.modules.module", "Module"),
+            ("torch.nn.modules.linear", "NonDynamicallyQuantizableLinear"),
+            ("scipy.sparse._csr", "csr_matrix"),
+        ] {
+            assert_eq!(sev(m, n), Verdict::Unknown(Severity::Medium), "{m}.{n}");
+        }
         assert_eq!(sev("builtins", "print"), Verdict::Unknown(Severity::High));
         let allow = Allow::new(["sklearn.*"]);
         assert_eq!(

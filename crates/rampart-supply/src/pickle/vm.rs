@@ -290,8 +290,17 @@ pub fn scan<R: BufRead>(reader: R, start: u64, opts: Options) -> Trace {
     trace
 }
 
+/// The first pickle of a legacy (pre-1.6, non-zip) `torch.save` file: protocol 2, the magic
+/// number 0x1950a86a20f9469cfc6c as a LONG1.
+const TORCH_LEGACY_MAGIC: &[u8] = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19.";
+/// `torch.load` reads five pickles from a legacy file (magic, protocol, system info, the
+/// object, storage keys); raw storage bytes follow and are never unpickled.
+const TORCH_LEGACY_PICKLES: u32 = 5;
+
 fn run_stream<R: BufRead>(input: &mut Input<R>, trace: &mut Trace, opts: Options, depth: u8) {
     let mut first = true;
+    let legacy_torch = input.starts_with(TORCH_LEGACY_MAGIC);
+    let pickles_before = trace.pickles;
     loop {
         let begin = input.pos();
         let (imports, calls) = (trace.imports.len(), trace.calls.len());
@@ -336,14 +345,15 @@ fn run_stream<R: BufRead>(input: &mut Input<R>, trace: &mut Trace, opts: Options
         if !opts.multi || depth > 0 {
             return;
         }
+        if legacy_torch && trace.pickles - pickles_before >= TORCH_LEGACY_PICKLES {
+            trace.trailing = !matches!(input.peek(), Ok(None));
+            return;
+        }
+        // The next pickle need not start with PROTO: the C unpickler accepts any opcode
+        // first, so whatever follows is run as a pickle until it breaks without effect.
         match input.peek() {
-            Ok(None) => return,
-            Ok(Some(0x80)) => continue,
-            Ok(Some(_)) => {
-                trace.trailing = true;
-                return;
-            }
-            Err(_) => return,
+            Ok(None) | Err(_) => return,
+            Ok(Some(_)) => continue,
         }
     }
 }
@@ -979,6 +989,20 @@ impl<R: BufRead> Machine<'_, R> {
         let Some(state) = o.borrow().state.clone() else {
             return Ok(());
         };
+        // joblib commits the current frame before it writes the array, so the wrapper's
+        // BUILD ends its frame and the bytes that follow are outside any frame. Its reader is
+        // the pure-Python unpickler, which would take the array from after the frame's end if
+        // the frame still had bytes: then the two readings disagree.
+        if let Some(end) = self.frame_end.take() {
+            let pos = self.input.pos();
+            if pos < end {
+                self.anomaly(
+                    offset,
+                    AnomalyKind::JoblibArray,
+                    format!("array data starts at {pos}, inside a FRAME that ends at {end}: joblib would read it from {end}"),
+                );
+            }
+        }
         let Some(info) = JoblibArray::from_state(&state) else {
             self.anomaly(
                 offset,
