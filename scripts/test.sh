@@ -44,6 +44,13 @@ venv=target/sign-venv
 "$venv/bin/pip" install -q --disable-pip-version-check 'model-signing==1.1.1' 'pyopenssl>=25'
 export RAMPART_MODEL_SIGNING_PY=$PWD/$venv/bin/python RAMPART_REQUIRE_MODEL_SIGNING=1
 
+echo "== model libraries (PyPI) for the real-library model corpus, in target/model-venv"
+mvenv=target/model-venv
+[ -x "$mvenv/bin/python" ] || python3 -m venv "$mvenv"
+"$mvenv/bin/pip" install -q --disable-pip-version-check 'numpy==2.4.6' 'joblib==1.6.0' 'scikit-learn==1.9.1' \
+  'pandas==3.1.1' 'keras==3.15.1' 'jax==0.10.2' 'jaxlib==0.10.2' 'h5py==3.16.0' 'safetensors==0.8.0'
+export RAMPART_MODEL_LIBS_PY=$PWD/$mvenv/bin/python RAMPART_REQUIRE_MODEL_LIBS=1
+
 echo "== cargo test"
 log=$(mktemp)
 cleanup() {

@@ -5,10 +5,13 @@
 use std::collections::HashSet;
 use std::io::{self, Read};
 
+use super::config::{self, Found};
 use super::Issue;
 use crate::report::{Rule, Severity};
 
 const MAX_STRING: u64 = 64 << 20;
+/// String metadata kept for the config check, at most (per file).
+const MAX_CONFIG_BYTES: usize = 16 << 20;
 const MAX_ARRAY: u64 = 1 << 28;
 const MAX_KV: u64 = 1 << 20;
 const MAX_TENSORS: u64 = 1 << 20;
@@ -216,6 +219,8 @@ fn run(rd: &mut R<'_>, issues: &mut Vec<Issue>) -> Result<(), Stop> {
     }
     let mut keys = HashSet::new();
     let mut alignment = 32u64;
+    let mut strings = serde_json::Map::new();
+    let mut strings_kept = 0usize;
     for _ in 0..kvs {
         let key = rd.string(true)?.unwrap_or_default();
         if !keys.insert(key.clone()) {
@@ -233,7 +238,11 @@ fn run(rd: &mut R<'_>, issues: &mut Vec<Issue>) -> Result<(), Stop> {
         match t {
             8 => {
                 let at = rd.pos;
-                let s = rd.string(is_template)?.unwrap_or_default();
+                let s = rd.string(true)?.unwrap_or_default();
+                if strings_kept < MAX_CONFIG_BYTES {
+                    strings_kept += s.len();
+                    strings.insert(key.clone(), serde_json::Value::String(s.clone()));
+                }
                 if is_template {
                     let found = template_escapes(&s);
                     if !found.is_empty() {
@@ -299,6 +308,11 @@ fn run(rd: &mut R<'_>, issues: &mut Vec<Issue>) -> Result<(), Stop> {
             }
         }
     }
+    // String metadata may carry a config a framework instantiates from (a Hydra `_target_`,
+    // transformers' `auto_map`): checked like any other config.
+    let mut found = Found::default();
+    config::check_value(&serde_json::Value::Object(strings), &mut found);
+    issues.extend(found.issues);
     let mut spans = Vec::new();
     for _ in 0..tensors {
         let name = rd.string(true)?.unwrap_or_default();

@@ -223,6 +223,7 @@ impl Parser<'_> {
     /// One or more adjacent string literals, concatenated as Python does.
     fn strings(&mut self) -> Result<Lit, String> {
         let mut out = String::new();
+        let mut parts = 0usize;
         loop {
             self.ws();
             let start = self.i;
@@ -232,11 +233,12 @@ impl Parser<'_> {
             let prefix = self.text[start..self.i].to_ascii_lowercase();
             if !matches!(self.peek(), Some(b'\'' | b'"')) || !is_prefix(&prefix) {
                 self.i = start;
-                if out.is_empty() && start == self.i && !matches!(self.peek(), Some(b'\'' | b'"')) {
+                if parts == 0 {
                     return Err("expected a string".into());
                 }
                 return Ok(Lit::Str(out));
             }
+            parts += 1;
             let raw = prefix.contains('r');
             let q = self.s[self.i];
             let triple = self.s.get(self.i..self.i + 3) == Some(&[q, q, q][..]);
@@ -291,6 +293,7 @@ fn unescape(body: &str, out: &mut String) -> Result<(), String> {
         };
         match e {
             '\n' => {}
+            '\\' | '\'' | '"' => out.push(e),
             'n' => out.push('\n'),
             't' => out.push('\t'),
             'r' => out.push('\r'),
@@ -348,5 +351,43 @@ mod tests {
         assert!(parse("{'a': os.system}").is_err());
         assert!(parse("'abc").is_err());
         assert!(parse("(((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((1").is_err());
+    }
+
+    /// Python's `repr` of a str, as NumPy writes header strings.
+    fn py_repr(s: &str) -> String {
+        let q = if s.contains('\'') && !s.contains('"') {
+            '"'
+        } else {
+            '\''
+        };
+        let mut out = String::from(q);
+        for c in s.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\t' => out.push_str("\\t"),
+                '\r' => out.push_str("\\r"),
+                c if c == q => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out.push(q);
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn strings_read_back_as_written(s in "\\PC*|[\\x00-\\x7f]*") {
+            proptest::prop_assert_eq!(parse(&py_repr(&s)), Ok(Lit::Str(s.clone())));
+        }
+
+        #[test]
+        fn any_text_is_parsed_or_refused_without_panic(t in "[ -~\\n]{0,64}") {
+            let _ = parse(&t);
+        }
     }
 }

@@ -69,9 +69,21 @@ pub const SAFE_GLOBALS: &[&str] = &[
     "numpy.random._pickle.__randomstate_ctor",
     "numpy.random._pickle.__bit_generator_ctor",
     "numpy.random._pickle.__generator_ctor",
+    // scipy sparse matrices and pandas frames, as scikit-learn and joblib users pickle them
+    "scipy.sparse._csr.csr_matrix",
+    "scipy.sparse._csc.csc_matrix",
+    "scipy.sparse._coo.coo_matrix",
+    "scipy.sparse._csr.csr_array",
+    "scipy.sparse._csc.csc_array",
+    "scipy.sparse.csr.csr_matrix",
+    "scipy.sparse.csc.csc_matrix",
+    "pandas._libs.internals._unpickle_block",
+    "pandas.core.indexes.base._new_Index",
+    "pandas.core.internals.blocks.new_block",
+    "pandas._libs.tslibs.timestamps._unpickle_timestamp",
+    "pandas._libs.tslibs.timedeltas._timedelta_unpickle",
     // joblib's array wrappers (their data is followed by the VM)
     "joblib.numpy_pickle.NumpyArrayWrapper",
-    "joblib.numpy_pickle.NDArrayWrapper",
     "sklearn.externals.joblib.numpy_pickle.NumpyArrayWrapper",
 ];
 
@@ -200,6 +212,10 @@ pub const DANGEROUS_MODULES: &[&str] = &[
     "torch.compiler",
     "torch.multiprocessing",
     "transformers.dynamic_module_utils",
+    "transformers.pipelines",
+    "transformers.pipeline",
+    "numpy.lib._datasource",
+    "numpy.DataSource",
     "transformers.utils.hub",
     "huggingface_hub",
     "torch.hub",
@@ -320,6 +336,27 @@ const ML_PACKAGES: &[&str] = &[
     "decimal",
     "fractions",
     "__main__",
+];
+
+/// Packages whose classes (CamelCase names with no capability word) are reported as info.
+const ML_CLASS_PACKAGES: &[&str] = &[
+    "torch",
+    "torchvision",
+    "torchaudio",
+    "numpy",
+    "scipy",
+    "sklearn",
+    "xgboost",
+    "lightgbm",
+    "catboost",
+    "pandas",
+    "transformers",
+    "tokenizers",
+    "timm",
+    "collections",
+    "datetime",
+    "decimal",
+    "fractions",
 ];
 
 const TORCH_DTYPES: &[&str] = &[
@@ -497,7 +534,16 @@ pub fn classify(module: &str, name: &str, allow: &Allow) -> Verdict {
         return Verdict::Unknown(Severity::High);
     }
     let top = parts.first().copied().unwrap_or_default();
-    if ML_PACKAGES.contains(&top) {
+    // A class, or Cython's generated `__pyx_unpickle_<Class>` that rebuilds one from its state.
+    let class = parts
+        .last()
+        .is_some_and(|p| p.starts_with(|c: char| c.is_ascii_uppercase()) || p.starts_with("__pyx_unpickle_"));
+    if ML_CLASS_PACKAGES.contains(&top) && class {
+        // An estimator, layer or frame class of a known ML library: what a scikit-learn or
+        // full `torch.save(model)` pickle is made of. Building one calls its constructor or
+        // `__setstate__` with data from the file, which runs none of the file's choosing.
+        Verdict::Unknown(Severity::Info)
+    } else if ML_PACKAGES.contains(&top) {
         Verdict::Unknown(Severity::Medium)
     } else {
         Verdict::Unknown(Severity::High)
@@ -572,6 +618,7 @@ const CAPABILITY_WORDS: &[(&str, &str)] = &[
     ("setenv", "changes the environment"),
     ("chdir", "changes the working directory"),
     ("hub", "downloads code or models"),
+    ("pretrained", "downloads and loads a model"),
     ("remote", "downloads code"),
     ("download", "reaches the network"),
     ("upload", "reaches the network"),
@@ -685,6 +732,11 @@ pub fn findings(trace: &Trace, location: &str, allow: &Allow) -> Vec<Finding> {
         let dotted = if name.contains('.') { " (dotted name)" } else { "" };
         match classify(&module, &name, allow) {
             Verdict::Safe => {}
+            Verdict::Unknown(Severity::Info) => out.push(finding(
+                Rule::PickleUnknownGlobal,
+                Severity::Info,
+                format!("imports the class `{module}.{name}`{dotted} of a known ML library (not on the allowlist; building it runs no code of the file's choosing)"),
+            )),
             Verdict::Unknown(sev) => out.push(finding(
                 Rule::PickleUnknownGlobal,
                 sev,
@@ -853,23 +905,39 @@ mod tests {
     fn unknown() {
         assert_eq!(
             sev("sklearn.linear_model._logistic", "LogisticRegression"),
+            Verdict::Unknown(Severity::Info)
+        );
+        assert_eq!(
+            sev("sklearn.utils", "_print_elapsed_time"),
             Verdict::Unknown(Severity::Medium)
         );
+        // joblib's legacy wrapper loads a file the pickle names, with pickles allowed
+        assert!(matches!(
+            sev("joblib.numpy_pickle", "NDArrayWrapper"),
+            Verdict::Dangerous(_)
+        ));
+        assert!(matches!(
+            sev("transformers", "AutoModel.from_pretrained"),
+            Verdict::Dangerous(_)
+        ));
         assert_eq!(sev("evilpkg", "thing"), Verdict::Unknown(Severity::High));
         // the classes a scikit-learn, pandas or PyTorch pickle really holds stay medium
         for (m, n) in [
+            ("sklearn.model_selection._split", "train_test_split"),
+            ("scipy.sparse._dok", "_dok_base"),
+        ] {
+            assert_eq!(sev(m, n), Verdict::Unknown(Severity::Medium), "{m}.{n}");
+        }
+        for (m, n) in [
             ("sklearn.ensemble._forest", "RandomForestClassifier"),
             ("sklearn.gaussian_process._gpr", "GaussianProcessRegressor"),
-            ("sklearn.model_selection._split", "train_test_split"),
-            ("pandas._libs.internals", "_unpickle_block"),
             ("pandas.core.internals.managers", "BlockManager"),
-            ("pandas._libs.tslibs.timestamps", "_unpickle_timestamp"),
             ("torch.nn.modules.pooling", "MaxPool2d"),
             ("torch.nn.modules.module", "Module"),
             ("torch.nn.modules.linear", "NonDynamicallyQuantizableLinear"),
-            ("scipy.sparse._csr", "csr_matrix"),
+            ("pandas._libs.arrays", "__pyx_unpickle_NDArrayBacked"),
         ] {
-            assert_eq!(sev(m, n), Verdict::Unknown(Severity::Medium), "{m}.{n}");
+            assert_eq!(sev(m, n), Verdict::Unknown(Severity::Info), "{m}.{n}");
         }
         assert_eq!(sev("builtins", "print"), Verdict::Unknown(Severity::High));
         let allow = Allow::new(["sklearn.*"]);
