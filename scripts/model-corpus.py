@@ -169,7 +169,7 @@ def torch_zip(data_pkl, extra=(), prefix="archive"):
 benign_torch = torch_zip(torch_data_pkl())
 emit("torch/state_dict.pt", bytes(benign_torch), "benign", "PyTorch zip state dict")
 emit("torch/state_dict_named.bin", bytes(benign_torch), "benign", "PyTorch zip named .bin")
-emit("torch/storage_starts_like_pickle.pt", bytes(torch_zip(torch_data_pkl(), prefix="m")[:0] or zip_bytes([("m/data.pkl", torch_data_pkl()), ("m/data/0", b"\x80\x02\x00\x01\x02\x03\x04\x05"), ("m/version", b"3\n")])), "benign", "storage bytes that start like a pickle")
+emit("torch/storage_starts_like_pickle.pt", bytes(torch_zip(torch_data_pkl(), prefix="m")[:0] or zip_bytes([("m/data.pkl", torch_data_pkl()), ("m/data/0", b"\x80\x02\x00\x01\x02\x03\x04\x05" * 2), ("m/version", b"3\n")])), "benign", "storage bytes that start like a pickle")
 emit("torch/malicious_data_pkl.pt", bytes(torch_zip(reduce_p2("os", "system"))), "malicious", "PyTorch zip with a malicious data.pkl")
 
 
@@ -478,6 +478,7 @@ def gguf_kv(extra):
 emit("gguf/metadata_hydra.gguf", gguf_kv([("general.config", "model:\n  _target_: subprocess.check_output\n  args: [id]\n")]), "malicious", "Hydra target in GGUF string metadata", severity="critical")
 emit("gguf/metadata_text.gguf", gguf_kv([("general.name", "tiny-llama"), ("general.description", "A small model: trained on text.\nLicence: MIT")]), "benign", "GGUF with plain string metadata")
 emit("yaml/python_tag.yaml", b"model:\n  name: mlp\n  init: !!python/object/apply:os.system [\"id\"]\n", "malicious", "PyYAML python/object/apply tag", severity="critical")
+emit("yaml/unparseable_target.yaml", b"model:\n  _target_: os.system\n\t args: [id\n", "malicious", "config our YAML parser refuses but that names a _target_ (fail closed)", severity="high")
 emit("yaml/hparams.yaml", b"model:\n  hidden: 64\n  layers: 2\noptimizer:\n  _target_: torch.optim.AdamW\n  lr: 0.0003\n", "benign", "hyper-parameter YAML with a framework target")
 
 emit("safetensors/metadata_hydra.safetensors", safetensors({"__metadata__": {"format": "pt", "config": json.dumps({"model": {"_target_": "os.system", "_args_": ["id"]}})}, "w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}, b"\x00" * 8), "malicious", "Hydra _target_ in safetensors __metadata__ (JSON string)", severity="critical")
@@ -598,8 +599,13 @@ def joblib_framed():
     return head + data + b"\x95" + struct.pack("<Q", len(body2)) + body2
 
 
+# metadata that disagrees with the bytes: data.pkl's storage sizes and tensor views
+emit("torch/storage_size_lies.pt", bytes(zip_bytes([("archive/data.pkl", torch_data_pkl(numel=64)), ("archive/byteorder", b"little"), ("archive/data/0", struct.pack("<4f", 1, 2, 3, 4)), ("archive/version", b"3\n")])), "malicious", "data.pkl claims 64 floats, the storage record holds 4", severity="high")
+emit("torch/storage_missing.pt", bytes(zip_bytes([("archive/data.pkl", torch_data_pkl(key="7")), ("archive/byteorder", b"little"), ("archive/data/0", struct.pack("<4f", 1, 2, 3, 4)), ("archive/version", b"3\n")])), "malicious", "data.pkl names a storage record the archive does not hold", severity="high")
+oob = torch_data_pkl().replace(b"K\x00" + b"K\x02K\x02\x86" + b"K\x02K\x01\x86", b"K\x00" + b"K\x02K\x02\x86" + b"K\x40K\x01\x86")
+emit("torch/view_out_of_bounds.pt", bytes(torch_zip(oob)), "malicious", "tensor stride reaches past its storage (out-of-bounds read)", severity="high")
 emit("joblib/framed_arrays.joblib", joblib_framed(), "benign", "joblib protocol 4: array bytes between frames")
-zstorage = b"\x78\x9c" + b"\x01\x02\x03\x04" * 3 + b"\x00\x00"
+zstorage = b"\x78\x9c" + b"\x01\x02\x03\x04" * 3 + b"\x00\x00"  # 16 bytes: 4 float32
 emit("torch/zlib_like_storage.pt", bytes(zip_bytes([("archive/data.pkl", torch_data_pkl()), ("archive/byteorder", b"little"), ("archive/data/0", zstorage), ("archive/version", b"3\n")])), "benign", "tensor bytes that start with a zlib header (78 9c)")
 
 with open(os.path.join(OUT, "MANIFEST.json"), "w") as f:

@@ -65,6 +65,9 @@ struct Ctx {
     findings: Vec<Finding>,
     formats: Vec<String>,
     expanded: u64,
+    /// PyTorch storages and tensor views the pickles read so far described.
+    storages: Vec<vm::StorageRef>,
+    views: Vec<vm::TensorView>,
 }
 
 impl Ctx {
@@ -364,6 +367,8 @@ impl Scanner {
             findings: Vec::new(),
             formats: Vec::new(),
             expanded: 0,
+            storages: Vec::new(),
+            views: Vec::new(),
         };
         if let Err(e) = self.seekable(&mut ctx, &mut file, len, &display, 0, Role::Member) {
             report.error = Some(format!("read error: {e}"));
@@ -381,6 +386,8 @@ impl Scanner {
             findings: Vec::new(),
             formats: Vec::new(),
             expanded: 0,
+            storages: Vec::new(),
+            views: Vec::new(),
         };
         let mut cur = Cursor::new(bytes);
         let error = self
@@ -540,6 +547,8 @@ impl Scanner {
                         ctx.format("joblib");
                     }
                     ctx.findings.extend(policy::findings(&trace, loc, &self.opts.allow));
+                    ctx.storages.extend(trace.storages);
+                    ctx.views.extend(trace.views);
                 } else {
                     ctx.format("data");
                 }
@@ -577,8 +586,29 @@ impl Scanner {
                 let found = formats::config::check_document(&doc);
                 self.found(ctx, found, loc, depth)
             }
+            None if !complete => {
+                ctx.format("text");
+                ctx.finding(
+                    loc,
+                    Rule::LimitExceeded,
+                    Severity::Medium,
+                    format!(
+                        "text over {} MiB: not checked as a config",
+                        formats::config::MAX_JSON >> 20
+                    ),
+                );
+                Ok(())
+            }
             None => {
-                ctx.format(if complete { "text" } else { "data" });
+                ctx.format("text");
+                if let Some(key) = formats::config::unparsed_trigger(&text) {
+                    ctx.finding(
+                        loc,
+                        Rule::ConfigCode,
+                        Severity::High,
+                        format!("names `{key}` but is neither valid JSON nor YAML here: a more lenient loader may act on it, and it was not checked"),
+                    );
+                }
                 Ok(())
             }
         }
@@ -931,6 +961,7 @@ impl Scanner {
                 ),
             );
         }
+        let (storages_before, views_before) = (ctx.storages.len(), ctx.views.len());
         for entry in &archive.entries {
             let member = format!("{loc}!{}", entry.name);
             // Raw tensor bytes only if every reader agrees that is what the member is.
@@ -946,6 +977,11 @@ impl Scanner {
                     format!("cannot be read: {e}"),
                 );
             }
+        }
+        if let Some(prefix) = &torch_prefix {
+            let storages: Vec<vm::StorageRef> = ctx.storages.drain(storages_before..).collect();
+            let views: Vec<vm::TensorView> = ctx.views.drain(views_before..).collect();
+            check_storages(ctx, &archive, prefix, &storages, &views, loc);
         }
         Ok(())
     }
@@ -1056,6 +1092,96 @@ impl<W: Write> Write for BudgetWriter<'_, W> {
     }
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
+    }
+}
+
+/// Bytes per element of a PyTorch storage class (`torch.UntypedStorage` counts bytes).
+fn storage_element_size(kind: &str) -> Option<u64> {
+    Some(match kind {
+        "UntypedStorage" | "ByteStorage" | "CharStorage" | "BoolStorage" | "QInt8Storage" | "QUInt8Storage"
+        | "QUInt4x2Storage" | "QUInt2x4Storage" => 1,
+        "HalfStorage" | "BFloat16Storage" | "ShortStorage" => 2,
+        "FloatStorage" | "IntStorage" | "QInt32Storage" | "ComplexHalfStorage" => 4,
+        "DoubleStorage" | "LongStorage" | "ComplexFloatStorage" => 8,
+        "ComplexDoubleStorage" => 16,
+        _ => return None,
+    })
+}
+
+/// What `data.pkl` says about each storage (its record, its size) and each tensor (the
+/// elements it reads), against what the archive holds: a loader trusts these numbers.
+fn check_storages(
+    ctx: &mut Ctx,
+    archive: &Archive,
+    prefix: &str,
+    storages: &[vm::StorageRef],
+    views: &[vm::TensorView],
+    loc: &str,
+) {
+    let mut numels = std::collections::HashMap::new();
+    for s in storages {
+        let name = format!("{prefix}data/{}", s.key);
+        let Some(entry) = archive.entries.iter().find(|e| e.name == name) else {
+            ctx.finding(
+                loc,
+                Rule::FormatInvalid,
+                Severity::High,
+                format!(
+                    "data.pkl names the storage `{}`, but the archive has no `{name}`",
+                    s.key
+                ),
+            );
+            continue;
+        };
+        let (Some(numel), Some(size)) = (s.numel, storage_element_size(&s.kind)) else {
+            continue;
+        };
+        numels.insert(s.key.clone(), numel);
+        let want = numel.saturating_mul(size);
+        if entry.size != want {
+            ctx.finding(
+                &format!("{loc}!{name}"),
+                Rule::FormatInvalid,
+                if entry.size < want {
+                    Severity::High
+                } else {
+                    Severity::Medium
+                },
+                format!(
+                    "data.pkl says {numel} × {} ({want} bytes), the record holds {} bytes",
+                    s.kind, entry.size
+                ),
+            );
+        }
+    }
+    for v in views {
+        let Some(&numel) = numels.get(&v.key) else { continue };
+        if v.size.contains(&0) {
+            continue;
+        }
+        let (mut lo, mut hi) = (i128::from(v.storage_offset), i128::from(v.storage_offset));
+        for (&n, &st) in v.size.iter().zip(&v.stride) {
+            let reach = i128::from(n - 1) * i128::from(st);
+            if reach < 0 {
+                lo += reach;
+            } else {
+                hi += reach;
+            }
+        }
+        if lo < 0 || hi >= i128::from(numel) || v.size.len() != v.stride.len() || v.size.iter().any(|&n| n < 0) {
+            ctx.add(
+                loc,
+                Issue {
+                    rule: Rule::FormatInvalid,
+                    severity: Severity::High,
+                    message: format!(
+                        "a tensor on storage `{}` (offset {}, size {:?}, stride {:?}) reads elements {lo}..={hi} of a {numel}-element storage",
+                        v.key, v.storage_offset, v.size, v.stride
+                    ),
+                    offset: Some(v.offset),
+                },
+            );
+        }
     }
 }
 

@@ -23,7 +23,7 @@ use crate::report::{Rule, Severity};
 /// JSON parsed at most this large (a `tokenizer.json` is tens of MB).
 pub const MAX_JSON: usize = 64 << 20;
 /// YAML parsed at most this large.
-const MAX_YAML: usize = 16 << 20;
+const MAX_YAML: usize = 64 << 20;
 /// Nodes a YAML document may expand to through aliases (a billion-laughs guard).
 const MAX_YAML_NODES: usize = 2_000_000;
 /// Strings inside a config parsed again as configs, at most this deep.
@@ -89,6 +89,27 @@ pub fn textual(head: &[u8]) -> bool {
         && head
             .iter()
             .all(|&b| b >= 0x20 || matches!(b, b'\t' | b'\n' | b'\r' | 0x0c))
+}
+
+/// Words that only a config that makes loaders instantiate or fetch code contains.
+const TRIGGERS: &[&str] = &[
+    "_target_",
+    "auto_map",
+    "trust_remote_code",
+    "custom_pipelines",
+    "!!python",
+    "python/object",
+];
+
+/// When `bytes` is text that neither JSON nor YAML parsing accepts but that names one of the
+/// instantiation keys, the key: a loader with a more lenient parser may still act on it.
+pub fn unparsed_trigger(bytes: &[u8]) -> Option<&'static str> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let trigger = TRIGGERS.iter().find(|t| text.contains(*t))?;
+    if serde_json::from_str::<Value>(text).is_ok() || yaml(text).is_ok() {
+        return None;
+    }
+    Some(trigger)
 }
 
 /// Parses `bytes` as JSON (when it starts like JSON) or as YAML (when it has a mapping or a

@@ -145,6 +145,36 @@ pub struct Trace {
     pub trailing: bool,
     /// Imports or calls beyond [`MAX_EVENTS`] that were counted but not kept.
     pub dropped_events: u64,
+    /// PyTorch storages named by persistent ids (`('storage', type, key, location, numel)`).
+    pub storages: Vec<StorageRef>,
+    /// Tensors built on those storages by `torch._utils._rebuild_tensor*`.
+    pub views: Vec<TensorView>,
+}
+
+/// A PyTorch storage as `data.pkl` describes it; the archive must hold exactly that.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StorageRef {
+    /// Record name under `data/`.
+    pub key: String,
+    /// Storage class (`FloatStorage`, ...), which fixes the element size.
+    pub kind: String,
+    /// Elements.
+    pub numel: Option<u64>,
+}
+
+/// A tensor over a storage: the elements it reads must lie inside the storage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TensorView {
+    /// Offset of the REDUCE.
+    pub offset: u64,
+    /// Storage key.
+    pub key: String,
+    /// Storage offset, sizes and strides, in elements.
+    pub storage_offset: i64,
+    /// Sizes.
+    pub size: Vec<i64>,
+    /// Strides.
+    pub stride: Vec<i64>,
 }
 
 /// Knobs for [`scan`].
@@ -208,7 +238,8 @@ enum V {
     FrozenSet,
     Global(Rc<Global>),
     Obj(Rc<RefCell<Obj>>),
-    PersId,
+    /// A persistent-load result; the storage key when the id was a PyTorch storage tuple.
+    PersId(Option<Rc<str>>),
     Ext,
     Buffer,
 }
@@ -231,7 +262,7 @@ impl V {
                 Callee::Global { module, name } => format!("the result of calling `{module}.{name}`"),
                 Callee::Computed(what) => format!("the result of calling {what}"),
             },
-            V::PersId => "a persistent-load result".into(),
+            V::PersId(_) => "a persistent-load result".into(),
             V::Ext => "an extension-registry object".into(),
             V::Buffer => "an out-of-band buffer".into(),
         }
@@ -524,7 +555,68 @@ impl<R: BufRead> Machine<'_, R> {
         V::Global(Rc::new(Global { module, name }))
     }
 
+    /// Records `('storage', torch.<Kind>Storage, key, location, numel)` persistent ids.
+    fn storage_id(&mut self, id: &V) -> Option<Rc<str>> {
+        let V::Tuple(t) = id else { return None };
+        let [V::Str(tag), kind, V::Str(key), _, numel, ..] = t.as_slice() else {
+            return None;
+        };
+        if &**tag != "storage" {
+            return None;
+        }
+        let kind = match kind {
+            V::Global(g) => g.name.clone(),
+            _ => "?".into(),
+        };
+        let numel = match numel {
+            V::Int(n) => u64::try_from(*n).ok(),
+            _ => None,
+        };
+        let r = StorageRef {
+            key: key.to_string(),
+            kind,
+            numel,
+        };
+        if !self.trace.storages.contains(&r) && self.trace.storages.len() < MAX_EVENTS {
+            self.trace.storages.push(r);
+        }
+        Some(Rc::clone(key))
+    }
+
+    /// Records `_rebuild_tensor(_v2/_v3)(storage, offset, size, stride, ...)`.
+    fn tensor_view(&mut self, offset: u64, callable: &V, args: &V) {
+        let V::Global(g) = callable else { return };
+        if g.module != "torch._utils" || !g.name.starts_with("_rebuild_tensor") {
+            return;
+        }
+        let V::Tuple(a) = args else { return };
+        let [V::PersId(Some(key)), V::Int(storage_offset), V::Tuple(size), V::Tuple(stride), ..] = a.as_slice() else {
+            return;
+        };
+        let ints = |t: &[V]| -> Option<Vec<i64>> {
+            t.iter()
+                .map(|v| match v {
+                    V::Int(n) => Some(*n),
+                    _ => None,
+                })
+                .collect()
+        };
+        let (Some(size), Some(stride)) = (ints(size), ints(stride)) else {
+            return;
+        };
+        if self.trace.views.len() < MAX_EVENTS {
+            self.trace.views.push(TensorView {
+                offset,
+                key: key.to_string(),
+                storage_offset: *storage_offset,
+                size,
+                stride,
+            });
+        }
+    }
+
     fn make_obj(&mut self, offset: u64, opcode: &'static str, callable: &V, args: V) -> V {
+        self.tensor_view(offset, callable, &args);
         let made_by = callable.callee();
         self.call(offset, opcode, made_by.clone());
         let o = Rc::new(RefCell::new(Obj {
@@ -896,11 +988,12 @@ impl<R: BufRead> Machine<'_, R> {
             // --- persistent ids ---
             b'P' => {
                 self.line_str()?;
-                self.push(V::PersId);
+                self.push(V::PersId(None));
             }
             b'Q' => {
-                self.pop()?;
-                self.push(V::PersId);
+                let id = self.pop()?;
+                let key = self.storage_id(&id);
+                self.push(V::PersId(key));
             }
             _ => return bad(format!("unknown opcode 0x{op:02x}")),
         }
