@@ -492,6 +492,9 @@ emit("hf/remote_auto_map/config.json", json.dumps({**bert, "auto_map": {"AutoCon
 emit("hf/local_auto_map/config.json", json.dumps({**bert, "auto_map": {"AutoModel": "modeling_custom.CustomModel"}}).encode(), "malicious", "auto_map: the repository's own Python runs with trust_remote_code", severity="high")
 emit("hf/custom_pipeline/config.json", json.dumps({**bert, "custom_pipelines": {"text-classification": {"impl": "pipeline_evil.EvilPipeline", "pt": ["AutoModelForSequenceClassification"]}}}).encode(), "malicious", "custom_pipelines implementation code", severity="high")
 emit("hf/hub_kernel/config.json", json.dumps({**bert, "_attn_implementation": "attacker/flash-attn-kernel"}).encode(), "malicious", "attn_implementation names a Hub kernel repository (compiled code)", severity="critical")
+sd_index = {"_class_name": "StableDiffusionPipeline", "_diffusers_version": "0.30.0", "unet": ["diffusers", "UNet2DConditionModel"], "text_encoder": ["transformers", "CLIPTextModel"], "scheduler": ["diffusers", "PNDMScheduler"], "safety_checker": [None, None]}
+emit("hf/diffusers/model_index.json", json.dumps(sd_index).encode(), "benign", "diffusers model_index.json")
+emit("hf/diffusers_custom/model_index.json", json.dumps({**sd_index, "unet": ["unet_backdoor", "BackdoorUNet"]}).encode(), "malicious", "diffusers component from a module in the repository", severity="high")
 emit("hf/tokenizer_remote/tokenizer_config.json", json.dumps({"tokenizer_class": "EvilTokenizer", "auto_map": {"AutoTokenizer": ["attacker/tok--tokenization_evil.EvilTokenizer", None]}}).encode(), "malicious", "tokenizer auto_map to another repository", severity="critical")
 
 
@@ -563,6 +566,12 @@ hdr = b'{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}'
 emit("safetensors/header_past_end.safetensors", struct.pack("<Q", 4096) + hdr + b"\x00" * 8, "malicious", "safetensors header length larger than the file", severity="high")
 emit("safetensors/dtype_spelling.safetensors", safetensors({"w": {"dtype": "float32", "shape": [2], "data_offsets": [0, 8]}}, b"\x00" * 8), "malicious", "safetensors dtype spelled as a NumPy name")
 nd = proto(2) + glob("joblib.numpy_pickle", "NDArrayWrapper") + b")\x81}(" + binu("filename") + binu("/tmp/attacker/evil.npy") + binu("subclass") + glob("numpy", "ndarray") + b"ub."
+# joblib reads an array's data with pickle.load when dtype.hasobject, which the dtype's pickled
+# flags decide: a void dtype carrying the object flag hides a pickle where raw bytes would be
+vdt = glob("numpy", "dtype") + b"(" + binu("V8") + b"\x89\x88tR" + b"(K\x03" + binu("|") + b"NNNK\x08K\x01K\x3ftb"
+vstate = b"}(" + binu("subclass") + glob("numpy", "ndarray") + binu("shape") + b"K\x01\x85" + binu("order") + binu("C") + binu("dtype") + vdt + binu("allow_mmap") + b"\x89u"
+hasobj = proto(4) + b"}(" + binu("coef") + glob("joblib.numpy_pickle", "NumpyArrayWrapper") + b")\x81" + vstate + b"b" + reduce_p2("os", "system") + b"u."
+emit("joblib/void_dtype_hasobject.joblib", hasobj, "malicious", "joblib array whose void dtype carries the object flag: its data is a pickle", severity="critical")
 emit("joblib/legacy_ndarraywrapper.pkl", nd, "malicious", "legacy joblib NDArrayWrapper: np.load(allow_pickle=True) of a path the pickle names", severity="critical")
 
 

@@ -577,3 +577,98 @@ fn zip64_extra(extra: &[u8], size: &mut u64, compressed: &mut u64, offset: &mut 
         i += 4 + n;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    /// A stored zip with names, flags and central extra fields written byte for byte.
+    fn raw_zip(entries: &[(&[u8], &[u8], Vec<u8>, u16)]) -> Vec<u8> {
+        let (mut out, mut central) = (Vec::new(), Vec::new());
+        for (name, data, extra, flags) in entries {
+            let crc = crc32fast::hash(data);
+            let off = out.len() as u32;
+            out.extend_from_slice(b"PK\x03\x04\x14\x00");
+            out.extend_from_slice(&flags.to_le_bytes());
+            out.extend_from_slice(&[0, 0, 0, 0, 0x21, 0]);
+            for v in [crc, data.len() as u32, data.len() as u32] {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            out.extend_from_slice(&(name.len() as u16).to_le_bytes());
+            out.extend_from_slice(&[0, 0]);
+            out.extend_from_slice(name);
+            out.extend_from_slice(data);
+            central.extend_from_slice(b"PK\x01\x02\x14\x00\x14\x00");
+            central.extend_from_slice(&flags.to_le_bytes());
+            central.extend_from_slice(&[0, 0, 0, 0, 0x21, 0]);
+            for v in [crc, data.len() as u32, data.len() as u32] {
+                central.extend_from_slice(&v.to_le_bytes());
+            }
+            central.extend_from_slice(&(name.len() as u16).to_le_bytes());
+            central.extend_from_slice(&(extra.len() as u16).to_le_bytes());
+            central.extend_from_slice(&[0; 10]);
+            central.extend_from_slice(&off.to_le_bytes());
+            central.extend_from_slice(name);
+            central.extend_from_slice(extra);
+        }
+        let cd_off = out.len() as u32;
+        let n = entries.len() as u16;
+        out.extend_from_slice(&central);
+        out.extend_from_slice(b"PK\x05\x06\0\0\0\0");
+        out.extend_from_slice(&n.to_le_bytes());
+        out.extend_from_slice(&n.to_le_bytes());
+        out.extend_from_slice(&(central.len() as u32).to_le_bytes());
+        out.extend_from_slice(&cd_off.to_le_bytes());
+        out.extend_from_slice(&[0, 0]);
+        out
+    }
+
+    fn unicode_path(raw: &[u8], new: &[u8]) -> Vec<u8> {
+        let mut body = vec![1u8];
+        body.extend_from_slice(&crc32fast::hash(raw).to_le_bytes());
+        body.extend_from_slice(new);
+        let mut e = 0x7075u16.to_le_bytes().to_vec();
+        e.extend_from_slice(&(body.len() as u16).to_le_bytes());
+        e.extend_from_slice(&body);
+        e
+    }
+
+    fn open(bytes: &[u8]) -> Archive {
+        Archive::open(&mut io::Cursor::new(bytes), bytes.len() as u64).unwrap()
+    }
+
+    #[test]
+    fn each_reader_names_members_its_own_way() {
+        let z = raw_zip(&[
+            (b"data.pkl", b"a", Vec::new(), 0),
+            (b"data.pkl\0.bak", b"b", Vec::new(), 0),
+            (b"data/1", b"c", unicode_path(b"data/1", b"data.pkl"), 0),
+            (b"caf\x82.txt", b"d", Vec::new(), 0),
+        ]);
+        let a = open(&z);
+        let e = &a.entries;
+        assert_eq!(e[1].python_legacy, "data.pkl");
+        assert_eq!(e[1].name, "data.pkl\0.bak");
+        assert_eq!(
+            (e[2].python_legacy.as_str(), e[2].python.as_str()),
+            ("data/1", "data.pkl")
+        );
+        assert_eq!(e[3].python, "café.txt");
+        let details: Vec<&str> = a.anomalies.iter().map(|x| x.detail.as_str()).collect();
+        for want in ["NUL byte", "renames it", "the last one wins", "cp437"] {
+            assert!(details.iter().any(|d| d.contains(want)), "{want}: {details:#?}");
+        }
+        // a stale field (its CRC is for another name) renames nothing
+        let z = raw_zip(&[(b"data/1", b"c", unicode_path(b"other", b"data.pkl"), 0)]);
+        let a = open(&z);
+        assert_eq!(a.entries[0].python, "data/1");
+        assert!(a.anomalies.iter().any(|x| x.detail.contains("stale")));
+        // a plain archive has no anomalies
+        let z = raw_zip(&[
+            (b"a.npy", b"x", Vec::new(), 0),
+            ("ü.npy".as_bytes(), b"y", Vec::new(), 0x0800),
+        ]);
+        assert!(open(&z).anomalies.is_empty(), "{:?}", open(&z).anomalies);
+    }
+}

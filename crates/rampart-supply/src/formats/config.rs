@@ -281,6 +281,29 @@ fn check_key(k: &str, v: &Value, path: &str, node: &serde_json::Map<String, Valu
                 );
             }
         }
+        "custom_generate" | "custom_pipeline" => {
+            for r in strings(v).into_iter().filter(|r| r.contains('/')) {
+                found.push(
+                    Severity::Critical,
+                    format!("`{path}` = `{r}` makes the library download and run code from another repository"),
+                );
+            }
+        }
+        // diffusers' model_index.json: each component is `[library, class]`, and a library
+        // other than diffusers/transformers is a module imported from the repository.
+        _ if node.contains_key("_diffusers_version") && !k.starts_with('_') => {
+            if let Some([Value::String(lib), Value::String(class)]) = v.as_array().map(Vec::as_slice) {
+                if !matches!(
+                    lib.as_str(),
+                    "diffusers" | "transformers" | "onnxruntime.training" | "scheduling_utils"
+                ) {
+                    found.push(
+                        Severity::High,
+                        format!("`{path}` makes diffusers import `{lib}.{class}` (custom component code)"),
+                    );
+                }
+            }
+        }
         "safe_mode" if v == &Value::Bool(false) => {
             found.push(Severity::High, format!("`{path}` turns off the loader's safe mode"));
         }

@@ -1181,7 +1181,15 @@ fn dtype_size(v: &V) -> Option<(bool, u64)> {
     };
     let code = code.trim_start_matches(['<', '>', '|', '=']);
     let kind = code.chars().next()?;
-    if kind == 'O' {
+    // joblib asks `dtype.hasobject`, and a version 3+ state's flags (index 7) set it on
+    // unpickling whatever the type code says: a `V16` with the object flag has its data read
+    // by `pickle.load`. Any sign of objects counts (the nested pickle is then run, and raw
+    // bytes read that way break it, which is a finding).
+    let flagged = match &o.state {
+        Some(V::Tuple(t)) if t.len() >= 8 => t.get(7).and_then(V::as_int).is_some_and(|f| f & 1 != 0),
+        _ => false,
+    };
+    if kind == 'O' || code.to_ascii_lowercase().starts_with("object") || flagged {
         return Some((true, 8));
     }
     let digits: String = code.chars().skip(1).take_while(char::is_ascii_digit).collect();
