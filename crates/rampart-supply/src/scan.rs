@@ -908,6 +908,7 @@ impl Scanner {
                 "renames it",
                 "the last one wins",
                 "refuses",
+                "overlap",
             ]
             .iter()
             .any(|k| a.detail.contains(k))

@@ -411,6 +411,32 @@ impl Archive {
                 });
             }
         }
+        // Members whose bytes overlap (the "quoted overlap" zip bomb, or two names for one
+        // payload): newer Pythons refuse the archive, miniz reads both.
+        let mut spans: Vec<(u64, u64, &str)> = entries
+            .iter()
+            .map(|e| {
+                (
+                    e.header_offset,
+                    e.data_offset.saturating_add(e.compressed),
+                    e.name.as_str(),
+                )
+            })
+            .collect();
+        spans.sort_unstable();
+        let mut overlaps = Vec::new();
+        for w in spans.windows(2) {
+            if w[1].0 < w[0].1 {
+                overlaps.push(Anomaly {
+                    entry: Some(w[1].2.to_string()),
+                    detail: format!(
+                        "its bytes overlap those of `{}`: Python's zipfile refuses the archive (overlapped entries), PyTorch reads both",
+                        printable(w[0].2)
+                    ),
+                });
+            }
+        }
+        self.anomalies.extend(overlaps);
         Ok(entries)
     }
 
@@ -664,6 +690,11 @@ mod tests {
         let a = open(&z);
         assert_eq!(a.entries[0].python, "data/1");
         assert!(a.anomalies.iter().any(|x| x.detail.contains("stale")));
+        // two directory entries over the same bytes
+        let mut z = raw_zip(&[(b"a.npy", b"xxxx", Vec::new(), 0), (b"b.npy", b"yyyy", Vec::new(), 0)]);
+        let second = z.windows(4).rposition(|w| w == b"PK\x01\x02").unwrap();
+        z[second + 42..second + 46].copy_from_slice(&0u32.to_le_bytes());
+        assert!(open(&z).anomalies.iter().any(|x| x.detail.contains("overlap")));
         // a plain archive has no anomalies
         let z = raw_zip(&[
             (b"a.npy", b"x", Vec::new(), 0),
