@@ -182,6 +182,11 @@ pub const DANGEROUS_MODULES: &[&str] = &[
     "builtins.__dict__",
     // stdlib tools that run code, compile it or start programs
     "_osx_support",
+    "unittest",
+    "pytest",
+    "_pytest",
+    "nose",
+    "antigravity",
     "_aix_support",
     "test.support",
     "turtledemo",
@@ -662,6 +667,16 @@ const CAPABILITY_WORDS: &[(&str, &str)] = &[
     ("excel", "reads or writes files"),
     ("parquet", "reads or writes files"),
     ("clipboard", "reads the clipboard"),
+    ("genfromtxt", "reads files or URLs"),
+    ("fromregex", "reads files"),
+    ("savetxt", "writes files"),
+    ("savez", "writes files"),
+    ("loadmat", "reads files"),
+    ("savemat", "writes files"),
+    ("mmread", "reads files"),
+    ("mmwrite", "writes files"),
+    ("pytest", "runs test code"),
+    ("tester", "runs test code"),
 ];
 
 /// Lower-case words of a path component: split at `_`, digits and camel-case humps
@@ -896,6 +911,9 @@ mod tests {
             ("huggingface_hub", "hf_hub_download"),
             ("scipy.weave", "inline"),
             ("_osx_support", "_read_output"),
+            ("scipy._lib._testutils", "PytestTester"),
+            ("numpy", "genfromtxt"),
+            ("unittest", "main"),
         ] {
             assert!(matches!(sev(m, n), Verdict::Dangerous(_)), "{m}.{n}");
         }
