@@ -609,8 +609,11 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
 
+    /// `(name, data, central extra field, flags)`.
+    type RawEntry<'a> = (&'a [u8], &'a [u8], Vec<u8>, u16);
+
     /// A stored zip with names, flags and central extra fields written byte for byte.
-    fn raw_zip(entries: &[(&[u8], &[u8], Vec<u8>, u16)]) -> Vec<u8> {
+    fn raw_zip(entries: &[RawEntry<'_>]) -> Vec<u8> {
         let (mut out, mut central) = (Vec::new(), Vec::new());
         for (name, data, extra, flags) in entries {
             let crc = crc32fast::hash(data);
