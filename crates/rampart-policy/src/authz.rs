@@ -71,11 +71,13 @@ pub enum Action {
     AdminRead,
     /// Read decrypted audit payloads, erase a data subject, sign checkpoints.
     AdminAudit,
+    /// An agent's tool call (resource `Rampart::Tool`), decided by [`PolicyEngine::authorize_tool`].
+    ToolCall,
 }
 
 impl Action {
     /// Every action, for building the action hierarchy.
-    pub const ALL: [Action; 8] = [
+    pub const ALL: [Action; 9] = [
         Action::Chat,
         Action::Complete,
         Action::Embed,
@@ -84,6 +86,7 @@ impl Action {
         Action::AdminReload,
         Action::AdminRead,
         Action::AdminAudit,
+        Action::ToolCall,
     ];
 
     /// The Cedar action id.
@@ -97,12 +100,14 @@ impl Action {
             Action::AdminReload => "admin.reload",
             Action::AdminRead => "admin.read",
             Action::AdminAudit => "admin.audit",
+            Action::ToolCall => "tool.call",
         }
     }
 
     fn group(self) -> &'static str {
         match self {
             Action::Chat | Action::Complete | Action::Embed => "infer",
+            Action::ToolCall => "agent",
             _ => "admin",
         }
     }
@@ -158,6 +163,19 @@ impl fmt::Display for Decision {
     }
 }
 
+/// A tool call as Cedar sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ToolRequest {
+    /// The tool's name.
+    pub tool: String,
+    /// Its risk class.
+    pub class: String,
+    /// The model that proposed the call.
+    pub model: String,
+    /// Untrusted content is in the exchange.
+    pub tainted: bool,
+}
+
 /// Entity type names, parsed once (parsing Cedar names per request would cost more than the
 /// evaluation itself).
 struct Types {
@@ -165,6 +183,7 @@ struct Types {
     user: EntityTypeName,
     group: EntityTypeName,
     model: EntityTypeName,
+    tool: EntityTypeName,
     gateway: EntityUid,
     admins: EntityUid,
 }
@@ -186,6 +205,7 @@ impl Types {
             user: ty("Rampart::User")?,
             group: ty("Rampart::Group")?,
             model: ty("Rampart::Model")?,
+            tool: ty("Rampart::Tool")?,
             gateway: uid("Rampart::Gateway", "admin")?,
             admins: uid("Rampart::Group", "admins")?,
         })
@@ -198,7 +218,7 @@ type ActionHierarchy = (Vec<Entity>, HashMap<Action, EntityUid>);
 fn action_hierarchy() -> Result<ActionHierarchy, String> {
     let mut entities = Vec::new();
     let mut uids = HashMap::new();
-    for group in ["infer", "admin"] {
+    for group in ["infer", "admin", "agent"] {
         entities.push(Entity::new_no_attrs(uid("Rampart::Action", group)?, HashSet::new()));
     }
     for a in Action::ALL {
@@ -324,11 +344,64 @@ impl PolicyEngine {
         decision
     }
 
-    fn try_authorize(&self, principal: &Principal, action: Action, model: &str) -> Result<Decision, String> {
+    /// Decides whether `principal` may make this tool call. Cedar sees the tool (`name`,
+    /// `class`) as the resource and `{model, class, tainted}` as the context.
+    pub fn authorize_tool(&self, principal: &Principal, call: &ToolRequest) -> Decision {
+        let key = (
+            principal.clone(),
+            Action::ToolCall,
+            format!("{}\0{}\0{}\0{}", call.tool, call.class, call.model, call.tainted),
+        );
+        if let Some(d) = self.cache.read().ok().and_then(|c| c.get(&key).cloned()) {
+            return d;
+        }
+        let decision = self.try_authorize_tool(principal, call).unwrap_or_else(|e| Decision {
+            allowed: false,
+            policies: vec![],
+            errors: vec![e],
+        });
+        if let Ok(mut cache) = self.cache.write() {
+            if cache.len() >= CACHE_LIMIT {
+                cache.clear();
+            }
+            cache.insert(key, decision.clone());
+        }
+        decision
+    }
+
+    fn try_authorize_tool(&self, principal: &Principal, call: &ToolRequest) -> Result<Decision, String> {
         let t = &self.types;
         let mut entities: Vec<Entity> = Vec::with_capacity(self.action_entities.len() + 4);
         entities.extend(self.action_entities.iter().cloned());
-        let principal_uid = match principal {
+        let principal_uid = self.principal_entities(principal, &mut entities)?;
+        let resource = of(&t.tool, &call.tool);
+        let attrs = HashMap::from([
+            ("name".to_string(), RestrictedExpression::new_string(call.tool.clone())),
+            (
+                "class".to_string(),
+                RestrictedExpression::new_string(call.class.clone()),
+            ),
+        ]);
+        entities.push(Entity::new(resource.clone(), attrs, HashSet::new()).map_err(|e| e.to_string())?);
+        let context = Context::from_pairs([
+            (
+                "model".to_string(),
+                RestrictedExpression::new_string(call.model.clone()),
+            ),
+            (
+                "class".to_string(),
+                RestrictedExpression::new_string(call.class.clone()),
+            ),
+            ("tainted".to_string(), RestrictedExpression::new_bool(call.tainted)),
+        ])
+        .map_err(|e| e.to_string())?;
+        self.decide(principal_uid, Action::ToolCall, resource, context, entities)
+    }
+
+    /// The principal's entity (and its owner or groups), added to `entities`.
+    fn principal_entities(&self, principal: &Principal, entities: &mut Vec<Entity>) -> Result<EntityUid, String> {
+        let t = &self.types;
+        Ok(match principal {
             Principal::Key {
                 id,
                 owner,
@@ -369,24 +442,24 @@ impl PolicyEngine {
                 entities.push(Entity::new_no_attrs(user.clone(), parents));
                 user
             }
-        };
-        let resource = if action.is_inference() {
-            let r = of(&t.model, model);
-            let attrs = HashMap::from([("name".to_string(), RestrictedExpression::new_string(model.to_string()))]);
-            entities.push(Entity::new(r.clone(), attrs, HashSet::new()).map_err(|e| e.to_string())?);
-            r
-        } else {
-            entities.push(Entity::new_no_attrs(t.gateway.clone(), HashSet::new()));
-            t.gateway.clone()
-        };
+        })
+    }
+
+    fn decide(
+        &self,
+        principal: EntityUid,
+        action: Action,
+        resource: EntityUid,
+        context: Context,
+        entities: Vec<Entity>,
+    ) -> Result<Decision, String> {
         let entities = Entities::from_entities(entities, None).map_err(|e| e.to_string())?;
         let action_uid = self
             .action_uids
             .get(&action)
             .cloned()
             .ok_or_else(|| format!("unknown action `{}`", action.id()))?;
-        let request =
-            Request::new(principal_uid, action_uid, resource, Context::empty(), None).map_err(|e| e.to_string())?;
+        let request = Request::new(principal, action_uid, resource, context, None).map_err(|e| e.to_string())?;
         let response = self.authorizer.is_authorized(&request, &self.policies, &entities);
         let diagnostics = response.diagnostics();
         let errors: Vec<String> = diagnostics.errors().map(|e| e.to_string()).collect();
@@ -397,6 +470,23 @@ impl PolicyEngine {
             policies,
             errors,
         })
+    }
+
+    fn try_authorize(&self, principal: &Principal, action: Action, model: &str) -> Result<Decision, String> {
+        let t = &self.types;
+        let mut entities: Vec<Entity> = Vec::with_capacity(self.action_entities.len() + 4);
+        entities.extend(self.action_entities.iter().cloned());
+        let principal_uid = self.principal_entities(principal, &mut entities)?;
+        let resource = if action.is_inference() {
+            let r = of(&t.model, model);
+            let attrs = HashMap::from([("name".to_string(), RestrictedExpression::new_string(model.to_string()))]);
+            entities.push(Entity::new(r.clone(), attrs, HashSet::new()).map_err(|e| e.to_string())?);
+            r
+        } else {
+            entities.push(Entity::new_no_attrs(t.gateway.clone(), HashSet::new()));
+            t.gateway.clone()
+        };
+        self.decide(principal_uid, action, resource, Context::empty(), entities)
     }
 }
 
@@ -483,6 +573,23 @@ mod tests {
             assert!(!e.authorize(&admin, Action::Chat, "a").allowed());
             assert!(e.authorize(&key(&[]), Action::Chat, "a").allowed());
         }
+    }
+
+    #[test]
+    fn tool_calls_are_permitted_unless_a_forbid_names_them() {
+        let e = engine(
+            "@id(\"no-egress-when-tainted\")\nforbid(principal, action == Rampart::Action::\"tool.call\", resource) when { context.tainted && resource.class == \"egress\" };",
+        );
+        let call = |tainted| ToolRequest {
+            tool: "http_get".into(),
+            class: "egress".into(),
+            model: "m".into(),
+            tainted,
+        };
+        assert!(e.authorize_tool(&key(&[]), &call(false)).allowed());
+        let d = e.authorize_tool(&key(&[]), &call(true));
+        assert!(!d.allowed());
+        assert_eq!(d.policies, vec!["no-egress-when-tainted".to_string()]);
     }
 
     #[test]

@@ -43,6 +43,8 @@ pub struct Config {
     pub scan: crate::ScanConfig,
     /// The audit ledger.
     pub audit: crate::AuditConfig,
+    /// Tool-call policy for agents.
+    pub agent: crate::AgentConfig,
 }
 
 impl Default for Config {
@@ -58,6 +60,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             scan: crate::ScanConfig::default(),
             audit: crate::AuditConfig::default(),
+            agent: crate::AgentConfig::default(),
         }
     }
 }
@@ -479,7 +482,13 @@ impl Config {
             };
             problems.push(ConfigProblem { line, column, message });
         };
-        for message in self.scan.problems().into_iter().chain(self.audit.problems()) {
+        for message in self
+            .scan
+            .problems()
+            .into_iter()
+            .chain(self.audit.problems())
+            .chain(self.agent.problems())
+        {
             at(0..0, message);
         }
         if self.version != CONFIG_VERSION {

@@ -20,14 +20,16 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod agent;
 mod audit;
 mod authz;
 mod config;
 mod error;
 mod scan;
 
+pub use agent::{AgentConfig, ArgCheck, TaintConfig, ToolAction, ToolRule};
 pub use audit::{AuditBackend, AuditConfig, AuditDurability};
-pub use authz::{Action, Decision, PolicyEngine, Principal};
+pub use authz::{Action, Decision, PolicyEngine, Principal, ToolRequest};
 pub use config::{
     AuthConfig, Config, LimitsConfig, LogConfig, LogFormat, ModelConfig, OidcConfig, PolicyConfig, Quota, ServerConfig,
     SignedModelConfig, Target, TlsConfig, UpstreamConfig, UpstreamKind,
