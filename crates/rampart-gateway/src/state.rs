@@ -81,6 +81,8 @@ pub struct Runtime {
     pub loaded_at: i64,
     /// The signed-model gate's decision for each upstream that names signed models.
     pub gates: Vec<Gate>,
+    /// The tool-call guard, when `[agent]` lists tools.
+    pub tools: Option<rampart_agent::ToolGuard>,
 }
 
 impl Runtime {
@@ -139,6 +141,7 @@ impl Runtime {
             Some(o) => Some(Arc::new(OidcVerifier::new(o.clone(), http.clone())?)),
             None => None,
         };
+        let tools = rampart_agent::ToolGuard::new(&config.agent).map_err(|e| BuildError::Build(e.to_string()))?;
         Ok(Runtime {
             config,
             policy,
@@ -146,6 +149,7 @@ impl Runtime {
             oidc,
             loaded_at: now(),
             gates,
+            tools,
         })
     }
 }

@@ -240,6 +240,11 @@ pub struct Trail {
     pub completion_tokens: Option<u64>,
     /// Scanner findings.
     pub findings: Vec<FindingRecord>,
+    /// Tool-guard decisions on the tool calls the model proposed (tool, class, verdict, code,
+    /// reason, taint, shadow verdict): why a call went through or did not.
+    pub tool_calls: Vec<Value>,
+    /// The exchange held untrusted content (a tool result, a document).
+    pub tainted: bool,
     /// The upstream's HTTP status.
     pub upstream_status: Option<u16>,
     /// Milliseconds until the upstream's headers.
@@ -309,6 +314,8 @@ impl Trail {
                 "tokens": {"prompt": self.prompt_tokens, "completion": self.completion_tokens},
                 "timings_ms": {"total": elapsed, "upstream_headers": self.upstream_ms},
                 "findings": findings,
+                "tainted": self.tainted,
+                "tool_calls": self.tool_calls,
             }),
             payload,
         }

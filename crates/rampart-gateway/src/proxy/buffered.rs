@@ -94,12 +94,24 @@ pub(super) async fn relay(mut x: Exchange, endpoint: Endpoint, resp: reqwest::Re
             state.to_trail(&x.trail);
             if let Err(blocked) = guarded {
                 x.account(prompt, completion);
-                tracing::info!(request_id = %x.rid.0, detector = blocked.0.detector.name(), kind = %blocked.0.kind, "answer withheld by output scanner");
+                tracing::info!(request_id = %x.rid.0, code = blocked.code(), reason = %blocked.message("withheld"), "answer withheld by the output policy");
                 return Err(blocked.error());
             }
             rewritten = Some(Bytes::from(
                 serde_json::to_vec(&value).map_err(|_| invalid("cannot re-encode"))?,
             ));
+        }
+    }
+    // The answer's tool calls, before the application sees them.
+    if let Some(tools) = &x.tools {
+        let value: serde_json::Value = match &rewritten {
+            Some(b) => serde_json::from_slice(b),
+            None => serde_json::from_str(text),
+        }
+        .map_err(|_| invalid("not a JSON object of the expected shape"))?;
+        if let Err(stopped) = tools.answer(&value) {
+            x.account(prompt, completion);
+            return Err(stopped.error());
         }
     }
     x.account(prompt, completion);

@@ -661,19 +661,49 @@ fn index_of(param: &str) -> usize {
 }
 
 /// What output scanning found that stops the answer.
-pub struct OutputBlocked(pub Finding);
+pub enum OutputBlocked {
+    /// An output finding the policy blocks.
+    Finding(Finding),
+    /// A tool call the tool guard stops.
+    Tool {
+        /// `tool_not_allowed`, `tool_arguments_rejected`, `tool_rate_limited` or
+        /// `approval_required`.
+        code: &'static str,
+        /// Why.
+        message: String,
+    },
+}
 
 impl OutputBlocked {
     /// The client-facing error.
     pub fn error(&self) -> ApiError {
-        ApiError::forbidden(
-            "output_blocked",
-            format!(
-                "the model's answer was withheld: it contained {} ({})",
-                self.0.detector.name(),
-                self.0.kind
+        match self {
+            OutputBlocked::Tool { code, message } if *code == "tool_rate_limited" => {
+                ApiError::rate_limited(code, message.clone(), std::time::Duration::from_secs(60))
+            }
+            OutputBlocked::Tool { code, message } => ApiError::forbidden(code, message.clone()),
+            OutputBlocked::Finding(_) => ApiError::forbidden("output_blocked", self.message("withheld")),
+        }
+    }
+
+    /// The error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            OutputBlocked::Finding(_) => "output_blocked",
+            OutputBlocked::Tool { code, .. } => code,
+        }
+    }
+
+    /// What the client is told; `how` is "withheld" or "cut off".
+    pub fn message(&self, how: &str) -> String {
+        match self {
+            OutputBlocked::Finding(f) => format!(
+                "the model's answer was {how}: it contained {} ({})",
+                f.detector.name(),
+                f.kind
             ),
-        )
+            OutputBlocked::Tool { message, .. } => format!("the model's tool call was {how}: {message}"),
+        }
     }
 }
 
@@ -723,7 +753,7 @@ fn check_output_text(
             continue;
         }
         match action {
-            ScanAction::Block => return Err(OutputBlocked(f)),
+            ScanAction::Block => return Err(OutputBlocked::Finding(f)),
             ScanAction::Redact => edits_owned.push(f),
             _ => {}
         }
@@ -1069,7 +1099,7 @@ impl StreamGuard {
             let action = self.state.policy.output_action(f);
             self.state.record(gw, "output", index, f, action);
         }
-        let released = result.map_err(OutputBlocked)?;
+        let released = result.map_err(OutputBlocked::Finding)?;
         let restored = self.state.pseudonyms.restore(&released);
         if restored == released {
             return Ok(restored);

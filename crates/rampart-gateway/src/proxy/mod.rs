@@ -18,6 +18,7 @@ mod buffered;
 pub mod guard;
 mod send;
 mod stream;
+mod tools;
 mod views;
 
 use std::sync::Arc;
@@ -356,6 +357,20 @@ async fn handle(
         None
     };
 
+    // 4c. What the answer's tool calls will be checked against (and whether untrusted
+    // content is in the exchange).
+    let tool_check = if endpoint == Endpoint::Chat {
+        tools::ToolCheck::new(
+            rt.clone(),
+            caller.principal.clone(),
+            &req.model,
+            &req.body,
+            trail.clone(),
+        )
+    } else {
+        None
+    };
+
     // 5. Ask the model.
     if audit::keeps_bodies(&gw) {
         if let Ok(mut t) = trail.lock() {
@@ -388,6 +403,7 @@ async fn handle(
         prompt_tokens: req.prompt_tokens,
         scan,
         trail,
+        tools: tool_check,
     };
     if req.stream {
         stream::relay(
@@ -462,6 +478,8 @@ pub(crate) struct Exchange {
     scan: Option<guard::ScanState>,
     /// What the ledger will record.
     trail: SharedTrail,
+    /// The tool guard on the answer's tool calls, when `[agent]` lists tools.
+    tools: Option<tools::ToolCheck>,
 }
 
 impl Exchange {

@@ -43,6 +43,8 @@ struct Relay {
     text_bytes: usize,
     /// Output scanning with hold-back, when the policy has any.
     guard: Option<super::guard::StreamGuard>,
+    /// Tool calls held until their choice finishes, when `[agent]` lists tools.
+    tools: Option<super::tools::ToolHold>,
     /// How the stream ended, for the ledger: decision and error code.
     end: (&'static str, Option<String>),
     /// The end record was written (or attempted).
@@ -95,8 +97,10 @@ pub(super) async fn relay(mut x: Exchange, resp: reqwest::Response, strip_usage:
         .take()
         .filter(super::guard::ScanState::output_active)
         .map(super::guard::StreamGuard::new);
+    let tools = x.tools.take().map(super::tools::ToolHold::new);
     let relay = Relay {
         guard,
+        tools,
         x,
         upstream: Box::pin(resp.bytes_stream()),
         framer: Framer::new(MAX_EVENT),
@@ -244,6 +248,19 @@ impl Relay {
                             }
                         }
                     }
+                    if let Some(h) = self.tools.as_mut() {
+                        match h.flush() {
+                            Ok(rest) => {
+                                for v in rest {
+                                    out.extend_from_slice(format!("data: {v}\n\n").as_bytes());
+                                }
+                            }
+                            Err(stopped) => {
+                                out.extend_from_slice(&self.blocked(&stopped));
+                                return Some(out.freeze());
+                            }
+                        }
+                    }
                     out.extend_from_slice(b"data: [DONE]\n\n");
                     self.saw_done = true;
                     break;
@@ -301,6 +318,14 @@ impl Relay {
                         return Some(out.freeze());
                     }
                 };
+                let data = match self.tools.as_mut().map(|h| h.chunk(&data)) {
+                    None => data,
+                    Some(Ok(d)) => d,
+                    Some(Err(stopped)) => {
+                        out.extend_from_slice(&self.blocked(&stopped));
+                        return Some(out.freeze());
+                    }
+                };
                 if let Some(name) = &ev.name {
                     out.extend_from_slice(format!("event: {name}\n").as_bytes());
                 }
@@ -346,15 +371,10 @@ impl Relay {
     /// Ends the stream because an output scanner blocked it: nothing of the offending text
     /// has left (it was inside the hold-back window), and the client gets a clean error.
     fn blocked(&mut self, b: &super::guard::OutputBlocked) -> Bytes {
-        tracing::info!(request_id = %self.x.rid.0, detector = b.0.detector.name(), kind = %b.0.kind, "stream cut by output scanner");
-        self.end = ("blocked", Some("output_blocked".into()));
+        tracing::info!(request_id = %self.x.rid.0, code = b.code(), reason = %b.message("cut off"), "stream cut by the output policy");
+        self.end = ("blocked", Some(b.code().into()));
         self.finish();
-        let msg = format!(
-            "the model's answer was cut off: it contained {} ({})",
-            b.0.detector.name(),
-            b.0.kind
-        );
-        let v = json!({"error": {"message": msg, "type": "policy_violation", "param": null, "code": "output_blocked"}});
+        let v = json!({"error": {"message": b.message("cut off"), "type": "policy_violation", "param": null, "code": b.code()}});
         Bytes::from(format!("data: {v}\n\n"))
     }
 

@@ -23,3 +23,4 @@ mod semantic;
 mod signing;
 mod streaming;
 mod tls;
+mod tools;

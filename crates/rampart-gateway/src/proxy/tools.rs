@@ -1,0 +1,294 @@
+//! Tool calls in answers, decided by the agent's tool guard before the application sees them.
+//!
+//! A buffered answer's calls are checked as a whole. In a stream, every tool-call and
+//! function-call delta is held (names, ids and argument pieces) until its choice finishes,
+//! then the complete call is checked and released in one delta, or the stream ends with the
+//! guard's error: a client never sees part of a call that is refused, however the upstream
+//! splits it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rampart_agent::{Call, Verdict};
+use rampart_policy::Principal;
+use serde_json::{json, Map, Value};
+
+use super::guard::OutputBlocked;
+use crate::audit::SharedTrail;
+use crate::state::Runtime;
+
+/// The tool guard bound to one exchange.
+pub(crate) struct ToolCheck {
+    rt: Arc<Runtime>,
+    principal: Principal,
+    model: String,
+    tainted: bool,
+    trail: SharedTrail,
+}
+
+/// Whether the request carries content nobody vouches for: a tool or function result, or a
+/// document or file part.
+pub(crate) fn tainted(body: &Map<String, Value>) -> bool {
+    let Some(Value::Array(messages)) = body.get("messages") else {
+        return false;
+    };
+    messages.iter().any(|m| {
+        matches!(m.get("role").and_then(Value::as_str), Some("tool" | "function"))
+            || m.get("content").and_then(Value::as_array).is_some_and(|parts| {
+                parts.iter().any(|p| {
+                    matches!(
+                        p.get("type").and_then(Value::as_str),
+                        Some("file" | "input_file" | "document" | "tool_result")
+                    )
+                })
+            })
+    })
+}
+
+impl ToolCheck {
+    /// The check for an exchange, when `[agent]` lists tools.
+    pub(crate) fn new(
+        rt: Arc<Runtime>,
+        principal: Principal,
+        model: &str,
+        body: &Map<String, Value>,
+        trail: SharedTrail,
+    ) -> Option<ToolCheck> {
+        rt.tools.as_ref()?;
+        let tainted = tainted(body);
+        if let Ok(mut t) = trail.lock() {
+            t.tainted = tainted;
+        }
+        Some(ToolCheck {
+            rt,
+            principal,
+            model: model.to_string(),
+            tainted,
+            trail,
+        })
+    }
+
+    /// Decides one call and records the decision.
+    pub(crate) fn check(&self, name: &str, arguments: &str) -> Result<(), OutputBlocked> {
+        let Some(guard) = self.rt.tools.as_ref() else {
+            return Ok(());
+        };
+        let d = guard.check(
+            &Call {
+                principal: &self.principal,
+                model: &self.model,
+                name,
+                arguments,
+                tainted: self.tainted,
+            },
+            &self.rt.policy,
+        );
+        let describe = |v: &Verdict| match v {
+            Verdict::Allow => (json!("allow"), Value::Null, Value::Null),
+            Verdict::Stop { code, reason } => (json!("stop"), json!(code.as_str()), json!(reason)),
+        };
+        let (verdict, code, reason) = describe(&d.verdict);
+        let shadow = d.shadow.as_ref().map(|s| describe(s).1);
+        if let Ok(mut t) = self.trail.lock() {
+            t.tool_calls.push(json!({
+                "tool": name, "class": d.class, "verdict": verdict, "code": code, "reason": reason,
+                "tainted": self.tainted, "escalated_by_taint": d.escalated_by_taint,
+                "policies": d.policies, "shadow": shadow,
+            }));
+        }
+        match d.verdict {
+            Verdict::Allow => Ok(()),
+            Verdict::Stop { code, reason } => {
+                tracing::info!(tool = name, code = code.as_str(), %reason, "tool call stopped");
+                Err(OutputBlocked::Tool {
+                    code: code.as_str(),
+                    message: reason,
+                })
+            }
+        }
+    }
+
+    /// Every call in a buffered chat answer (`tool_calls` and the legacy `function_call`).
+    pub(crate) fn answer(&self, body: &Value) -> Result<(), OutputBlocked> {
+        let Some(choices) = body.get("choices").and_then(Value::as_array) else {
+            return Ok(());
+        };
+        for c in choices {
+            let Some(m) = c.get("message") else { continue };
+            for call in m.get("tool_calls").and_then(Value::as_array).into_iter().flatten() {
+                let f = call.get("function");
+                self.check_function(f)?;
+            }
+            if let Some(f) = m.get("function_call").filter(|f| !f.is_null()) {
+                self.check_function(Some(f))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn check_function(&self, f: Option<&Value>) -> Result<(), OutputBlocked> {
+        let name = f.and_then(|f| f.get("name")).and_then(Value::as_str).unwrap_or("");
+        let arguments = match f.and_then(|f| f.get("arguments")) {
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+            None => String::new(),
+        };
+        self.check(name, &arguments)
+    }
+}
+
+/// A tool call being streamed.
+#[derive(Default)]
+struct Held {
+    id: Option<Value>,
+    kind: Option<Value>,
+    name: String,
+    arguments: String,
+}
+
+/// Holds streamed tool calls until their choice finishes.
+pub(crate) struct ToolHold {
+    check: ToolCheck,
+    /// `(choice, Some(tool index))` for tool calls, `(choice, None)` for `function_call`.
+    held: BTreeMap<(u64, Option<u64>), Held>,
+}
+
+/// Most bytes of held arguments per call (a call larger than this is refused, not buffered
+/// without end).
+const MAX_HELD: usize = 1 << 20;
+
+impl ToolHold {
+    pub(crate) fn new(check: ToolCheck) -> ToolHold {
+        ToolHold {
+            check,
+            held: BTreeMap::new(),
+        }
+    }
+
+    /// Takes the calls out of one chunk; when a choice finishes, checks its calls and puts
+    /// them back, whole, into that chunk.
+    pub(crate) fn chunk(&mut self, data: &str) -> Result<String, OutputBlocked> {
+        let Ok(Value::Object(mut v)) = serde_json::from_str::<Value>(data) else {
+            return Ok(data.to_owned());
+        };
+        let mut touched = false;
+        if let Some(Value::Array(choices)) = v.get_mut("choices") {
+            for c in choices.iter_mut() {
+                let Value::Object(c) = c else { continue };
+                let idx = c.get("index").and_then(Value::as_u64).unwrap_or(0);
+                if let Some(Value::Object(delta)) = c.get_mut("delta") {
+                    touched |= self.take(idx, delta)?;
+                }
+                if c.get("finish_reason").is_some_and(|f| !f.is_null()) {
+                    touched |= self.release(idx, c)?;
+                }
+            }
+        }
+        if !touched {
+            return Ok(data.to_owned());
+        }
+        serde_json::to_string(&Value::Object(v)).map_err(|_| OutputBlocked::Tool {
+            code: "tool_not_allowed",
+            message: "a tool call could not be re-encoded".into(),
+        })
+    }
+
+    fn take(&mut self, idx: u64, delta: &mut Map<String, Value>) -> Result<bool, OutputBlocked> {
+        let mut touched = false;
+        if let Some(Value::Array(calls)) = delta.remove("tool_calls") {
+            touched = true;
+            for call in calls {
+                let ti = call.get("index").and_then(Value::as_u64).unwrap_or(0);
+                let h = self.held.entry((idx, Some(ti))).or_default();
+                if let Some(id) = call.get("id").filter(|v| !v.is_null()) {
+                    h.id = Some(id.clone());
+                }
+                if let Some(t) = call.get("type").filter(|v| !v.is_null()) {
+                    h.kind = Some(t.clone());
+                }
+                if let Some(f) = call.get("function") {
+                    append(h, f)?;
+                }
+            }
+        }
+        if let Some(f) = delta.remove("function_call") {
+            touched = true;
+            let h = self.held.entry((idx, None)).or_default();
+            append(h, &f)?;
+        }
+        Ok(touched)
+    }
+
+    /// Checks and puts back the finished choice's calls.
+    fn release(&mut self, idx: u64, c: &mut Map<String, Value>) -> Result<bool, OutputBlocked> {
+        let keys: Vec<(u64, Option<u64>)> = self.held.keys().filter(|k| k.0 == idx).copied().collect();
+        if keys.is_empty() {
+            return Ok(false);
+        }
+        let mut tool_calls = Vec::new();
+        let mut function_call = None;
+        for k in keys {
+            let Some(h) = self.held.remove(&k) else { continue };
+            self.check.check(&h.name, &h.arguments)?;
+            match k.1 {
+                Some(ti) => {
+                    let mut call = Map::new();
+                    call.insert("index".into(), Value::from(ti));
+                    if let Some(id) = h.id {
+                        call.insert("id".into(), id);
+                    }
+                    call.insert("type".into(), h.kind.unwrap_or_else(|| json!("function")));
+                    call.insert("function".into(), json!({"name": h.name, "arguments": h.arguments}));
+                    tool_calls.push(Value::Object(call));
+                }
+                None => function_call = Some(json!({"name": h.name, "arguments": h.arguments})),
+            }
+        }
+        let delta = c.entry("delta").or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(d) = delta {
+            if !tool_calls.is_empty() {
+                d.insert("tool_calls".into(), Value::Array(tool_calls));
+            }
+            if let Some(f) = function_call {
+                d.insert("function_call".into(), f);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Calls still held when the stream ends without a finish reason: checked, then sent.
+    pub(crate) fn flush(&mut self) -> Result<Vec<Value>, OutputBlocked> {
+        let choices: Vec<u64> = {
+            let mut c: Vec<u64> = self.held.keys().map(|k| k.0).collect();
+            c.dedup();
+            c
+        };
+        let mut out = Vec::new();
+        for idx in choices {
+            let mut c = Map::new();
+            c.insert("index".into(), Value::from(idx));
+            self.release(idx, &mut c)?;
+            c.insert("finish_reason".into(), Value::Null);
+            out.push(json!({"object": "chat.completion.chunk", "choices": [Value::Object(c)]}));
+        }
+        Ok(out)
+    }
+}
+
+fn append(h: &mut Held, f: &Value) -> Result<(), OutputBlocked> {
+    if let Some(n) = f.get("name").and_then(Value::as_str) {
+        h.name.push_str(n);
+    }
+    match f.get("arguments") {
+        Some(Value::String(a)) => h.arguments.push_str(a),
+        Some(Value::Null) | None => {}
+        Some(other) => h.arguments.push_str(&other.to_string()),
+    }
+    if h.arguments.len() > MAX_HELD {
+        return Err(OutputBlocked::Tool {
+            code: "tool_arguments_rejected",
+            message: format!("the arguments of a tool call are larger than {MAX_HELD} bytes"),
+        });
+    }
+    Ok(())
+}
