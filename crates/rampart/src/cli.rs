@@ -112,6 +112,12 @@ enum PolicyCommand {
     /// Exit status: 0 allowed, 1 denied.
     ///
     /// Example: rampart policy test --principal user:bob --groups interns --action chat --model gpt-4o
+    ///
+    /// Tool calls go through the whole tool guard of the config's `[agent]` section (listed
+    /// tools, principals, Cedar, argument schema and checks, class and taint):
+    ///
+    /// Example: rampart policy test -c rampart.toml --principal user:bob --action tool.call
+    /// --model gpt-4o --tool fetch --arguments '{"url": "https://evil.example/"}' --tainted
     Test(PolicyTestArgs),
 }
 
@@ -135,12 +141,22 @@ struct PolicyTestArgs {
     /// For a user: groups from the token (comma-separated).
     #[arg(long, value_delimiter = ',')]
     groups: Vec<String>,
-    /// chat, complete, embed, admin.keys, admin.block, admin.reload or admin.read.
+    /// chat, complete, embed, admin.keys, admin.block, admin.reload, admin.read, admin.audit
+    /// or tool.call.
     #[arg(long)]
     action: String,
-    /// The model (for inference actions).
+    /// The model (for inference actions and tool calls).
     #[arg(long, default_value = "")]
     model: String,
+    /// For tool.call: the tool's name.
+    #[arg(long, default_value = "")]
+    tool: String,
+    /// For tool.call: the arguments, as the model would write them (JSON).
+    #[arg(long, default_value = "{}")]
+    arguments: String,
+    /// For tool.call: untrusted content (a tool result, a document) is in the exchange.
+    #[arg(long)]
+    tainted: bool,
 }
 
 /// Where the admin API is and the credential to use.
@@ -392,12 +408,67 @@ fn policy_test(args: PolicyTestArgs) -> anyhow::Result<ExitCode> {
         other => anyhow::bail!("unknown principal kind `{other}`; use `key:ID` or `user:NAME`"),
     };
     let action: Action = args.action.parse().map_err(anyhow::Error::msg)?;
+    if action == Action::ToolCall {
+        return tool_test(
+            &config,
+            &engine,
+            &principal,
+            &args.model,
+            &args.tool,
+            &args.arguments,
+            args.tainted,
+        );
+    }
     if action.is_inference() && args.model.is_empty() {
         anyhow::bail!("`--model` is required for `{}`", action.id());
     }
     let decision = engine.authorize(&principal, action, &args.model);
     println!("{decision}");
     Ok(if decision.allowed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `rampart policy test --action tool.call`: the tool guard's decision, explained.
+fn tool_test(
+    config: &Config,
+    engine: &PolicyEngine,
+    principal: &Principal,
+    model: &str,
+    tool: &str,
+    arguments: &str,
+    tainted: bool,
+) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(!tool.is_empty(), "`--tool` is required for `tool.call`");
+    let Some(guard) = rampart_agent::ToolGuard::new(&config.agent)? else {
+        println!("ALLOW (the config's `[agent]` section lists no tools, so tool calls are not checked)");
+        return Ok(ExitCode::SUCCESS);
+    };
+    let call = rampart_agent::Call {
+        principal,
+        model,
+        name: tool,
+        arguments,
+        tainted,
+    };
+    let d = guard.check(&call, engine);
+    let describe = |v: &rampart_agent::Verdict| match v {
+        rampart_agent::Verdict::Allow => "ALLOW".to_string(),
+        rampart_agent::Verdict::Stop { code, reason } => format!("STOP {}: {reason}", code.as_str()),
+    };
+    println!("{} (tool `{tool}`, class `{}`)", describe(&d.verdict), d.class);
+    if d.escalated_by_taint {
+        println!("  untrusted content in the exchange raised the class's action");
+    }
+    if let Some(s) = &d.shadow {
+        println!("  shadow mode: would have been {}", describe(s));
+    }
+    if !d.policies.is_empty() {
+        println!("  by {}", d.policies.join(", "));
+    }
+    Ok(if d.verdict == rampart_agent::Verdict::Allow {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
