@@ -11,7 +11,7 @@ fn config_check_reports_every_problem_with_its_line() {
     std::fs::write(&good, harness::demo_config("[limits]\nmax_body_bytes = 2048\n")).unwrap();
     let (code, stdout, stderr) = run_cli(&["config", "check", good.to_str().unwrap()], &[]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.contains("ok (1 upstreams, 1 models, 3 policies)"), "{stdout}");
+    assert!(stdout.contains("ok (1 upstreams, 1 models, 4 policies)"), "{stdout}");
 
     let bad = dir.path().join("bad.toml");
     std::fs::write(
