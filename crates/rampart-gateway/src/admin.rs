@@ -33,6 +33,9 @@ pub fn router() -> Router<Arc<Gateway>> {
         .route("/blocks", get(list_blocks).post(add_block))
         .route("/blocks/{kind}/{value}", delete(remove_block))
         .route("/reload", post(reload))
+        .route("/approvals", get(list_approvals))
+        .route("/approvals/{id}", get(show_approval))
+        .route("/approvals/{id}/{decision}", post(decide_approval))
         .merge(crate::audit::api::router())
 }
 
@@ -342,4 +345,86 @@ async fn reload(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Result<Re
             format!("the new configuration was refused and the running one kept: {e}"),
         )),
     }
+}
+
+#[derive(Debug, Deserialize)]
+struct ApprovalQuery {
+    status: Option<String>,
+}
+
+async fn list_approvals(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<ApprovalQuery>,
+) -> Result<Response, ApiError> {
+    admit(&gw, &headers, Action::AdminRead).await?;
+    let store = gw.store.clone();
+    let list = blocking(move || store.approvals(q.status.as_deref(), now())).await?;
+    Ok(Json(json!({"object": "list", "data": list})).into_response())
+}
+
+async fn show_approval(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    admit(&gw, &headers, Action::AdminRead).await?;
+    let store = gw.store.clone();
+    match blocking(move || store.approval(&id, now())).await? {
+        Some(a) => Ok(Json(a).into_response()),
+        None => Err(ApiError::not_found("approval_not_found", "no such approval request")),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Decide {
+    #[serde(default)]
+    reason: String,
+}
+
+/// `approve` or `deny` a pending request. Who decided, and why, goes into the ledger.
+async fn decide_approval(
+    State(gw): State<Arc<Gateway>>,
+    Extension(rid): Extension<RequestId>,
+    headers: HeaderMap,
+    Path((id, decision)): Path<(String, String)>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let caller = admit(&gw, &headers, Action::AdminApprove).await?;
+    let to = match decision.as_str() {
+        "approve" => "approved",
+        "deny" => "denied",
+        _ => return Err(ApiError::not_found("not_found", "use /approve or /deny")),
+    };
+    let req: Decide = json_body(&gw, &headers, body).await.unwrap_or_default();
+    let (store, by, reason, id2) = (gw.store.clone(), who(&caller), req.reason.clone(), id.clone());
+    let changed = blocking(move || store.decide_approval(&id2, to, &by, &reason, now())).await?;
+    let store = gw.store.clone();
+    let id2 = id.clone();
+    let current = blocking(move || store.approval(&id2, now())).await?;
+    let Some(current) = current else {
+        return Err(ApiError::not_found("approval_not_found", "no such approval request"));
+    };
+    if !changed {
+        return Err(ApiError::invalid_request(
+            "approval_not_pending",
+            format!("approval {id} is {}, not pending", current.status),
+        ));
+    }
+    tracing::warn!(request_id = %rid.0, admin = %who(&caller), approval = %id, tool = %current.tool, decision = to, "tool call {to}");
+    crate::audit::admin(
+        &gw,
+        &who(&caller),
+        if to == "approved" {
+            "approval.approve"
+        } else {
+            "approval.deny"
+        },
+        json!({"request_id": &*rid.0, "approval": id, "tool": current.tool, "class": current.class,
+               "principal": current.principal, "call_hash": current.call_hash, "reason": req.reason,
+               "exchange": current.request_id}),
+    )
+    .await?;
+    Ok(Json(current).into_response())
 }

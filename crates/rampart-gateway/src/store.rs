@@ -53,6 +53,24 @@ CREATE TABLE IF NOT EXISTS keys (
     revoked_at  INTEGER,
     limits      TEXT
 );
+CREATE TABLE IF NOT EXISTS approvals (
+    id          TEXT PRIMARY KEY,
+    call_hash   TEXT NOT NULL,
+    principal   TEXT NOT NULL,
+    model       TEXT NOT NULL,
+    tool        TEXT NOT NULL,
+    class       TEXT NOT NULL,
+    arguments   TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    tainted     INTEGER NOT NULL,
+    request_id  TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    decided_by  TEXT,
+    decided_at  INTEGER,
+    note        TEXT NOT NULL DEFAULT ''
+);
 CREATE TABLE IF NOT EXISTS blocks (
     kind       TEXT NOT NULL,
     value      TEXT NOT NULL,
@@ -204,6 +222,79 @@ impl Store {
         })
     }
 
+    /// Records a new approval request.
+    pub fn insert_approval(&self, a: &crate::approvals::Approval) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO approvals (id, call_hash, principal, model, tool, class, arguments, reason, tainted, request_id, status, created_at, expires_at, note)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, '')",
+                params![
+                    a.id, a.call_hash, a.principal, a.model, a.tool, a.class, a.arguments, a.reason,
+                    a.tainted, a.request_id, a.status, a.created_at, a.expires_at
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Approval requests, newest first; `status` filters (`pending` counts only unexpired
+    /// ones as of `now`).
+    pub fn approvals(&self, status: Option<&str>, now: i64) -> Result<Vec<crate::approvals::Approval>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT id, call_hash, principal, model, tool, class, arguments, reason, tainted, request_id, status,
+                        created_at, expires_at, decided_by, decided_at, note FROM approvals ORDER BY created_at DESC, id LIMIT 1000",
+            )?;
+            let rows = stmt.query_map([], approval_row)?;
+            let mut out = Vec::new();
+            for r in rows {
+                let a = r?.as_of(now);
+                if status.is_none_or(|s| s == a.status) {
+                    out.push(a);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// One approval request, as of `now`.
+    pub fn approval(&self, id: &str, now: i64) -> Result<Option<crate::approvals::Approval>, StoreError> {
+        self.with(|c| {
+            Ok(c.query_row(
+                "SELECT id, call_hash, principal, model, tool, class, arguments, reason, tainted, request_id, status,
+                        created_at, expires_at, decided_by, decided_at, note FROM approvals WHERE id = ?1",
+                params![id],
+                approval_row,
+            )
+            .optional()?
+            .map(|a| a.as_of(now)))
+        })
+    }
+
+    /// Moves a pending, unexpired request to `to` (`approved`, `denied`); false if it was not
+    /// pending any more.
+    pub fn decide_approval(&self, id: &str, to: &str, by: &str, note: &str, now: i64) -> Result<bool, StoreError> {
+        self.with(|c| {
+            Ok(c.execute(
+                "UPDATE approvals SET status = ?2, decided_by = ?3, decided_at = ?4, note = ?5
+                 WHERE id = ?1 AND status = 'pending' AND expires_at > ?4",
+                params![id, to, by, now, note],
+            )? > 0)
+        })
+    }
+
+    /// Uses an approved request for the call with `call_hash`, once: true when it was
+    /// approved for exactly this call and not used before.
+    pub fn use_approval(&self, id: &str, call_hash: &str, now: i64) -> Result<bool, StoreError> {
+        self.with(|c| {
+            Ok(c.execute(
+                "UPDATE approvals SET status = 'used', decided_at = COALESCE(decided_at, ?3)
+                 WHERE id = ?1 AND call_hash = ?2 AND status = 'approved'",
+                params![id, call_hash, now],
+            )? > 0)
+        })
+    }
+
     /// Every block.
     pub fn blocks(&self) -> Result<Vec<Block>, StoreError> {
         self.with(|c| {
@@ -233,6 +324,27 @@ impl Store {
             Ok(out)
         })
     }
+}
+
+fn approval_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<crate::approvals::Approval> {
+    Ok(crate::approvals::Approval {
+        id: r.get(0)?,
+        call_hash: r.get(1)?,
+        principal: r.get(2)?,
+        model: r.get(3)?,
+        tool: r.get(4)?,
+        class: r.get(5)?,
+        arguments: r.get(6)?,
+        reason: r.get(7)?,
+        tainted: r.get(8)?,
+        request_id: r.get(9)?,
+        status: r.get(10)?,
+        created_at: r.get(11)?,
+        expires_at: r.get(12)?,
+        decided_by: r.get(13)?,
+        decided_at: r.get(14)?,
+        note: r.get(15)?,
+    })
 }
 
 #[cfg(test)]

@@ -45,6 +45,8 @@ pub struct AgentConfig {
     pub taint: TaintConfig,
     /// The tools agents may call.
     pub tools: Vec<ToolRule>,
+    /// How calls that need a human are held and announced.
+    pub approval: ApprovalConfig,
 }
 
 impl Default for AgentConfig {
@@ -54,6 +56,31 @@ impl Default for AgentConfig {
             classes: BTreeMap::new(),
             taint: TaintConfig::default(),
             tools: Vec::new(),
+            approval: ApprovalConfig::default(),
+        }
+    }
+}
+
+/// Human approval of held tool calls.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApprovalConfig {
+    /// How long a buffered answer waits for the decision before it answers
+    /// `approval_required` with the approval's id (0: answer at once).
+    pub hold_seconds: u64,
+    /// How long an approval request stays open; an undecided one is then denied (expired).
+    pub expires_seconds: u64,
+    /// Where a new request is announced (HTTP POST of JSON; a `text` field makes it a Slack
+    /// incoming-webhook message too).
+    pub webhook: Option<String>,
+}
+
+impl Default for ApprovalConfig {
+    fn default() -> Self {
+        ApprovalConfig {
+            hold_seconds: 0,
+            expires_seconds: 3600,
+            webhook: None,
         }
     }
 }
@@ -226,6 +253,17 @@ impl AgentConfig {
                     )),
                     _ => {}
                 }
+            }
+        }
+        if self.approval.expires_seconds == 0 {
+            out.push("`agent.approval.expires_seconds` must be above 0".into());
+        }
+        if self.approval.hold_seconds > 300 {
+            out.push("`agent.approval.hold_seconds` must be at most 300".into());
+        }
+        if let Some(w) = &self.approval.webhook {
+            if !(w.starts_with("https://") || w.starts_with("http://")) {
+                out.push(format!("`agent.approval.webhook` must be an http(s) URL, not `{w}`"));
             }
         }
         for class in &self.taint.sensitive {

@@ -71,13 +71,15 @@ pub enum Action {
     AdminRead,
     /// Read decrypted audit payloads, erase a data subject, sign checkpoints.
     AdminAudit,
+    /// Approve or deny held tool calls.
+    AdminApprove,
     /// An agent's tool call (resource `Rampart::Tool`), decided by [`PolicyEngine::authorize_tool`].
     ToolCall,
 }
 
 impl Action {
     /// Every action, for building the action hierarchy.
-    pub const ALL: [Action; 9] = [
+    pub const ALL: [Action; 10] = [
         Action::Chat,
         Action::Complete,
         Action::Embed,
@@ -86,6 +88,7 @@ impl Action {
         Action::AdminReload,
         Action::AdminRead,
         Action::AdminAudit,
+        Action::AdminApprove,
         Action::ToolCall,
     ];
 
@@ -100,6 +103,7 @@ impl Action {
             Action::AdminReload => "admin.reload",
             Action::AdminRead => "admin.read",
             Action::AdminAudit => "admin.audit",
+            Action::AdminApprove => "admin.approve",
             Action::ToolCall => "tool.call",
         }
     }

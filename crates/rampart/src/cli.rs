@@ -43,6 +43,13 @@ enum Command {
     /// Kill switch, reload and status on a running gateway (admin API).
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Tool calls held for a human: list them, look at one, approve or deny it (admin API).
+    ///
+    /// A call the `[agent]` policy sends to approval is refused with `approval_required` and
+    /// an approval id; once approved here, the client resends the same conversation with the
+    /// header `x-rampart-approval: <id>` and exactly that call goes through, once.
+    #[command(subcommand)]
+    Approvals(ApprovalsCommand),
     /// Run only the built-in demo model as a standalone OpenAI-compatible server.
     ///
     /// Useful as a fast local upstream for tests and benchmarks.
@@ -102,6 +109,46 @@ enum ConfigCommand {
     Check {
         /// The file to check.
         file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ApprovalsCommand {
+    /// List approval requests, newest first.
+    List {
+        #[command(flatten)]
+        target: AdminTarget,
+        /// Only these: pending, approved, denied, expired or used.
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// One request: the tool, its arguments (secrets and PII redacted), why it was held, the
+    /// taint, the exchange it came from.
+    Show {
+        #[command(flatten)]
+        target: AdminTarget,
+        /// The approval id (`apr_...`).
+        id: String,
+    },
+    /// Approve a pending request.
+    Approve {
+        #[command(flatten)]
+        target: AdminTarget,
+        /// The approval id.
+        id: String,
+        /// Why (kept in the ledger).
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Deny a pending request.
+    Deny {
+        #[command(flatten)]
+        target: AdminTarget,
+        /// The approval id.
+        id: String,
+        /// Why (kept in the ledger).
+        #[arg(long, default_value = "")]
+        reason: String,
     },
 }
 
@@ -310,6 +357,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Policy(PolicyCommand::Test(args)) => policy_test(args),
         Command::Keys(cmd) => keys(cmd).await,
         Command::Admin(cmd) => admin(cmd).await,
+        Command::Approvals(cmd) => approvals(cmd).await,
         Command::DemoUpstream(args) => demo(args).await,
         Command::Scan(args) => crate::detect::scan(args),
         Command::Train(crate::detect::TrainCommand::Injection(args)) => crate::detect::train_injection(args),
@@ -510,6 +558,55 @@ async fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn approvals(cmd: ApprovalsCommand) -> anyhow::Result<ExitCode> {
+    use crate::admin_client::path_segment;
+    match cmd {
+        ApprovalsCommand::List { target, status } => {
+            let path = match status {
+                Some(s) => format!("/admin/approvals?status={}", path_segment(&s)),
+                None => "/admin/approvals".to_string(),
+            };
+            let v = AdminClient::new(&target)?.get(&path).await?;
+            for a in v["data"].as_array().into_iter().flatten() {
+                println!(
+                    "{}  {:<8} {:<16} {:<12} {}{}",
+                    a["id"].as_str().unwrap_or(""),
+                    a["status"].as_str().unwrap_or(""),
+                    a["tool"].as_str().unwrap_or(""),
+                    a["class"].as_str().unwrap_or(""),
+                    a["principal"].as_str().unwrap_or(""),
+                    if a["tainted"] == true { "  (tainted)" } else { "" }
+                );
+            }
+        }
+        ApprovalsCommand::Show { target, id } => {
+            let v = AdminClient::new(&target)?
+                .get(&format!("/admin/approvals/{}", path_segment(&id)))
+                .await?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+        ApprovalsCommand::Approve { target, id, reason } => decide(&target, &id, "approve", &reason).await?,
+        ApprovalsCommand::Deny { target, id, reason } => decide(&target, &id, "deny", &reason).await?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn decide(target: &AdminTarget, id: &str, verb: &str, reason: &str) -> anyhow::Result<()> {
+    let v = AdminClient::new(target)?
+        .post(
+            &format!("/admin/approvals/{}/{verb}", crate::admin_client::path_segment(id)),
+            &serde_json::json!({"reason": reason}),
+        )
+        .await?;
+    eprintln!(
+        "{id}: {} (tool `{}`, by {})",
+        v["status"].as_str().unwrap_or("?"),
+        v["tool"].as_str().unwrap_or("?"),
+        v["decided_by"].as_str().unwrap_or("?")
+    );
+    Ok(())
 }
 
 async fn admin(cmd: AdminCommand) -> anyhow::Result<ExitCode> {

@@ -337,6 +337,16 @@ impl Trail {
     }
 }
 
+/// A text with PII and secrets redacted, as the ledger keeps it.
+pub fn redact_text(gw: &Gateway, text: &str) -> String {
+    let mut v = Value::String(text.to_string());
+    redact(gw, &mut v);
+    match v {
+        Value::String(s) => s,
+        other => other.to_string(),
+    }
+}
+
 /// Replaces PII and secrets in every string of `v` with `[TYPE]`.
 pub fn redact(gw: &Gateway, v: &mut Value) {
     match v {

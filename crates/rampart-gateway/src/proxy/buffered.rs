@@ -109,7 +109,7 @@ pub(super) async fn relay(mut x: Exchange, endpoint: Endpoint, resp: reqwest::Re
             None => serde_json::from_str(text),
         }
         .map_err(|_| invalid("not a JSON object of the expected shape"))?;
-        if let Err(stopped) = tools.answer(&value) {
+        if let Err(stopped) = tools.answer(&value).await {
             x.account(prompt, completion);
             return Err(stopped.error());
         }

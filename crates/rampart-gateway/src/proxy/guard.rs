@@ -666,11 +666,13 @@ pub enum OutputBlocked {
     Finding(Finding),
     /// A tool call the tool guard stops.
     Tool {
-        /// `tool_not_allowed`, `tool_arguments_rejected`, `tool_rate_limited` or
-        /// `approval_required`.
+        /// `tool_not_allowed`, `tool_arguments_rejected`, `tool_rate_limited`,
+        /// `approval_required`, `approval_denied` or `approval_expired`.
         code: &'static str,
         /// Why.
         message: String,
+        /// The approval request to resend the conversation with (`x-rampart-approval`).
+        approval: Option<String>,
     },
 }
 
@@ -678,11 +680,30 @@ impl OutputBlocked {
     /// The client-facing error.
     pub fn error(&self) -> ApiError {
         match self {
-            OutputBlocked::Tool { code, message } if *code == "tool_rate_limited" => {
+            OutputBlocked::Tool { code, message, .. } if *code == "tool_rate_limited" => {
                 ApiError::rate_limited(code, message.clone(), std::time::Duration::from_secs(60))
             }
-            OutputBlocked::Tool { code, message } => ApiError::forbidden(code, message.clone()),
+            OutputBlocked::Tool {
+                code,
+                message,
+                approval: Some(id),
+            } => {
+                let e = ApiError::forbidden(code, message.clone());
+                match http::HeaderValue::from_str(id) {
+                    Ok(v) => e.with_header(http::HeaderName::from_static(crate::approvals::HEADER), v),
+                    Err(_) => e,
+                }
+            }
+            OutputBlocked::Tool { code, message, .. } => ApiError::forbidden(code, message.clone()),
             OutputBlocked::Finding(_) => ApiError::forbidden("output_blocked", self.message("withheld")),
+        }
+    }
+
+    /// The approval request a refused call can be resent with.
+    pub fn approval(&self) -> Option<&str> {
+        match self {
+            OutputBlocked::Tool { approval, .. } => approval.as_deref(),
+            OutputBlocked::Finding(_) => None,
         }
     }
 

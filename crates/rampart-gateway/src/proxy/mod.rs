@@ -333,6 +333,15 @@ async fn handle(
     let inflight = InFlight::enter(&gw);
     gw.metrics.add_tokens(&route.name, "prompt", req.prompt_tokens);
 
+    // What a tool call's approval is bound to, and whether untrusted content came in: read
+    // from the conversation as the client sent it (the input guard may rewrite it).
+    let conversation = (endpoint == Endpoint::Chat && rt.tools.is_some()).then(|| {
+        (
+            crate::approvals::conversation_hash(&req.body),
+            tools::tainted(&req.body),
+        )
+    });
+
     // 4b. What it says.
     let scan = if rt.config.scan.enabled {
         let policy = rt
@@ -359,13 +368,21 @@ async fn handle(
 
     // 4c. What the answer's tool calls will be checked against (and whether untrusted
     // content is in the exchange).
-    let tool_check = if endpoint == Endpoint::Chat {
+    let tool_check = if let Some((conversation, tainted)) = conversation {
+        let approval = headers
+            .get(crate::approvals::HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         tools::ToolCheck::new(
+            gw.clone(),
             rt.clone(),
             caller.principal.clone(),
             &req.model,
-            &req.body,
+            conversation,
+            tainted,
             trail.clone(),
+            &rid.0,
+            approval,
         )
     } else {
         None

@@ -374,7 +374,10 @@ impl Relay {
         tracing::info!(request_id = %self.x.rid.0, code = b.code(), reason = %b.message("cut off"), "stream cut by the output policy");
         self.end = ("blocked", Some(b.code().into()));
         self.finish();
-        let v = json!({"error": {"message": b.message("cut off"), "type": "policy_violation", "param": null, "code": b.code()}});
+        let mut v = json!({"error": {"message": b.message("cut off"), "type": "policy_violation", "param": null, "code": b.code()}});
+        if let Some(id) = b.approval() {
+            v["error"]["approval_id"] = json!(id);
+        }
         Bytes::from(format!("data: {v}\n\n"))
     }
 

@@ -14,16 +14,31 @@ use rampart_policy::Principal;
 use serde_json::{json, Map, Value};
 
 use super::guard::OutputBlocked;
+use crate::approvals::{self, Resent};
 use crate::audit::SharedTrail;
-use crate::state::Runtime;
+use crate::state::{Gateway, Runtime};
 
 /// The tool guard bound to one exchange.
 pub(crate) struct ToolCheck {
+    gw: Arc<Gateway>,
     rt: Arc<Runtime>,
     principal: Principal,
     model: String,
     tainted: bool,
     trail: SharedTrail,
+    request_id: String,
+    /// The conversation's digest, which an approval is bound to.
+    conversation: String,
+    /// The approval the client resent the conversation with.
+    approval: Option<String>,
+}
+
+fn tool_stop(code: &'static str, message: impl Into<String>, approval: Option<String>) -> OutputBlocked {
+    OutputBlocked::Tool {
+        code,
+        message: message.into(),
+        approval,
+    }
 }
 
 /// Whether the request carries content nobody vouches for: a tool or function result, or a
@@ -47,28 +62,61 @@ pub(crate) fn tainted(body: &Map<String, Value>) -> bool {
 
 impl ToolCheck {
     /// The check for an exchange, when `[agent]` lists tools.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
+        gw: Arc<Gateway>,
         rt: Arc<Runtime>,
         principal: Principal,
         model: &str,
-        body: &Map<String, Value>,
+        conversation: String,
+        tainted: bool,
         trail: SharedTrail,
+        request_id: &str,
+        approval: Option<String>,
     ) -> Option<ToolCheck> {
         rt.tools.as_ref()?;
-        let tainted = tainted(body);
         if let Ok(mut t) = trail.lock() {
             t.tainted = tainted;
         }
         Some(ToolCheck {
+            gw,
             rt,
             principal,
             model: model.to_string(),
             tainted,
             trail,
+            request_id: request_id.to_string(),
+            conversation,
+            approval,
         })
     }
 
-    /// Decides one call and records the decision.
+    fn principal_key(&self) -> String {
+        match &self.principal {
+            Principal::Key { id, .. } => format!("key:{id}"),
+            Principal::User { id, .. } => format!("user:{id}"),
+        }
+    }
+
+    fn record(&self, name: &str, d: &rampart_agent::Decision, approval: Value) {
+        let describe = |v: &Verdict| match v {
+            Verdict::Allow => (json!("allow"), Value::Null, Value::Null),
+            Verdict::Stop { code, reason } => (json!("stop"), json!(code.as_str()), json!(reason)),
+        };
+        let (verdict, code, reason) = describe(&d.verdict);
+        let shadow = d.shadow.as_ref().map(|s| describe(s).1);
+        if let Ok(mut t) = self.trail.lock() {
+            t.tool_calls.push(json!({
+                "tool": name, "class": d.class, "verdict": verdict, "code": code, "reason": reason,
+                "tainted": self.tainted, "escalated_by_taint": d.escalated_by_taint,
+                "policies": d.policies, "shadow": shadow, "approval": approval,
+            }));
+        }
+    }
+
+    /// Decides one call and records the decision. A call that needs approval goes through
+    /// only with an approval for exactly this call; otherwise a request is filed and the call
+    /// is refused with its id.
     pub(crate) fn check(&self, name: &str, arguments: &str) -> Result<(), OutputBlocked> {
         let Some(guard) = self.rt.tools.as_ref() else {
             return Ok(());
@@ -83,58 +131,170 @@ impl ToolCheck {
             },
             &self.rt.policy,
         );
-        let describe = |v: &Verdict| match v {
-            Verdict::Allow => (json!("allow"), Value::Null, Value::Null),
-            Verdict::Stop { code, reason } => (json!("stop"), json!(code.as_str()), json!(reason)),
+        let (code, reason) = match &d.verdict {
+            Verdict::Allow => {
+                self.record(name, &d, Value::Null);
+                return Ok(());
+            }
+            Verdict::Stop { code, reason } => (*code, reason.clone()),
         };
-        let (verdict, code, reason) = describe(&d.verdict);
-        let shadow = d.shadow.as_ref().map(|s| describe(s).1);
-        if let Ok(mut t) = self.trail.lock() {
-            t.tool_calls.push(json!({
-                "tool": name, "class": d.class, "verdict": verdict, "code": code, "reason": reason,
-                "tainted": self.tainted, "escalated_by_taint": d.escalated_by_taint,
-                "policies": d.policies, "shadow": shadow,
-            }));
+        if code != rampart_agent::Code::ApprovalRequired {
+            self.record(name, &d, Value::Null);
+            tracing::info!(tool = name, code = code.as_str(), %reason, "tool call stopped");
+            return Err(tool_stop(code.as_str(), reason, None));
         }
-        match d.verdict {
-            Verdict::Allow => Ok(()),
-            Verdict::Stop { code, reason } => {
-                tracing::info!(tool = name, code = code.as_str(), %reason, "tool call stopped");
-                Err(OutputBlocked::Tool {
-                    code: code.as_str(),
-                    message: reason,
-                })
+        let principal = self.principal_key();
+        let hash = approvals::call_hash(&principal, name, arguments, &self.conversation);
+        let outcome = match self.approval.as_deref() {
+            Some(id) => approvals::resent(&self.gw, id, &hash),
+            None => Resent::Other,
+        };
+        match outcome {
+            Resent::Approved(id) => {
+                self.record(name, &d, json!({"id": id, "status": "used"}));
+                Ok(())
+            }
+            Resent::Denied(id) => {
+                self.record(name, &d, json!({"id": id, "status": "denied"}));
+                Err(tool_stop(
+                    "approval_denied",
+                    format!("tool `{name}`: an approver denied this call"),
+                    Some(id),
+                ))
+            }
+            Resent::Expired(id) => {
+                self.record(name, &d, json!({"id": id, "status": "expired"}));
+                Err(tool_stop(
+                    "approval_expired",
+                    format!("tool `{name}`: nobody approved this call in time"),
+                    Some(id),
+                ))
+            }
+            Resent::Pending(id) => {
+                self.record(name, &d, json!({"id": id, "status": "pending"}));
+                Err(tool_stop(
+                    "approval_required",
+                    format!("{reason}; approval {id} is still pending"),
+                    Some(id),
+                ))
+            }
+            Resent::Other => {
+                let filed = approvals::request(
+                    &self.gw,
+                    &principal,
+                    &self.model,
+                    name,
+                    &d.class,
+                    arguments,
+                    &reason,
+                    self.tainted,
+                    &self.request_id,
+                    &hash,
+                );
+                match filed {
+                    Some(a) => {
+                        self.record(name, &d, json!({"id": a.id, "status": "pending"}));
+                        Err(tool_stop(
+                            "approval_required",
+                            format!(
+                                "{reason}; approval {} was requested: resend the conversation with the header `{}: {}` once it is approved",
+                                a.id,
+                                approvals::HEADER,
+                                a.id
+                            ),
+                            Some(a.id),
+                        ))
+                    }
+                    None => {
+                        self.record(name, &d, json!({"status": "unrecorded"}));
+                        Err(tool_stop(
+                            "tool_not_allowed",
+                            format!("{reason}, and the approval request could not be recorded"),
+                            None,
+                        ))
+                    }
+                }
             }
         }
     }
 
+    /// Like [`check`](Self::check), but a new approval request may be waited for
+    /// (`agent.approval.hold_seconds`), so an approver can let a buffered answer through.
+    async fn check_holding(&self, name: &str, arguments: &str) -> Result<(), OutputBlocked> {
+        let stopped = match self.check(name, arguments) {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        let hold = self.rt.config.agent.approval.hold_seconds;
+        let id = match (&stopped, hold) {
+            (
+                OutputBlocked::Tool {
+                    code: "approval_required",
+                    approval: Some(id),
+                    ..
+                },
+                h,
+            ) if h > 0 => id.clone(),
+            _ => return Err(stopped),
+        };
+        match approvals::wait(&self.gw, &id, std::time::Duration::from_secs(hold)).await {
+            Some(true) => {
+                let hash = approvals::call_hash(&self.principal_key(), name, arguments, &self.conversation);
+                if approvals::resent(&self.gw, &id, &hash) == Resent::Approved(id.clone()) {
+                    if let Ok(mut t) = self.trail.lock() {
+                        if let Some(last) = t.tool_calls.last_mut() {
+                            last["approval"] = json!({"id": id, "status": "used"});
+                        }
+                    }
+                    Ok(())
+                } else {
+                    Err(stopped)
+                }
+            }
+            Some(false) => Err(tool_stop(
+                "approval_denied",
+                format!("tool `{name}`: an approver denied this call, or nobody approved it in time"),
+                Some(id),
+            )),
+            None => Err(stopped),
+        }
+    }
+
     /// Every call in a buffered chat answer (`tool_calls` and the legacy `function_call`).
-    pub(crate) fn answer(&self, body: &Value) -> Result<(), OutputBlocked> {
+    pub(crate) async fn answer(&self, body: &Value) -> Result<(), OutputBlocked> {
         let Some(choices) = body.get("choices").and_then(Value::as_array) else {
             return Ok(());
         };
         for c in choices {
             let Some(m) = c.get("message") else { continue };
+            let mut functions: Vec<&Value> = Vec::new();
             for call in m.get("tool_calls").and_then(Value::as_array).into_iter().flatten() {
-                let f = call.get("function");
-                self.check_function(f)?;
+                if let Some(f) = call.get("function") {
+                    functions.push(f);
+                } else {
+                    return Err(tool_stop("tool_not_allowed", "a tool call without a function", None));
+                }
             }
             if let Some(f) = m.get("function_call").filter(|f| !f.is_null()) {
-                self.check_function(Some(f))?;
+                functions.push(f);
+            }
+            for f in functions {
+                let (name, arguments) = name_and_arguments(f);
+                self.check_holding(&name, &arguments).await?;
             }
         }
         Ok(())
     }
+}
 
-    fn check_function(&self, f: Option<&Value>) -> Result<(), OutputBlocked> {
-        let name = f.and_then(|f| f.get("name")).and_then(Value::as_str).unwrap_or("");
-        let arguments = match f.and_then(|f| f.get("arguments")) {
-            Some(Value::String(s)) => s.clone(),
-            Some(other) => other.to_string(),
-            None => String::new(),
-        };
-        self.check(name, &arguments)
-    }
+fn name_and_arguments(f: &Value) -> (String, String) {
+    let name = f.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+    let arguments = match f.get("arguments") {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    };
+    (name, arguments)
 }
 
 /// A tool call being streamed.
@@ -187,10 +347,8 @@ impl ToolHold {
         if !touched {
             return Ok(data.to_owned());
         }
-        serde_json::to_string(&Value::Object(v)).map_err(|_| OutputBlocked::Tool {
-            code: "tool_not_allowed",
-            message: "a tool call could not be re-encoded".into(),
-        })
+        serde_json::to_string(&Value::Object(v))
+            .map_err(|_| tool_stop("tool_not_allowed", "a tool call could not be re-encoded", None))
     }
 
     fn take(&mut self, idx: u64, delta: &mut Map<String, Value>) -> Result<bool, OutputBlocked> {
@@ -285,10 +443,11 @@ fn append(h: &mut Held, f: &Value) -> Result<(), OutputBlocked> {
         Some(other) => h.arguments.push_str(&other.to_string()),
     }
     if h.arguments.len() > MAX_HELD {
-        return Err(OutputBlocked::Tool {
-            code: "tool_arguments_rejected",
-            message: format!("the arguments of a tool call are larger than {MAX_HELD} bytes"),
-        });
+        return Err(tool_stop(
+            "tool_arguments_rejected",
+            format!("the arguments of a tool call are larger than {MAX_HELD} bytes"),
+            None,
+        ));
     }
     Ok(())
 }
