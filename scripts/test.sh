@@ -51,6 +51,12 @@ mvenv=target/model-venv
   'pandas==3.1.1' 'keras==3.15.1' 'jax==0.10.2' 'jaxlib==0.10.2' 'h5py==3.16.0' 'safetensors==0.8.0'
 export RAMPART_MODEL_LIBS_PY=$PWD/$mvenv/bin/python RAMPART_REQUIRE_MODEL_LIBS=1
 
+echo "== the MCP Python SDK (PyPI) for the MCP gateway tests, in target/mcp-venv"
+mcpvenv=target/mcp-venv
+[ -x "$mcpvenv/bin/python" ] || python3 -m venv "$mcpvenv"
+"$mcpvenv/bin/pip" install -q --disable-pip-version-check 'mcp==2.3.0'
+export RAMPART_MCP_PY=$PWD/$mcpvenv/bin/python RAMPART_REQUIRE_MCP=1
+
 echo "== cargo test"
 log=$(mktemp)
 cleanup() {

@@ -231,6 +231,45 @@ impl ToolGuard {
         }
     }
 
+    /// Whether `tools/list` should show this tool to this caller: it is listed (or unlisted
+    /// tools are not denied), open to the caller and model, permitted by Cedar, and its class
+    /// is not denied. Arguments and rates are not looked at (nothing is consumed).
+    pub fn may_list(
+        &self,
+        principal: &Principal,
+        model: &str,
+        name: &str,
+        engine: &PolicyEngine,
+    ) -> Result<(), String> {
+        let Some(tool) = self.tools.get(name) else {
+            return match self.unknown {
+                ToolAction::Deny => Err("not on the allowed list".into()),
+                _ => Ok(()),
+            };
+        };
+        if !tool.principals.is_empty() && !tool.principals.iter().any(|p| principal_matches(p, principal)) {
+            return Err("not allowed for this caller".into());
+        }
+        if !tool.models.is_empty() && !tool.models.iter().any(|m| m == model) {
+            return Err(format!("not allowed for `{model}`"));
+        }
+        if tool.action == ToolAction::Deny {
+            return Err(format!("class `{}` is denied", tool.class));
+        }
+        let request = ToolRequest {
+            tool: name.to_string(),
+            class: tool.class.clone(),
+            model: model.to_string(),
+            tainted: false,
+        };
+        let d = engine.authorize_tool(principal, &request);
+        if d.allowed() {
+            Ok(())
+        } else {
+            Err(d.to_string())
+        }
+    }
+
     fn strict(
         &self,
         tool: &Tool,

@@ -32,5 +32,6 @@
 
 pub mod args;
 mod guard;
+pub mod mcp;
 
 pub use guard::{Call, Code, Decision, GuardError, ToolGuard, Verdict};

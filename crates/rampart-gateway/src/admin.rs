@@ -33,6 +33,8 @@ pub fn router() -> Router<Arc<Gateway>> {
         .route("/blocks", get(list_blocks).post(add_block))
         .route("/blocks/{kind}/{value}", delete(remove_block))
         .route("/reload", post(reload))
+        .route("/mcp/pins", get(list_pins))
+        .route("/mcp/pins/{server}/{tool}/approve", post(approve_pin))
         .route("/approvals", get(list_approvals))
         .route("/approvals/{id}", get(show_approval))
         .route("/approvals/{id}/{decision}", post(decide_approval))
@@ -427,4 +429,38 @@ async fn decide_approval(
     )
     .await?;
     Ok(Json(current).into_response())
+}
+
+async fn list_pins(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    admit(&gw, &headers, Action::AdminRead).await?;
+    let store = gw.store.clone();
+    let pins = blocking(move || store.pins()).await?;
+    Ok(Json(json!({"object": "list", "data": pins})).into_response())
+}
+
+/// Accepts an MCP tool's changed definition: the tool is shown again, with its new pin.
+async fn approve_pin(
+    State(gw): State<Arc<Gateway>>,
+    Extension(rid): Extension<RequestId>,
+    headers: HeaderMap,
+    Path((server, tool)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let caller = admit(&gw, &headers, Action::AdminApprove).await?;
+    let (store, s2, t2) = (gw.store.clone(), server.clone(), tool.clone());
+    let changed = blocking(move || store.approve_pin(&s2, &t2, now())).await?;
+    if !changed {
+        return Err(ApiError::not_found(
+            "pin_not_changed",
+            "no changed definition to approve for this tool",
+        ));
+    }
+    tracing::warn!(request_id = %rid.0, admin = %who(&caller), %server, %tool, "MCP tool definition re-approved");
+    crate::audit::admin(
+        &gw,
+        &who(&caller),
+        "mcp.pin.approve",
+        json!({"request_id": &*rid.0, "server": server, "tool": tool}),
+    )
+    .await?;
+    Ok(Json(json!({"server": server, "tool": tool, "approved": true})).into_response())
 }

@@ -30,6 +30,10 @@ pub fn app(gw: Arc<Gateway>) -> Router {
         .route("/v1/completions", post(completions))
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/models", get(models))
+        .route(
+            "/mcp/{server}",
+            post(crate::mcp::post).get(crate::mcp::get).delete(crate::mcp::delete),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -17,6 +17,7 @@ pub mod blocks;
 pub mod demo;
 pub mod error;
 pub mod limits;
+pub mod mcp;
 pub mod metrics;
 pub mod model_gate;
 pub mod openai;

@@ -221,6 +221,8 @@ pub struct Gateway {
     pub demo_base: Option<String>,
     /// Start time.
     pub started: Instant,
+    /// MCP sessions that have seen untrusted content.
+    pub mcp_taint: crate::mcp::Taint,
     reload_lock: tokio::sync::Mutex<()>,
 }
 
@@ -266,6 +268,7 @@ impl Gateway {
             http,
             demo_base,
             started: Instant::now(),
+            mcp_taint: crate::mcp::Taint::default(),
             reload_lock: tokio::sync::Mutex::new(()),
         })
     }

@@ -71,6 +71,17 @@ CREATE TABLE IF NOT EXISTS approvals (
     decided_at  INTEGER,
     note        TEXT NOT NULL DEFAULT ''
 );
+CREATE TABLE IF NOT EXISTS mcp_pins (
+    server      TEXT NOT NULL,
+    tool        TEXT NOT NULL,
+    print       TEXT NOT NULL,
+    seen_print  TEXT NOT NULL,
+    changed     INTEGER NOT NULL DEFAULT 0,
+    flagged     TEXT,
+    pinned_at   INTEGER NOT NULL,
+    changed_at  INTEGER,
+    PRIMARY KEY (server, tool)
+);
 CREATE TABLE IF NOT EXISTS blocks (
     kind       TEXT NOT NULL,
     value      TEXT NOT NULL,
@@ -79,6 +90,15 @@ CREATE TABLE IF NOT EXISTS blocks (
     PRIMARY KEY (kind, value)
 );
 ";
+
+/// How a tool definition compares with its pin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pin {
+    /// It is the pinned definition (or the first one, now pinned).
+    Matches,
+    /// The server changed it since.
+    Changed,
+}
 
 /// A handle on the SQLite database; cheap to clone.
 #[derive(Clone)]
@@ -291,6 +311,121 @@ impl Store {
                 "UPDATE approvals SET status = 'used', decided_at = COALESCE(decided_at, ?3)
                  WHERE id = ?1 AND call_hash = ?2 AND status = 'approved'",
                 params![id, call_hash, now],
+            )? > 0)
+        })
+    }
+
+    /// An approved, unused request for the call with `call_hash` (MCP calls, which cannot
+    /// carry the approval's id, are matched by the call itself).
+    pub fn approved_for(&self, call_hash: &str, now: i64) -> Result<Option<String>, StoreError> {
+        let _ = now;
+        self.with(|c| {
+            Ok(c.query_row(
+                "SELECT id FROM approvals WHERE call_hash = ?1 AND status = 'approved' ORDER BY decided_at LIMIT 1",
+                params![call_hash],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })
+    }
+
+    /// Checks a tool definition against its pin: the first definition seen is pinned; a
+    /// different one is recorded as a change and does not match until approved.
+    pub fn pin(&self, server: &str, tool: &str, print: &str, now: i64) -> Result<Pin, StoreError> {
+        self.with(|c| {
+            let pinned: Option<String> = c
+                .query_row(
+                    "SELECT print FROM mcp_pins WHERE server = ?1 AND tool = ?2",
+                    params![server, tool],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            match pinned {
+                None => {
+                    c.execute(
+                        "INSERT INTO mcp_pins (server, tool, print, seen_print, changed, pinned_at) VALUES (?1, ?2, ?3, ?3, 0, ?4)",
+                        params![server, tool, print, now],
+                    )?;
+                    Ok(Pin::Matches)
+                }
+                Some(p) if p == print => Ok(Pin::Matches),
+                Some(_) => {
+                    c.execute(
+                        "UPDATE mcp_pins SET seen_print = ?3, changed = 1, changed_at = ?4 WHERE server = ?1 AND tool = ?2",
+                        params![server, tool, print, now],
+                    )?;
+                    Ok(Pin::Changed)
+                }
+            }
+        })
+    }
+
+    /// Marks a tool whose definition carries instructions for the model (or talks about other
+    /// tools): it stays hidden and its calls are refused until its definition is approved.
+    pub fn flag_pin(&self, server: &str, tool: &str, why: &str) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE mcp_pins SET flagged = ?3 WHERE server = ?1 AND tool = ?2",
+                params![server, tool, why],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Why calls to a tool are refused on its definition's account (changed since pinned, or
+    /// flagged), if they are.
+    pub fn pin_refusal(&self, server: &str, tool: &str) -> Result<Option<String>, StoreError> {
+        self.with(|c| {
+            let row: Option<(bool, Option<String>)> = c
+                .query_row(
+                    "SELECT changed, flagged FROM mcp_pins WHERE server = ?1 AND tool = ?2",
+                    params![server, tool],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            Ok(match row {
+                Some((true, _)) => Some("its definition changed since it was pinned".into()),
+                Some((false, Some(why))) => Some(format!("its definition was flagged: {why}")),
+                _ => None,
+            })
+        })
+    }
+
+    /// `(server, tool)` of every pinned tool.
+    pub fn pinned_tool_names(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT server, tool FROM mcp_pins")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    /// Every pin, as JSON for the admin API.
+    pub fn pins(&self) -> Result<Vec<serde_json::Value>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT server, tool, print, seen_print, changed, pinned_at, changed_at, flagged FROM mcp_pins ORDER BY server, tool",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(serde_json::json!({
+                    "server": r.get::<_, String>(0)?, "tool": r.get::<_, String>(1)?,
+                    "print": r.get::<_, String>(2)?, "seen_print": r.get::<_, String>(3)?,
+                    "changed": r.get::<_, bool>(4)?, "pinned_at": r.get::<_, i64>(5)?,
+                    "changed_at": r.get::<_, Option<i64>>(6)?,
+                    "flagged": r.get::<_, Option<String>>(7)?,
+                }))
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    /// Accepts a changed tool's new definition as its pin; false if it had not changed.
+    pub fn approve_pin(&self, server: &str, tool: &str, now: i64) -> Result<bool, StoreError> {
+        self.with(|c| {
+            Ok(c.execute(
+                "UPDATE mcp_pins SET print = seen_print, changed = 0, flagged = NULL, pinned_at = ?3
+                 WHERE server = ?1 AND tool = ?2 AND (changed = 1 OR flagged IS NOT NULL)",
+                params![server, tool, now],
             )? > 0)
         })
     }

@@ -47,6 +47,18 @@ pub struct AgentConfig {
     pub tools: Vec<ToolRule>,
     /// How calls that need a human are held and announced.
     pub approval: ApprovalConfig,
+    /// MCP servers fronted at `/mcp/<name>` (Streamable HTTP).
+    pub mcp_servers: Vec<McpServer>,
+}
+
+/// An MCP server behind the gateway.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpServer {
+    /// The path segment agents use: `/mcp/<name>`.
+    pub name: String,
+    /// The server's Streamable HTTP endpoint.
+    pub url: String,
 }
 
 impl Default for AgentConfig {
@@ -57,6 +69,7 @@ impl Default for AgentConfig {
             taint: TaintConfig::default(),
             tools: Vec::new(),
             approval: ApprovalConfig::default(),
+            mcp_servers: Vec::new(),
         }
     }
 }
@@ -253,6 +266,26 @@ impl AgentConfig {
                     )),
                     _ => {}
                 }
+            }
+        }
+        let mut servers = std::collections::HashSet::new();
+        for m in &self.mcp_servers {
+            if m.name.is_empty()
+                || !m
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                out.push(format!(
+                    "`agent.mcp_servers`: name `{}` must be letters, digits, `-` or `_`",
+                    m.name
+                ));
+            }
+            if !servers.insert(m.name.as_str()) {
+                out.push(format!("`agent.mcp_servers`: `{}` is listed twice", m.name));
+            }
+            if !(m.url.starts_with("http://") || m.url.starts_with("https://")) {
+                out.push(format!("`agent.mcp_servers`: `{}` needs an http(s) `url`", m.name));
             }
         }
         if self.approval.expires_seconds == 0 {

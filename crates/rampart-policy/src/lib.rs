@@ -27,7 +27,7 @@ mod config;
 mod error;
 mod scan;
 
-pub use agent::{AgentConfig, ApprovalConfig, ArgCheck, TaintConfig, ToolAction, ToolRule};
+pub use agent::{AgentConfig, ApprovalConfig, ArgCheck, McpServer, TaintConfig, ToolAction, ToolRule};
 pub use audit::{AuditBackend, AuditConfig, AuditDurability};
 pub use authz::{Action, Decision, PolicyEngine, Principal, ToolRequest};
 pub use config::{

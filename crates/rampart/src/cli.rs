@@ -50,6 +50,10 @@ enum Command {
     /// header `x-rampart-approval: <id>` and exactly that call goes through, once.
     #[command(subcommand)]
     Approvals(ApprovalsCommand),
+    /// MCP tool pins: each tool's first definition is pinned by hash; a server that changes
+    /// one gets it hidden until it is approved here (admin API).
+    #[command(subcommand)]
+    Mcp(McpCommand),
     /// Run only the built-in demo model as a standalone OpenAI-compatible server.
     ///
     /// Useful as a fast local upstream for tests and benchmarks.
@@ -109,6 +113,24 @@ enum ConfigCommand {
     Check {
         /// The file to check.
         file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum McpCommand {
+    /// Every pinned tool, with whether its server changed or flagged it.
+    Pins {
+        #[command(flatten)]
+        target: AdminTarget,
+    },
+    /// Accept a tool's current definition as its pin (the tool is shown again).
+    Approve {
+        #[command(flatten)]
+        target: AdminTarget,
+        /// The MCP server's name in `[[agent.mcp_servers]]`.
+        server: String,
+        /// The tool.
+        tool: String,
     },
 }
 
@@ -358,6 +380,38 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keys(cmd) => keys(cmd).await,
         Command::Admin(cmd) => admin(cmd).await,
         Command::Approvals(cmd) => approvals(cmd).await,
+        Command::Mcp(McpCommand::Pins { target }) => {
+            let v = AdminClient::new(&target)?.get("/admin/mcp/pins").await?;
+            for p in v["data"].as_array().into_iter().flatten() {
+                let state = match (p["changed"].as_bool(), p["flagged"].as_str()) {
+                    (Some(true), _) => "CHANGED".to_string(),
+                    (_, Some(why)) => format!("FLAGGED: {why}"),
+                    _ => "pinned".to_string(),
+                };
+                println!(
+                    "{:<16} {:<24} {}",
+                    p["server"].as_str().unwrap_or(""),
+                    p["tool"].as_str().unwrap_or(""),
+                    state
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Mcp(McpCommand::Approve { target, server, tool }) => {
+            use crate::admin_client::path_segment;
+            AdminClient::new(&target)?
+                .post(
+                    &format!(
+                        "/admin/mcp/pins/{}/{}/approve",
+                        path_segment(&server),
+                        path_segment(&tool)
+                    ),
+                    &serde_json::json!({}),
+                )
+                .await?;
+            eprintln!("{server}/{tool}: its current definition is pinned");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::DemoUpstream(args) => demo(args).await,
         Command::Scan(args) => crate::detect::scan(args),
         Command::Train(crate::detect::TrainCommand::Injection(args)) => crate::detect::train_injection(args),

@@ -14,6 +14,7 @@ mod bypasses;
 mod errors;
 mod kill_switch;
 mod limits;
+mod mcp;
 mod model;
 mod oidc;
 mod policy;

@@ -1,0 +1,193 @@
+//! The MCP gateway with the official MCP Python SDK (PyPI `mcp`): a real MCPServer on
+//! loopback (tests/mcp/mcp_e2e.py) and the SDK's client talking to it through Rampart.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::harness;
+
+fn python() -> Option<String> {
+    match std::env::var("RAMPART_MCP_PY") {
+        Ok(p) => Some(p),
+        Err(_) => {
+            assert!(
+                std::env::var("RAMPART_REQUIRE_MCP").is_err(),
+                "RAMPART_REQUIRE_MCP is set but RAMPART_MCP_PY is not"
+            );
+            eprintln!("skipped: set RAMPART_MCP_PY to a python with the `mcp` package");
+            None
+        }
+    }
+}
+
+fn script() -> String {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/mcp/mcp_e2e.py").to_string()
+}
+
+struct Child(std::process::Child);
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn mcp_tools_are_filtered_pinned_checked_and_their_results_scanned() {
+    let Some(py) = python() else { return };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _server = Child(
+        Command::new(&py)
+            .args([&script(), "server", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // wait for the server
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let config = format!(
+        r#"version = 1
+[agent.approval]
+hold_seconds = 20
+[[agent.tools]]
+name = "read_file"
+checks = [{{ kind = "path", arg = "path", prefix = "/srv/shared" }}]
+[[agent.tools]]
+name = "search"
+[[agent.tools]]
+name = "send_report"
+class = "egress"
+action = "allow"
+[[agent.tools]]
+name = "poisoned"
+[[agent.tools]]
+name = "shadow"
+[[agent.tools]]
+name = "change"
+[[agent.mcp_servers]]
+name = "files"
+url = "http://127.0.0.1:{port}/mcp"
+"#
+    );
+    let gw = harness::start_config(&config);
+    let admin = gw.admin().to_string();
+    let key = gw.default_key().await;
+    let client = std::thread::spawn({
+        let (py, url, key) = (py.clone(), format!("{}/mcp/files", gw.url), key.clone());
+        move || {
+            Command::new(py)
+                .args([&script(), "client", &url, &key])
+                .output()
+                .unwrap()
+        }
+    });
+    // an approver approves the tainted egress call while the SDK's call waits
+    let mut approved = None;
+    for _ in 0..150 {
+        let list: Value = gw
+            .get("/admin/approvals?status=pending", &admin)
+            .await
+            .json()
+            .await
+            .unwrap();
+        if let Some(a) = list["data"].as_array().and_then(|d| d.first()) {
+            let id = a["id"].as_str().unwrap().to_string();
+            assert_eq!(a["tool"], "send_report");
+            assert_eq!(a["tainted"], true);
+            let r = harness::client()
+                .post(format!("{}/admin/approvals/{id}/approve", gw.url))
+                .bearer_auth(&admin)
+                .json(&json!({"reason": "report to the boss is fine"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            approved = Some(id);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let out = tokio::task::spawn_blocking(move || client.join().unwrap())
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert!(approved.is_some(), "no approval request appeared: {v}");
+
+    // tools/list: the poisoned and the shadowing tool are hidden
+    assert_eq!(
+        v["tools"],
+        json!(["change", "read_file", "search", "send_report"]),
+        "{v}"
+    );
+    assert_eq!(v["read_ok"]["ok"], true, "{v}");
+    assert_eq!(v["read_traversal"]["data"]["code"], "tool_arguments_rejected", "{v}");
+    // a hidden tool cannot be called either
+    assert_eq!(v["not_listed"]["data"]["code"], "tool_not_allowed", "{v}");
+    assert_eq!(v["search_clean"]["ok"], true, "{v}");
+    // a result carrying an injection never reaches the agent
+    assert_eq!(v["search_injected"]["ok"], false, "{v}");
+    assert!(
+        !v["search_injected"]["text"].as_str().unwrap().contains("id_rsa"),
+        "{v}"
+    );
+    // after untrusted content, egress waited for (and got) a human's approval
+    assert_eq!(v["send_after_taint"]["ok"], true, "{v}");
+    // the rug pull: `search` changed after it was pinned, so it is hidden
+    assert_eq!(
+        v["tools_after_change"],
+        json!(["change", "read_file", "send_report"]),
+        "{v}"
+    );
+
+    // the operator sees the changed pin and re-approves it
+    let pins: Value = gw.get("/admin/mcp/pins", &admin).await.json().await.unwrap();
+    let search = pins["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["tool"] == "search")
+        .unwrap();
+    assert_eq!(search["changed"], true, "{pins}");
+    let env = [("RAMPART_URL", gw.url.as_str()), ("RAMPART_ADMIN_KEY", admin.as_str())];
+    let (code, _, err) = harness::run_cli(&["mcp", "approve", "files", "search"], &env);
+    assert_eq!(code, 0, "{err}");
+    let pins: Value = gw.get("/admin/mcp/pins", &admin).await.json().await.unwrap();
+    let search = pins["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["tool"] == "search")
+        .unwrap();
+    assert_eq!(search["changed"], false, "{pins}");
+
+    // the ledger tells the story
+    let dir = gw.dir.join("data").display().to_string();
+    let (code, out, err) = harness::run_cli(&["audit", "export", "--data-dir", &dir], &[]);
+    assert_eq!(code, 0, "{err}");
+    for needle in [
+        "tools_hidden",
+        "withheld",
+        "approval.approve",
+        "tool_arguments_rejected",
+    ] {
+        assert!(out.contains(needle), "{needle} not in the ledger");
+    }
+}
