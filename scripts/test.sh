@@ -54,7 +54,7 @@ export RAMPART_MODEL_LIBS_PY=$PWD/$mvenv/bin/python RAMPART_REQUIRE_MODEL_LIBS=1
 echo "== the MCP Python SDK (PyPI) for the MCP gateway tests, in target/mcp-venv"
 mcpvenv=target/mcp-venv
 [ -x "$mcpvenv/bin/python" ] || python3 -m venv "$mcpvenv"
-"$mcpvenv/bin/pip" install -q --disable-pip-version-check 'mcp==2.3.0'
+"$mcpvenv/bin/pip" install -q --disable-pip-version-check 'mcp==2.3.0' 'openai==2.8.1'
 export RAMPART_MCP_PY=$PWD/$mcpvenv/bin/python RAMPART_REQUIRE_MCP=1
 
 echo "== cargo test"

@@ -191,3 +191,149 @@ url = "http://127.0.0.1:{port}/mcp"
         assert!(out.contains(needle), "{needle} not in the ledger");
     }
 }
+
+/// A scripted agent loop (OpenAI SDK + MCP SDK) reads a document with a planted instruction
+/// to email the customer list out; Rampart stops the exfiltration and the ledger says how.
+#[tokio::test]
+async fn an_injected_document_cannot_make_the_agent_exfiltrate() {
+    let Some(py) = python() else { return };
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (mcp_port, llm_port) = (free(), free());
+    let dir = tempfile::tempdir().unwrap();
+    let calls = dir.path().join("calls.jsonl");
+    let _server = Child(
+        Command::new(&py)
+            .args([&script(), "server", &mcp_port.to_string()])
+            .env("MCP_CALL_LOG", &calls)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let _llm = Child(
+        Command::new(&py)
+            .args([&script(), "llm", &llm_port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    for port in [mcp_port, llm_port] {
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let config = format!(
+        r#"version = 1
+[[upstreams]]
+name = "llm"
+base_url = "http://127.0.0.1:{llm_port}/v1"
+[[models]]
+name = "llm"
+targets = [{{ upstream = "llm", model = "scripted" }}]
+[[agent.tools]]
+name = "read_file"
+checks = [{{ kind = "path", arg = "path", prefix = "/srv/shared" }}]
+[[agent.tools]]
+name = "send_report"
+class = "egress"
+action = "allow"
+[[agent.mcp_servers]]
+name = "files"
+url = "http://127.0.0.1:{mcp_port}/mcp"
+"#
+    );
+    let gw = harness::start_config(&config);
+    let key = gw.default_key().await;
+    let (url, k) = (gw.url.clone(), key.clone());
+    let out =
+        tokio::task::spawn_blocking(move || Command::new(py).args([&script(), "agent", &url, &k]).output().unwrap())
+            .await
+            .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let ran = std::fs::read_to_string(&calls).unwrap_or_default();
+    assert!(!ran.contains("send_report"), "the exfiltration ran: {ran}\n{v}");
+    assert!(ran.contains("q3-plan.txt"), "the agent did its task: {ran}");
+    // how it was stopped: the tainted egress call was held for a human at the model API, or the
+    // injected result never reached the model
+    let steps = v["steps"].as_array().unwrap();
+    let refused = steps.iter().find_map(|s| s["model_refused"].as_str());
+    let withheld = steps.iter().any(|s| s["tool"] == "read_file" && s["error"] == true);
+    assert!(
+        refused.is_some_and(|c| c == "approval_required" || c == "prompt_injection_detected") || withheld,
+        "{v}"
+    );
+    let dir = gw.dir.join("data").display().to_string();
+    let (code, ledger, err) = harness::run_cli(&["audit", "export", "--data-dir", &dir], &[]);
+    assert_eq!(code, 0, "{err}");
+    if refused == Some("approval_required") {
+        let stopped = ledger
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter_map(|e| e["meta"]["tool_calls"].as_array().cloned())
+            .flatten()
+            .find(|c| c["tool"] == "send_report")
+            .unwrap_or_else(|| panic!("no send_report decision in the ledger"));
+        assert_eq!(stopped["code"], "approval_required");
+        assert_eq!(stopped["escalated_by_taint"], true, "{stopped}");
+    }
+    eprintln!("agent steps: {v}");
+
+    // A model already turned against the user reads the customer list and tries to send it:
+    // the tool result tainted the exchange, so the egress call needs a human.
+    let (url, k, py) = (gw.url.clone(), key.clone(), python().unwrap());
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(py)
+            .args([&script(), "agent", &url, &k, "Tidy up the customer list."])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let steps = v["steps"].as_array().unwrap();
+    assert!(
+        steps.iter().any(|s| s["tool"] == "read_file" && s["error"] == false),
+        "{v}"
+    );
+    assert!(
+        steps
+            .iter()
+            .any(|s| s["model_refused"] == "approval_required" && s["status"] == 403),
+        "{v}"
+    );
+    let ran = std::fs::read_to_string(&calls).unwrap_or_default();
+    assert!(!ran.contains("send_report"), "the exfiltration ran: {ran}");
+    let (_, ledger, _) = harness::run_cli(&["audit", "export", "--data-dir", &dir], &[]);
+    let stopped = ledger
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|e| e["meta"]["tool_calls"].as_array().cloned())
+        .flatten()
+        .find(|c| c["tool"] == "send_report")
+        .unwrap_or_else(|| panic!("no send_report decision in the ledger"));
+    assert_eq!(stopped["code"], "approval_required");
+    assert_eq!(stopped["tainted"], true, "{stopped}");
+    assert_eq!(stopped["escalated_by_taint"], true, "{stopped}");
+    // the card number in the file was redacted before the model saw it
+    assert!(
+        !ledger.contains("4111 1111 1111 1111"),
+        "the card number is in the ledger"
+    );
+}
