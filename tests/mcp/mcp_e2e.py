@@ -6,6 +6,7 @@
                                  prints one JSON object describing what it saw
   mcp_e2e.py llm PORT            a scripted OpenAI-compatible model that does what the last
                                  tool result tells it (as a model fooled by an injection would)
+  mcp_e2e.py bench DIRECT PROXIED KEY N   tools/call latency direct vs through Rampart
   mcp_e2e.py agent GW KEY [TASK] an agent loop: the OpenAI SDK asks the model through Rampart,
                                  the MCP SDK runs the tools it picks through Rampart
 
@@ -203,7 +204,41 @@ async def agent(gw: str, key: str, task: str) -> None:
     print(json.dumps({"steps": steps}))
 
 
+async def bench(direct: str, proxied: str, key: str, n: int) -> None:
+    """tools/call latency, direct and through Rampart, interleaved in one run."""
+    import statistics
+    import time
+
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    async def one(url, headers):
+        http = httpx2.AsyncClient(headers=headers, timeout=30)
+        times = []
+        async with Client(streamable_http_client(url, http_client=http)) as c:
+            await c.list_tools(cache_mode="bypass")
+            for _ in range(n):
+                t0 = time.perf_counter()
+                await c.call_tool("search", {"query": "budget"})
+                times.append((time.perf_counter() - t0) * 1000)
+        return times
+
+    d, p = [], []
+    for _ in range(3):
+        d += await one(direct, {})
+        p += await one(proxied, {"Authorization": f"Bearer {key}"})
+    med = lambda xs: statistics.median(xs)
+    p95 = lambda xs: sorted(xs)[int(len(xs) * 0.95)]
+    print(json.dumps({"calls": len(d), "direct_ms": {"median": med(d), "p95": p95(d)},
+                      "rampart_ms": {"median": med(p), "p95": p95(p)},
+                      "added_ms_median": med(p) - med(d)}))
+
+
 if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "bench":
+        asyncio.run(bench(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])))
+        sys.exit(0)
     if sys.argv[1] == "server":
         server(int(sys.argv[2]))
     elif sys.argv[1] == "llm":

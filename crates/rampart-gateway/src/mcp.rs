@@ -467,9 +467,18 @@ impl Ctx {
             .scanner
             .scan_input(text, rampart_scan::Role::Tool)
             .injection_score;
+        // The same rule as for messages: the semantic tier reads the texts whose fast score
+        // is uncertain (or all of them, or none), per `[scan.input.injection]`.
+        let rule = &self.rt.config.scan.input.injection;
+        let [low, high] = rule.semantic_band;
+        let semantic = match rule.semantic {
+            rampart_policy::SemanticMode::Off => false,
+            rampart_policy::SemanticMode::All => true,
+            rampart_policy::SemanticMode::Uncertain => (low..=high).contains(&fast),
+        };
         match self.gw.semantic.as_ref() {
-            Some(b) => b.score(text, fast).await.map_or(1.0, |s| s.probability),
-            None => fast,
+            Some(b) if semantic => b.score(text, fast).await.map_or(1.0, |s| s.probability),
+            _ => fast,
         }
     }
 
