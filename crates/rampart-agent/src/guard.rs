@@ -107,6 +107,7 @@ struct Tool {
     schema: Option<jsonschema::Validator>,
     checks: Vec<ArgCheck>,
     limiter: Option<DefaultKeyedRateLimiter<String>>,
+    budget: Option<DefaultKeyedRateLimiter<String>>,
 }
 
 /// The compiled `[agent]` policy.
@@ -163,6 +164,11 @@ impl ToolGuard {
                 .per_minute
                 .and_then(NonZeroU32::new)
                 .map(|n| RateLimiter::keyed(Quota::per_minute(n)));
+            // n calls a day: a burst of n, refilled one every day/n.
+            let budget = t.per_day.and_then(NonZeroU32::new).and_then(|n| {
+                Quota::with_period(std::time::Duration::from_secs(86_400) / n.get())
+                    .map(|q| RateLimiter::keyed(q.allow_burst(n)))
+            });
             tools.insert(
                 t.name.clone(),
                 Tool {
@@ -173,6 +179,7 @@ impl ToolGuard {
                     schema,
                     checks: t.checks.clone(),
                     limiter,
+                    budget,
                 },
             );
         }
@@ -328,11 +335,20 @@ impl ToolGuard {
                 return stop(Code::ArgumentsRejected, why);
             }
         }
+        let who = principal_key(call.principal);
         if let Some(limiter) = &tool.limiter {
-            if limiter.check_key(&principal_key(call.principal)).is_err() {
+            if limiter.check_key(&who).is_err() {
                 return stop(
                     Code::RateLimited,
                     format!("tool `{}`: the per-minute rate is used up", call.name),
+                );
+            }
+        }
+        if let Some(budget) = &tool.budget {
+            if budget.check_key(&who).is_err() {
+                return stop(
+                    Code::RateLimited,
+                    format!("tool `{}`: the daily budget is used up", call.name),
                 );
             }
         }
@@ -449,6 +465,10 @@ checks = [{ kind = "path", arg = "/dest", prefix = "/srv/out" }]
 name = "ping"
 models = ["small"]
 per_minute = 2
+
+[[agent.tools]]
+name = "translate"
+per_day = 3
 "#;
 
     fn setup(extra_cedar: &str) -> (ToolGuard, PolicyEngine) {
@@ -549,6 +569,12 @@ per_minute = 2
         assert_eq!(code(&small(&a)), None);
         assert_eq!(code(&small(&a)), Some("tool_rate_limited"));
         assert_eq!(code(&small(&bob)), None, "rates are per principal");
+        for _ in 0..3 {
+            assert_eq!(code(&decide(&g, &e, &a, "translate", "{}", false)), None);
+        }
+        let d = decide(&g, &e, &a, "translate", "{}", false);
+        assert_eq!(code(&d), Some("tool_rate_limited"));
+        assert!(matches!(&d.verdict, Verdict::Stop { reason, .. } if reason.contains("daily budget")));
     }
 
     #[test]

@@ -156,6 +156,36 @@ pub async fn post(
     let rt = gw.runtime.load_full();
     let caller = authenticate(&gw, &rt, &headers).await?;
     let url = server_url(&rt, &server)?;
+    // The kill switch and the caller's request limits apply as on the model API (an MCP
+    // server is blocked as the model `mcp:<name>`).
+    let as_model = format!("mcp:{server}");
+    if let Some(kind) = gw
+        .blocks
+        .check(caller.key_id.as_deref(), caller.principal.user(), Some(&as_model))
+    {
+        return Err(ApiError::forbidden(
+            "blocked",
+            format!("access was blocked by an administrator ({kind})"),
+        ));
+    }
+    let limits = &rt.config.limits;
+    let mut subjects = Vec::with_capacity(2);
+    if let Some(id) = caller.key_id.as_deref() {
+        subjects.push(crate::limits::Subject {
+            scope: crate::limits::Scope::Key,
+            id,
+            quota: caller.key_limits.unwrap_or(limits.per_key),
+        });
+    }
+    subjects.push(crate::limits::Subject {
+        scope: crate::limits::Scope::User,
+        id: caller.principal.user(),
+        quota: limits.per_user,
+    });
+    let _permit = gw
+        .limiter
+        .admit(&subjects, 0)
+        .map_err(|r| ApiError::rate_limited(r.code, r.message, r.retry_after).with_headers(r.headers))?;
     // A call that could not be recorded is not made.
     crate::audit::admit(&gw)?;
     let timeout = Duration::from_millis(rt.config.server.body_timeout_ms);

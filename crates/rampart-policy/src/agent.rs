@@ -157,6 +157,9 @@ pub struct ToolRule {
     /// Calls per minute per principal.
     #[serde(default)]
     pub per_minute: Option<u32>,
+    /// Calls per day per principal (a budget; it refills evenly over the day).
+    #[serde(default)]
+    pub per_day: Option<u32>,
 }
 
 fn default_class() -> String {

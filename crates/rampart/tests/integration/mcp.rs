@@ -178,6 +178,35 @@ url = "http://127.0.0.1:{port}/mcp"
         .unwrap();
     assert_eq!(search["changed"], false, "{pins}");
 
+    // the kill switch covers MCP traffic: blocking the server as a model, or the user
+    let rpc = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}});
+    for (kind, value) in [("model", "mcp:files"), ("user", "alice")] {
+        let r = harness::client()
+            .post(format!("{}/admin/blocks", gw.url))
+            .bearer_auth(&admin)
+            .json(&json!({"kind": kind, "value": value}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let r = harness::client()
+            .post(format!("{}/mcp/files", gw.url))
+            .bearer_auth(&key)
+            .header("accept", "application/json, text/event-stream")
+            .json(&rpc)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(harness::error_code(r).await.1, "blocked", "{kind}");
+        let r = harness::client()
+            .delete(format!("{}/admin/blocks/{kind}/{value}", gw.url))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+
     // the ledger tells the story
     let dir = gw.dir.join("data").display().to_string();
     let (code, out, err) = harness::run_cli(&["audit", "export", "--data-dir", &dir], &[]);
