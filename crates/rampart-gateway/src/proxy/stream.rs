@@ -45,6 +45,10 @@ struct Relay {
     guard: Option<super::guard::StreamGuard>,
     /// Tool calls held until their choice finishes, when `[agent]` lists tools.
     tools: Option<super::tools::ToolHold>,
+    /// An approval the stream waits for, and until when.
+    waiting: Option<(String, tokio::time::Instant)>,
+    /// Events read while a call waited for approval, handled after it.
+    backlog: Vec<Event>,
     /// How the stream ended, for the ledger: decision and error code.
     end: (&'static str, Option<String>),
     /// The end record was written (or attempted).
@@ -101,6 +105,8 @@ pub(super) async fn relay(mut x: Exchange, resp: reqwest::Response, strip_usage:
     let relay = Relay {
         guard,
         tools,
+        waiting: None,
+        backlog: Vec::new(),
         x,
         upstream: Box::pin(resp.bytes_stream()),
         framer: Framer::new(MAX_EVENT),
@@ -187,53 +193,67 @@ impl Relay {
             if self.finished {
                 return None;
             }
-            // Waits for the upstream in steps, so that a block or a revocation ends the
-            // exchange within a second even while the upstream is silent.
-            let deadline = tokio::time::Instant::now() + self.x.upstream.idle_timeout;
-            let next = loop {
+            // A tool call waits for an approver: keep the client's connection alive with SSE
+            // comments, then release the call or end with the approver's answer.
+            if let Some((id, until)) = self.waiting.clone() {
+                if let Some(frame) = self.wait_for_approval(&id, until).await {
+                    return Some(frame);
+                }
+                continue;
+            }
+            let mut events = if !self.backlog.is_empty() {
+                std::mem::take(&mut self.backlog)
+            } else {
+                // Waits for the upstream in steps, so that a block or a revocation ends the
+                // exchange within a second even while the upstream is silent.
+                let deadline = tokio::time::Instant::now() + self.x.upstream.idle_timeout;
+                let next = loop {
+                    if let Some(frame) = self.revoked() {
+                        return Some(frame);
+                    }
+                    let step = deadline
+                        .saturating_duration_since(tokio::time::Instant::now())
+                        .min(REVOCATION_CHECK);
+                    match tokio::time::timeout(step, self.upstream.next()).await {
+                        Ok(next) => break Ok(next),
+                        Err(_) if tokio::time::Instant::now() >= deadline => break Err(()),
+                        Err(_) => {}
+                    }
+                };
                 if let Some(frame) = self.revoked() {
                     return Some(frame);
                 }
-                let step = deadline
-                    .saturating_duration_since(tokio::time::Instant::now())
-                    .min(REVOCATION_CHECK);
-                match tokio::time::timeout(step, self.upstream.next()).await {
-                    Ok(next) => break Ok(next),
-                    Err(_) if tokio::time::Instant::now() >= deadline => break Err(()),
-                    Err(_) => {}
-                }
-            };
-            if let Some(frame) = self.revoked() {
-                return Some(frame);
-            }
-            let chunk = match next {
-                Err(()) => return Some(self.fail("timeout", "upstream_timeout", "the model API stopped sending")),
-                Ok(None) => {
+                let chunk = match next {
+                    Err(()) => return Some(self.fail("timeout", "upstream_timeout", "the model API stopped sending")),
+                    Ok(None) => {
+                        return Some(self.fail(
+                            "stream_truncated",
+                            "upstream_stream_truncated",
+                            "the model API's stream ended before it was complete",
+                        ))
+                    }
+                    Ok(Some(Err(_))) => {
+                        return Some(self.fail(
+                            "stream_broken",
+                            "upstream_stream_broken",
+                            "the model API's stream broke off",
+                        ))
+                    }
+                    Ok(Some(Ok(chunk))) => chunk,
+                };
+                let mut events = std::mem::take(&mut self.events);
+                if self.framer.push(&chunk, &mut events).is_err() {
                     return Some(self.fail(
-                        "stream_truncated",
-                        "upstream_stream_truncated",
-                        "the model API's stream ended before it was complete",
-                    ))
+                        "invalid_response",
+                        "upstream_invalid_response",
+                        "the model API sent an invalid event stream",
+                    ));
                 }
-                Ok(Some(Err(_))) => {
-                    return Some(self.fail(
-                        "stream_broken",
-                        "upstream_stream_broken",
-                        "the model API's stream broke off",
-                    ))
-                }
-                Ok(Some(Ok(chunk))) => chunk,
+                events
             };
-            let mut events = std::mem::take(&mut self.events);
-            if self.framer.push(&chunk, &mut events).is_err() {
-                return Some(self.fail(
-                    "invalid_response",
-                    "upstream_invalid_response",
-                    "the model API sent an invalid event stream",
-                ));
-            }
             let mut out = BytesMut::new();
-            for ev in events.drain(..) {
+            while !events.is_empty() {
+                let ev = events.remove(0);
                 if ev.data == "[DONE]" {
                     if let Some(g) = self.guard.as_mut() {
                         match g.flush(&self.x.gw) {
@@ -321,6 +341,19 @@ impl Relay {
                 let data = match self.tools.as_mut().map(|h| h.chunk(&data)) {
                     None => data,
                     Some(Ok(d)) => d,
+                    Some(Err(stopped))
+                        if stopped.code() == "approval_required"
+                            && self.tools.as_ref().is_some_and(|h| !h.hold().is_zero()) =>
+                    {
+                        // held for an approver: the rest of this read waits with it
+                        let id = stopped.approval().unwrap_or_default().to_string();
+                        let until =
+                            tokio::time::Instant::now() + self.tools.as_ref().map(|h| h.hold()).unwrap_or_default();
+                        self.backlog = std::mem::take(&mut events);
+                        self.waiting = Some((id.clone(), until));
+                        out.extend_from_slice(format!(": waiting for approval {id}\n\n").as_bytes());
+                        return Some(out.freeze());
+                    }
                     Some(Err(stopped)) => {
                         out.extend_from_slice(&self.blocked(&stopped));
                         return Some(out.freeze());
@@ -344,6 +377,59 @@ impl Relay {
             if !out.is_empty() {
                 return Some(out.freeze());
             }
+        }
+    }
+
+    /// Polls the approval for up to a few seconds: the held chunk when it is granted, the
+    /// approver's refusal, or a keep-alive comment while it is pending (`None` never: a frame
+    /// always goes out, so the client sees the stream alive).
+    async fn wait_for_approval(&mut self, id: &str, until: tokio::time::Instant) -> Option<Bytes> {
+        let step_end = (tokio::time::Instant::now() + std::time::Duration::from_secs(5)).min(until);
+        loop {
+            let status = match self.tools.as_ref() {
+                Some(h) => h
+                    .gateway()
+                    .store
+                    .approval(id, crate::state::now())
+                    .ok()
+                    .flatten()
+                    .map(|a| a.status),
+                None => None,
+            };
+            match status.as_deref() {
+                Some("approved") => {
+                    self.waiting = None;
+                    let resumed = self.tools.as_mut().map(|h| h.resume(id));
+                    return Some(match resumed {
+                        Some(Ok(data)) => Bytes::from(format!("data: {data}\n\n")),
+                        Some(Err(b)) => self.blocked(&b),
+                        None => Bytes::new(),
+                    });
+                }
+                Some("pending") if tokio::time::Instant::now() < until => {}
+                Some("pending") => {
+                    self.waiting = None;
+                    let b = super::guard::OutputBlocked::Tool {
+                        code: "approval_required",
+                        message: format!("nobody decided on approval {id} in time; resend the conversation with the header `x-rampart-approval: {id}` once it is approved"),
+                        approval: Some(id.to_string()),
+                    };
+                    return Some(self.blocked(&b));
+                }
+                _ => {
+                    self.waiting = None;
+                    let b = super::guard::OutputBlocked::Tool {
+                        code: "approval_denied",
+                        message: format!("approval {id} was denied or expired"),
+                        approval: Some(id.to_string()),
+                    };
+                    return Some(self.blocked(&b));
+                }
+            }
+            if tokio::time::Instant::now() >= step_end {
+                return Some(Bytes::from(format!(": waiting for approval {id}\n\n")));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
     }
 

@@ -309,6 +309,8 @@ struct Held {
 /// Holds streamed tool calls until their choice finishes.
 pub(crate) struct ToolHold {
     check: ToolCheck,
+    /// A finishing chunk whose calls wait for an approver (their deltas already taken).
+    pending: Option<Map<String, Value>>,
     /// `(choice, Some(tool index))` for tool calls, `(choice, None)` for `function_call`.
     held: BTreeMap<(u64, Option<u64>), Held>,
 }
@@ -321,6 +323,7 @@ impl ToolHold {
     pub(crate) fn new(check: ToolCheck) -> ToolHold {
         ToolHold {
             check,
+            pending: None,
             held: BTreeMap::new(),
         }
     }
@@ -332,6 +335,7 @@ impl ToolHold {
             return Ok(data.to_owned());
         };
         let mut touched = false;
+        let mut waiting = None;
         if let Some(Value::Array(choices)) = v.get_mut("choices") {
             for c in choices.iter_mut() {
                 let Value::Object(c) = c else { continue };
@@ -339,13 +343,63 @@ impl ToolHold {
                 if let Some(Value::Object(delta)) = c.get_mut("delta") {
                     touched |= self.take(idx, delta)?;
                 }
+            }
+            for c in choices.iter_mut() {
+                let Value::Object(c) = c else { continue };
+                let idx = c.get("index").and_then(Value::as_u64).unwrap_or(0);
                 if c.get("finish_reason").is_some_and(|f| !f.is_null()) {
-                    touched |= self.release(idx, c)?;
+                    match self.release(idx, c) {
+                        Ok(t) => touched |= t,
+                        Err(e) if self.may_wait(&e) => waiting = Some(e),
+                        Err(e) => return Err(e),
+                    }
                 }
             }
         }
+        if let Some(e) = waiting {
+            self.pending = Some(v);
+            return Err(e);
+        }
         if !touched {
             return Ok(data.to_owned());
+        }
+        serde_json::to_string(&Value::Object(v))
+            .map_err(|_| tool_stop("tool_not_allowed", "a tool call could not be re-encoded", None))
+    }
+
+    /// A refusal the stream may wait out: a new approval request, when `hold_seconds` allows.
+    fn may_wait(&self, e: &OutputBlocked) -> bool {
+        e.code() == "approval_required"
+            && e.approval().is_some()
+            && self.check.rt.config.agent.approval.hold_seconds > 0
+            && self.pending.is_none()
+    }
+
+    /// How long a stream may wait for an approver.
+    pub(crate) fn hold(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.check.rt.config.agent.approval.hold_seconds)
+    }
+
+    /// The gateway, for polling an approval.
+    pub(crate) fn gateway(&self) -> &Gateway {
+        &self.check.gw
+    }
+
+    /// After approval `id` was granted: the held chunk, its calls decided again (the approved
+    /// one now goes through, once) and put back.
+    pub(crate) fn resume(&mut self, id: &str) -> Result<String, OutputBlocked> {
+        let Some(mut v) = self.pending.take() else {
+            return Err(tool_stop("tool_not_allowed", "no held tool call to resume", None));
+        };
+        self.check.approval = Some(id.to_string());
+        if let Some(Value::Array(choices)) = v.get_mut("choices") {
+            for c in choices.iter_mut() {
+                let Value::Object(c) = c else { continue };
+                let idx = c.get("index").and_then(Value::as_u64).unwrap_or(0);
+                if c.get("finish_reason").is_some_and(|f| !f.is_null()) {
+                    self.release(idx, c)?;
+                }
+            }
         }
         serde_json::to_string(&Value::Object(v))
             .map_err(|_| tool_stop("tool_not_allowed", "a tool call could not be re-encoded", None))
@@ -383,11 +437,17 @@ impl ToolHold {
         if keys.is_empty() {
             return Ok(false);
         }
+        // Every call is decided before any is released (a call held for approval keeps the
+        // choice's calls, so that they can be released together once it is approved).
+        for k in &keys {
+            if let Some(h) = self.held.get(k) {
+                self.check.check(&h.name, &h.arguments)?;
+            }
+        }
         let mut tool_calls = Vec::new();
         let mut function_call = None;
         for k in keys {
             let Some(h) = self.held.remove(&k) else { continue };
-            self.check.check(&h.name, &h.arguments)?;
             match k.1 {
                 Some(ti) => {
                     let mut call = Map::new();

@@ -582,6 +582,55 @@ async fn a_held_answer_waits_for_the_approver_and_requests_are_announced_and_exp
     let resp = waiting.await.unwrap();
     assert_eq!(resp.status(), 200, "the held answer went through once approved");
 
+    // a stream waits too, kept alive with SSE comments, and releases the call when approved
+    let args = r#"{"to": "dan", "amount": 7}"#;
+    let streamed = tokio::spawn({
+        let (url, key) = (gw.url.clone(), key.clone());
+        async move {
+            harness::client()
+                .post(format!("{url}/v1/chat/completions"))
+                .bearer_auth(&key)
+                .json(&body("pay", args, true, false))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    });
+    let mut approved = false;
+    for _ in 0..100 {
+        let list: Value = gw
+            .get("/admin/approvals?status=pending", &admin)
+            .await
+            .json()
+            .await
+            .unwrap();
+        if let Some(id) = list["data"]
+            .as_array()
+            .and_then(|d| d.first())
+            .and_then(|a| a["id"].as_str())
+        {
+            let r = harness::client()
+                .post(format!("{}/admin/approvals/{id}/approve", gw.url))
+                .bearer_auth(&admin)
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            approved = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(approved);
+    let raw = streamed.await.unwrap();
+    assert!(raw.contains(": waiting for approval apr_"), "{raw}");
+    let (name, got) = reassemble(&raw).unwrap_or_else(|e| panic!("{e}\n{raw}"));
+    assert_eq!((name.as_str(), got.as_str()), ("pay", args));
+
     // expiry
     let gw = harness::start_config(&config(addr, "[agent.approval]\nexpires_seconds = 1\n"));
     let key = gw.default_key().await;
