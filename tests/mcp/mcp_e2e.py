@@ -97,9 +97,14 @@ async def client(url: str, key: str) -> None:
         tools = await c.list_tools(cache_mode="bypass")
         out["tools"] = sorted(t.name for t in tools.tools)
 
+        progress = []
+
+        async def on_progress(value, total=None, message=None):
+            progress.append(message)
+
         async def call(name, args):
             try:
-                r = await c.call_tool(name, args)
+                r = await c.call_tool(name, args, progress_callback=on_progress)
                 texts = [getattr(x, "text", "") for x in r.content]
                 return {"ok": not r.is_error, "text": " ".join(texts)}
             except Exception as e:  # the SDK raises on JSON-RPC errors
@@ -113,6 +118,7 @@ async def client(url: str, key: str) -> None:
         out["search_injected"] = await call("search", {"query": "notes"})
         # the session now holds untrusted content: egress needs a human
         out["send_after_taint"] = await call("send_report", {"to": "boss@example.com", "body": "q3"})
+        out["progress"] = progress
         out["change"] = await call("change", {})
         tools = await c.list_tools(cache_mode="bypass")
         out["tools_after_change"] = sorted(t.name for t in tools.tools)

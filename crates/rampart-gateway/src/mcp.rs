@@ -144,6 +144,8 @@ struct Ctx {
     methods: HashMap<String, String>,
     /// Decisions for the ledger.
     calls: Vec<Value>,
+    /// Where progress notifications go while a call waits for an approver.
+    progress: Progress,
 }
 
 /// `POST /mcp/<server>`.
@@ -192,6 +194,90 @@ pub async fn post(
     let bytes = read_body(body, &headers, rt.config.limits.max_body_bytes, timeout).await?;
     let message: Value = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::invalid_request("invalid_json", format!("the body is not JSON-RPC: {e}")))?;
+    // A `tools/call` with a progress token, from a client that reads event streams, is
+    // answered as a stream at once: if it waits for an approver, progress notifications keep
+    // the agent informed (and its connection alive) until the answer follows.
+    let token = message.pointer("/params/_meta/progressToken").cloned();
+    let sse = headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/event-stream"));
+    let progress = match token {
+        Some(t)
+            if sse
+                && message.get("method").and_then(Value::as_str) == Some("tools/call")
+                && rt.config.agent.approval.hold_seconds > 0 =>
+        {
+            Some(t)
+        }
+        _ => None,
+    };
+    if let Some(token) = progress {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+        let progress_tx = tx.clone();
+        tokio::spawn(async move {
+            let answer = exchange(
+                gw,
+                rt,
+                caller,
+                server,
+                url,
+                headers,
+                message,
+                Some((token, progress_tx)),
+            )
+            .await;
+            let frames = match answer {
+                Ok(r) => {
+                    let is_sse = r
+                        .headers()
+                        .get(http::header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .is_some_and(|c| c.starts_with("text/event-stream"));
+                    let body = axum::body::to_bytes(r.into_body(), MAX_MESSAGE * 4)
+                        .await
+                        .unwrap_or_default();
+                    if is_sse || body.is_empty() {
+                        body
+                    } else {
+                        Bytes::from(format!("data: {}\n\n", String::from_utf8_lossy(&body)))
+                    }
+                }
+                Err(e) => Bytes::from(format!(
+                    "data: {}\n\n",
+                    json!({"jsonrpc": "2.0", "id": Value::Null, "error": {"code": -32603, "message": e.message()}})
+                )),
+            };
+            let _ = tx.send(frames).await;
+        });
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
+        });
+        let mut r = Response::new(Body::from_stream(stream));
+        r.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("text/event-stream"),
+        );
+        return Ok(r);
+    }
+    exchange(gw, rt, caller, server, url, headers, message, None).await
+}
+
+/// Progress notifications for a call that waits: the client's token and where to send them.
+type Progress = Option<(Value, tokio::sync::mpsc::Sender<Bytes>)>;
+
+/// One POST's messages: decided, forwarded, and the answers inspected.
+#[allow(clippy::too_many_arguments)]
+async fn exchange(
+    gw: Arc<Gateway>,
+    rt: Arc<crate::state::Runtime>,
+    caller: crate::auth::Caller,
+    server: String,
+    url: String,
+    headers: HeaderMap,
+    message: Value,
+    progress: Progress,
+) -> Result<Response, ApiError> {
     let session = headers
         .get("mcp-session-id")
         .and_then(|v| v.to_str().ok())
@@ -204,6 +290,7 @@ pub async fn post(
         server: server.clone(),
         methods: HashMap::new(),
         calls: Vec::new(),
+        progress,
     };
     // Requests are decided first; refused ones are answered here and never forwarded.
     let batch = message.is_array();
@@ -439,7 +526,7 @@ impl Ctx {
         };
         let hold = self.rt.config.agent.approval.hold_seconds;
         let decided = if hold > 0 {
-            approvals::wait(&self.gw, &req.id, Duration::from_secs(hold)).await
+            self.wait_with_progress(&req.id, Duration::from_secs(hold)).await
         } else {
             None
         };
@@ -471,6 +558,28 @@ impl Ctx {
                     ),
                     Some(&req.id),
                 ))
+            }
+        }
+    }
+
+    /// Waits for the approver, sending an MCP progress notification every two seconds when
+    /// the client gave a progress token.
+    async fn wait_with_progress(&self, id: &str, hold: Duration) -> Option<bool> {
+        let until = tokio::time::Instant::now() + hold;
+        let mut n = 0u64;
+        loop {
+            if let Some((token, tx)) = &self.progress {
+                n += 1;
+                let note = json!({"jsonrpc": "2.0", "method": "notifications/progress", "params": {
+                    "progressToken": token, "progress": n,
+                    "message": format!("waiting for a human to approve this call ({id})")}});
+                let _ = tx.send(Bytes::from(format!("data: {note}\n\n"))).await;
+            }
+            let left = until.saturating_duration_since(tokio::time::Instant::now());
+            match approvals::wait(&self.gw, id, left.min(Duration::from_secs(2))).await {
+                Some(d) => return Some(d),
+                None if left <= Duration::from_secs(2) => return None,
+                None => {}
             }
         }
     }

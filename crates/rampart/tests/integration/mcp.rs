@@ -150,6 +150,13 @@ url = "http://127.0.0.1:{port}/mcp"
     );
     // after untrusted content, egress waited for (and got) a human's approval
     assert_eq!(v["send_after_taint"]["ok"], true, "{v}");
+    // while it waited, the SDK got MCP progress notifications
+    assert!(
+        v["progress"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|m| m.as_str().is_some_and(|m| m.contains("approve")))),
+        "{v}"
+    );
     // the rug pull: `search` changed after it was pinned, so it is hidden
     assert_eq!(
         v["tools_after_change"],
