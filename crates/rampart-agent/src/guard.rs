@@ -268,6 +268,7 @@ impl ToolGuard {
             class: tool.class.clone(),
             model: model.to_string(),
             tainted: false,
+            arguments: None,
         };
         let d = engine.authorize_tool(principal, &request);
         if d.allowed() {
@@ -297,22 +298,23 @@ impl ToolGuard {
                 format!("tool `{}` is not allowed for model `{}`", call.name, call.model),
             );
         }
+        let args: Value = match serde_json::from_str(call.arguments) {
+            Ok(v @ Value::Object(_)) => v,
+            Ok(_) => return stop(Code::ArgumentsRejected, "the arguments are not a JSON object"),
+            Err(e) => return stop(Code::ArgumentsRejected, format!("the arguments are not JSON ({e})")),
+        };
         let request = ToolRequest {
             tool: call.name.to_string(),
             class: tool.class.clone(),
             model: call.model.to_string(),
             tainted: call.tainted,
+            arguments: Some(args.clone()),
         };
         let d = engine.authorize_tool(call.principal, &request);
         if !d.allowed() {
             policies.clone_from(&d.policies);
             return stop(Code::NotAllowed, format!("tool `{}`: {d}", call.name));
         }
-        let args: Value = match serde_json::from_str(call.arguments) {
-            Ok(v @ Value::Object(_)) => v,
-            Ok(_) => return stop(Code::ArgumentsRejected, "the arguments are not a JSON object"),
-            Err(e) => return stop(Code::ArgumentsRejected, format!("the arguments are not JSON ({e})")),
-        };
         if let Some(schema) = &tool.schema {
             let errors: Vec<String> = schema
                 .iter_errors(&args)

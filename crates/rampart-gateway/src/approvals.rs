@@ -57,6 +57,9 @@ pub struct Approval {
     pub decided_at: Option<i64>,
     /// The approver's note.
     pub note: String,
+    /// What the approver should know of the exchange: the scanners' findings so far (input
+    /// and output), and where the call came from.
+    pub context: Value,
 }
 
 impl Approval {
@@ -162,6 +165,7 @@ pub fn request(
     tainted: bool,
     request_id: &str,
     hash: &str,
+    context: Value,
 ) -> Option<Approval> {
     let cfg = gw.runtime.load().config.agent.approval.clone();
     let t = now();
@@ -182,6 +186,7 @@ pub fn request(
         decided_by: None,
         decided_at: None,
         note: String::new(),
+        context,
     };
     if let Err(e) = gw.store.insert_approval(&a) {
         tracing::error!(error = %e, "cannot record an approval request");

@@ -514,7 +514,17 @@ impl Ctx {
             }
         }
         let Some(req) = approvals::request(
-            &self.gw, &principal, &model, &name, &d.class, &arguments, &reason, tainted, "mcp", &hash,
+            &self.gw,
+            &principal,
+            &model,
+            &name,
+            &d.class,
+            &arguments,
+            &reason,
+            tainted,
+            "mcp",
+            &hash,
+            json!({"via": "MCP", "server": self.server, "escalated_by_taint": d.escalated_by_taint}),
         ) else {
             self.calls.push(record);
             return Err(rpc_error(

@@ -69,7 +69,8 @@ CREATE TABLE IF NOT EXISTS approvals (
     expires_at  INTEGER NOT NULL,
     decided_by  TEXT,
     decided_at  INTEGER,
-    note        TEXT NOT NULL DEFAULT ''
+    note        TEXT NOT NULL DEFAULT '',
+    context     TEXT NOT NULL DEFAULT '{}'
 );
 CREATE TABLE IF NOT EXISTS mcp_pins (
     server      TEXT NOT NULL,
@@ -246,11 +247,11 @@ impl Store {
     pub fn insert_approval(&self, a: &crate::approvals::Approval) -> Result<(), StoreError> {
         self.with(|c| {
             c.execute(
-                "INSERT INTO approvals (id, call_hash, principal, model, tool, class, arguments, reason, tainted, request_id, status, created_at, expires_at, note)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, '')",
+                "INSERT INTO approvals (id, call_hash, principal, model, tool, class, arguments, reason, tainted, request_id, status, created_at, expires_at, note, context)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, '', ?14)",
                 params![
                     a.id, a.call_hash, a.principal, a.model, a.tool, a.class, a.arguments, a.reason,
-                    a.tainted, a.request_id, a.status, a.created_at, a.expires_at
+                    a.tainted, a.request_id, a.status, a.created_at, a.expires_at, a.context.to_string()
                 ],
             )?;
             Ok(())
@@ -263,7 +264,7 @@ impl Store {
         self.with(|c| {
             let mut stmt = c.prepare(
                 "SELECT id, call_hash, principal, model, tool, class, arguments, reason, tainted, request_id, status,
-                        created_at, expires_at, decided_by, decided_at, note FROM approvals ORDER BY created_at DESC, id LIMIT 1000",
+                        created_at, expires_at, decided_by, decided_at, note, context FROM approvals ORDER BY created_at DESC, id LIMIT 1000",
             )?;
             let rows = stmt.query_map([], approval_row)?;
             let mut out = Vec::new();
@@ -282,7 +283,7 @@ impl Store {
         self.with(|c| {
             Ok(c.query_row(
                 "SELECT id, call_hash, principal, model, tool, class, arguments, reason, tainted, request_id, status,
-                        created_at, expires_at, decided_by, decided_at, note FROM approvals WHERE id = ?1",
+                        created_at, expires_at, decided_by, decided_at, note, context FROM approvals WHERE id = ?1",
                 params![id],
                 approval_row,
             )
@@ -479,6 +480,7 @@ fn approval_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<crate::approvals::App
         decided_by: r.get(13)?,
         decided_at: r.get(14)?,
         note: r.get(15)?,
+        context: serde_json::from_str(&r.get::<_, String>(16)?).unwrap_or_default(),
     })
 }
 

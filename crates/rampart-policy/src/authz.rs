@@ -178,6 +178,25 @@ pub struct ToolRequest {
     pub model: String,
     /// Untrusted content is in the exchange.
     pub tainted: bool,
+    /// The call's arguments, for policies that read `context.arguments` (numbers that are not
+    /// integers become strings and nulls are left out: Cedar has neither).
+    pub arguments: Option<serde_json::Value>,
+}
+
+/// JSON as Cedar can hold it: non-integer numbers as strings, nulls left out.
+fn cedar_value(v: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) if n.as_i64().is_none() => Value::String(n.to_string()),
+        Value::Array(a) => Value::Array(a.iter().filter(|x| !x.is_null()).map(cedar_value).collect()),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(_, x)| !x.is_null())
+                .map(|(k, x)| (k.clone(), cedar_value(x)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
 }
 
 /// Entity type names, parsed once (parsing Cedar names per request would cost more than the
@@ -242,6 +261,9 @@ pub struct PolicyEngine {
     action_uids: HashMap<Action, EntityUid>,
     types: Types,
     cache: DecisionCache,
+    /// Some policy reads `context.arguments`: tool decisions then depend on the arguments and
+    /// are not cached.
+    reads_arguments: bool,
 }
 
 impl fmt::Debug for PolicyEngine {
@@ -311,6 +333,7 @@ impl PolicyEngine {
             action_uids,
             types,
             cache: RwLock::new(HashMap::new()),
+            reads_arguments: sources.iter().any(|(_, t)| t.contains("context.arguments")),
         })
     }
 
@@ -351,6 +374,13 @@ impl PolicyEngine {
     /// Decides whether `principal` may make this tool call. Cedar sees the tool (`name`,
     /// `class`) as the resource and `{model, class, tainted}` as the context.
     pub fn authorize_tool(&self, principal: &Principal, call: &ToolRequest) -> Decision {
+        if self.reads_arguments && call.arguments.is_some() {
+            return self.try_authorize_tool(principal, call).unwrap_or_else(|e| Decision {
+                allowed: false,
+                policies: vec![],
+                errors: vec![e],
+            });
+        }
         let key = (
             principal.clone(),
             Action::ToolCall,
@@ -387,18 +417,14 @@ impl PolicyEngine {
             ),
         ]);
         entities.push(Entity::new(resource.clone(), attrs, HashSet::new()).map_err(|e| e.to_string())?);
-        let context = Context::from_pairs([
-            (
-                "model".to_string(),
-                RestrictedExpression::new_string(call.model.clone()),
-            ),
-            (
-                "class".to_string(),
-                RestrictedExpression::new_string(call.class.clone()),
-            ),
-            ("tainted".to_string(), RestrictedExpression::new_bool(call.tainted)),
-        ])
-        .map_err(|e| e.to_string())?;
+        let mut ctx = serde_json::json!({"model": call.model, "class": call.class, "tainted": call.tainted});
+        if self.reads_arguments {
+            ctx["arguments"] = call
+                .arguments
+                .as_ref()
+                .map_or_else(|| serde_json::json!({}), cedar_value);
+        }
+        let context = Context::from_json_value(ctx, None).map_err(|e| e.to_string())?;
         self.decide(principal_uid, Action::ToolCall, resource, context, entities)
     }
 
@@ -589,11 +615,30 @@ mod tests {
             class: "egress".into(),
             model: "m".into(),
             tainted,
+            arguments: None,
         };
         assert!(e.authorize_tool(&key(&[]), &call(false)).allowed());
         let d = e.authorize_tool(&key(&[]), &call(true));
         assert!(!d.allowed());
         assert_eq!(d.policies, vec!["no-egress-when-tainted".to_string()]);
+    }
+
+    #[test]
+    fn policies_can_read_a_tool_calls_arguments() {
+        let e = engine(
+            "@id(\"small-refunds\")\nforbid(principal, action == Rampart::Action::\"tool.call\", resource == Rampart::Tool::\"refund\") when { context.arguments.amount > 100 };",
+        );
+        let call = |amount: serde_json::Value| ToolRequest {
+            tool: "refund".into(),
+            class: "payment".into(),
+            model: "m".into(),
+            tainted: false,
+            arguments: Some(serde_json::json!({"amount": amount, "note": null, "rate": 1.5})),
+        };
+        assert!(e.authorize_tool(&key(&[]), &call(serde_json::json!(50))).allowed());
+        let d = e.authorize_tool(&key(&[]), &call(serde_json::json!(500)));
+        assert!(!d.allowed());
+        assert_eq!(d.policies, vec!["small-refunds".to_string()]);
     }
 
     #[test]

@@ -179,6 +179,16 @@ impl ToolCheck {
                 ))
             }
             Resent::Other => {
+                let findings: Vec<String> = self
+                    .trail
+                    .lock()
+                    .map(|t| {
+                        t.findings
+                            .iter()
+                            .map(|f| format!("{}:{}:{}", f.direction, f.detector, f.kind))
+                            .collect()
+                    })
+                    .unwrap_or_default();
                 let filed = approvals::request(
                     &self.gw,
                     &principal,
@@ -190,6 +200,7 @@ impl ToolCheck {
                     self.tainted,
                     &self.request_id,
                     &hash,
+                    json!({"via": "model API", "findings": findings, "escalated_by_taint": d.escalated_by_taint}),
                 );
                 match filed {
                     Some(a) => {
