@@ -337,7 +337,7 @@ impl ToolGuard {
                 return stop(Code::ArgumentsRejected, why);
             }
         }
-        let who = principal_key(call.principal);
+        let who = call.principal.label();
         if let Some(limiter) = &tool.limiter {
             if limiter.check_key(&who).is_err() {
                 return stop(
@@ -418,13 +418,6 @@ fn principal_matches(rule: &str, p: &Principal) -> bool {
         (Some(("group", g)), Principal::User { groups, .. }) => groups.iter().any(|x| x == g),
         (Some(("group", "admins")), Principal::Key { admin: true, .. }) => true,
         _ => false,
-    }
-}
-
-fn principal_key(p: &Principal) -> String {
-    match p {
-        Principal::Key { id, .. } => format!("key:{id}"),
-        Principal::User { id, .. } => format!("user:{id}"),
     }
 }
 

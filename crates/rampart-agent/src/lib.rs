@@ -35,3 +35,4 @@ mod guard;
 pub mod mcp;
 
 pub use guard::{Call, Code, Decision, GuardError, ToolGuard, Verdict};
+pub use mcp::canonical;

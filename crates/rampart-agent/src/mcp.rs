@@ -5,8 +5,9 @@
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-/// JSON with object keys sorted.
-fn canonical(v: &Value) -> Value {
+/// JSON with object keys sorted at every level, so that the same value hashes the same
+/// however its writer ordered it (a pinned definition, an approved call's arguments).
+pub fn canonical(v: &Value) -> Value {
     match v {
         Value::Object(m) => {
             let mut keys: Vec<&String> = m.keys().collect();

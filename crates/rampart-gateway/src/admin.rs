@@ -78,10 +78,7 @@ pub(crate) async fn admit_pub(gw: &Gateway, headers: &HeaderMap, action: Action)
 }
 
 pub(crate) fn who(c: &Caller) -> String {
-    match &c.principal {
-        rampart_policy::Principal::Key { id, .. } => format!("key:{id}"),
-        rampart_policy::Principal::User { id, .. } => format!("user:{id}"),
-    }
+    c.principal.label()
 }
 
 fn store_error(e: StoreError) -> ApiError {

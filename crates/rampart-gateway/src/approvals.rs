@@ -72,29 +72,10 @@ impl Approval {
     }
 }
 
-/// JSON with object keys sorted, so that the same arguments hash the same however written.
-pub fn canonical(v: &Value) -> String {
-    fn sort(v: &Value) -> Value {
-        match v {
-            Value::Object(m) => {
-                let mut keys: Vec<&String> = m.keys().collect();
-                keys.sort();
-                let mut out = serde_json::Map::new();
-                for k in keys {
-                    out.insert(k.clone(), sort(&m[k]));
-                }
-                Value::Object(out)
-            }
-            Value::Array(a) => Value::Array(a.iter().map(sort).collect()),
-            other => other.clone(),
-        }
-    }
-    sort(v).to_string()
-}
-
 /// The hash an approval is bound to.
 pub fn call_hash(principal: &str, tool: &str, arguments: &str, conversation: &str) -> String {
-    let args = serde_json::from_str::<Value>(arguments).map_or_else(|_| arguments.to_string(), |v| canonical(&v));
+    let args = serde_json::from_str::<Value>(arguments)
+        .map_or_else(|_| arguments.to_string(), |v| rampart_agent::canonical(&v).to_string());
     let mut h = Sha256::new();
     for part in [principal, tool, &args, conversation] {
         h.update((part.len() as u64).to_le_bytes());
@@ -105,7 +86,10 @@ pub fn call_hash(principal: &str, tool: &str, arguments: &str, conversation: &st
 
 /// A digest of the conversation (the request's messages) a call came from.
 pub fn conversation_hash(body: &serde_json::Map<String, Value>) -> String {
-    let messages = body.get("messages").map(canonical).unwrap_or_default();
+    let messages = body
+        .get("messages")
+        .map(|m| rampart_agent::canonical(m).to_string())
+        .unwrap_or_default();
     hex(&Sha256::digest(messages.as_bytes()))
 }
 

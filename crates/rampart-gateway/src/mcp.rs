@@ -76,13 +76,6 @@ impl Taint {
     }
 }
 
-fn principal_key(p: &Principal) -> String {
-    match p {
-        Principal::Key { id, .. } => format!("key:{id}"),
-        Principal::User { id, .. } => format!("user:{id}"),
-    }
-}
-
 fn rpc_error(id: &Value, code: &str, message: &str, approval: Option<&str>) -> Value {
     let mut data = json!({"code": code});
     if let Some(a) = approval {
@@ -285,7 +278,7 @@ async fn exchange(
     let mut ctx = Ctx {
         gw: gw.clone(),
         rt: rt.clone(),
-        taint_key: format!("{}|{server}|{session}", principal_key(&caller.principal)),
+        taint_key: format!("{}|{server}|{session}", caller.principal.label()),
         principal: caller.principal.clone(),
         server: server.clone(),
         methods: HashMap::new(),
@@ -318,7 +311,7 @@ async fn exchange(
         } else {
             answered.pop().unwrap_or(Value::Null)
         };
-        return Ok(json_response(StatusCode::OK, &body, None));
+        return Ok(json_response(StatusCode::OK, &body));
     }
     let out = if batch {
         Value::Array(forward)
@@ -396,7 +389,7 @@ async fn exchange(
             all.extend(answered);
             v = Value::Array(all);
         }
-        json_response(status, &v, None)
+        json_response(status, &v)
     };
     if let Some(s) = session_out {
         answer.headers_mut().insert("mcp-session-id", s);
@@ -427,7 +420,7 @@ async fn read_capped(resp: reqwest::Response) -> Result<Bytes, ApiError> {
     Ok(Bytes::from(out))
 }
 
-fn json_response(status: StatusCode, v: &Value, _session: Option<&str>) -> Response {
+fn json_response(status: StatusCode, v: &Value) -> Response {
     let mut r = Response::new(Body::from(v.to_string()));
     *r.status_mut() = status;
     r.headers_mut().insert(
@@ -504,9 +497,9 @@ impl Ctx {
             return Err(rpc_error(&id, code.as_str(), &reason, None));
         }
         // Approval: bound to this caller, tool, arguments and server.
-        let principal = principal_key(&self.principal);
+        let principal = self.principal.label();
         let hash = approvals::call_hash(&principal, &name, &arguments, &format!("mcp:{}", self.server));
-        if let Some(a) = self.gw.store.approved_for(&hash, now()).ok().flatten() {
+        if let Some(a) = self.gw.store.approved_for(&hash).ok().flatten() {
             if approvals::resent(&self.gw, &a, &hash) == Resent::Approved(a.clone()) {
                 record["approval"] = json!({"id": a, "status": "used"});
                 self.calls.push(record);
@@ -766,7 +759,7 @@ impl Ctx {
             ts_ms: now() * 1000,
             request_id: String::new(),
             endpoint: "mcp",
-            principal: Some(principal_key(&self.principal)),
+            principal: Some(self.principal.label()),
             subject: self.principal.user().to_string(),
             model: format!("mcp:{}", self.server),
             tool_calls: self.calls.clone(),

@@ -318,8 +318,7 @@ impl Store {
 
     /// An approved, unused request for the call with `call_hash` (MCP calls, which cannot
     /// carry the approval's id, are matched by the call itself).
-    pub fn approved_for(&self, call_hash: &str, now: i64) -> Result<Option<String>, StoreError> {
-        let _ = now;
+    pub fn approved_for(&self, call_hash: &str) -> Result<Option<String>, StoreError> {
         self.with(|c| {
             Ok(c.query_row(
                 "SELECT id FROM approvals WHERE call_hash = ?1 AND status = 'approved' ORDER BY decided_at LIMIT 1",

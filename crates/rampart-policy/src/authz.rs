@@ -50,6 +50,14 @@ impl Principal {
             Principal::User { id, .. } => id,
         }
     }
+
+    /// `key:ID` or `user:NAME`: how logs, the ledger, limits and approvals name a principal.
+    pub fn label(&self) -> String {
+        match self {
+            Principal::Key { id, .. } => format!("key:{id}"),
+            Principal::User { id, .. } => format!("user:{id}"),
+        }
+    }
 }
 
 /// What is being done.
@@ -181,6 +189,15 @@ pub struct ToolRequest {
     /// The call's arguments, for policies that read `context.arguments` (numbers that are not
     /// integers become strings and nulls are left out: Cedar has neither).
     pub arguments: Option<serde_json::Value>,
+}
+
+/// An evaluation that failed: denied, with the error.
+fn denial(e: String) -> Decision {
+    Decision {
+        allowed: false,
+        policies: vec![],
+        errors: vec![e],
+    }
 }
 
 /// JSON as Cedar can hold it: non-integer numbers as strings, nulls left out.
@@ -351,17 +368,15 @@ impl PolicyEngine {
     pub fn authorize(&self, principal: &Principal, action: Action, model: &str) -> Decision {
         let model = if action.is_inference() { model } else { "" };
         let key = (principal.clone(), action, model.to_string());
+        self.cached(key, || self.try_authorize(principal, action, model))
+    }
+
+    /// The cached decision for `key`, or `decide`'s (an evaluation error denies), cached.
+    fn cached(&self, key: (Principal, Action, String), decide: impl FnOnce() -> Result<Decision, String>) -> Decision {
         if let Some(d) = self.cache.read().ok().and_then(|c| c.get(&key).cloned()) {
             return d;
         }
-        let decision = match self.try_authorize(principal, action, model) {
-            Ok(d) => d,
-            Err(e) => Decision {
-                allowed: false,
-                policies: vec![],
-                errors: vec![e],
-            },
-        };
+        let decision = decide().unwrap_or_else(denial);
         if let Ok(mut cache) = self.cache.write() {
             if cache.len() >= CACHE_LIMIT {
                 cache.clear();
@@ -375,32 +390,14 @@ impl PolicyEngine {
     /// `class`) as the resource and `{model, class, tainted}` as the context.
     pub fn authorize_tool(&self, principal: &Principal, call: &ToolRequest) -> Decision {
         if self.reads_arguments && call.arguments.is_some() {
-            return self.try_authorize_tool(principal, call).unwrap_or_else(|e| Decision {
-                allowed: false,
-                policies: vec![],
-                errors: vec![e],
-            });
+            return self.try_authorize_tool(principal, call).unwrap_or_else(denial);
         }
         let key = (
             principal.clone(),
             Action::ToolCall,
             format!("{}\0{}\0{}\0{}", call.tool, call.class, call.model, call.tainted),
         );
-        if let Some(d) = self.cache.read().ok().and_then(|c| c.get(&key).cloned()) {
-            return d;
-        }
-        let decision = self.try_authorize_tool(principal, call).unwrap_or_else(|e| Decision {
-            allowed: false,
-            policies: vec![],
-            errors: vec![e],
-        });
-        if let Ok(mut cache) = self.cache.write() {
-            if cache.len() >= CACHE_LIMIT {
-                cache.clear();
-            }
-            cache.insert(key, decision.clone());
-        }
-        decision
+        self.cached(key, || self.try_authorize_tool(principal, call))
     }
 
     fn try_authorize_tool(&self, principal: &Principal, call: &ToolRequest) -> Result<Decision, String> {

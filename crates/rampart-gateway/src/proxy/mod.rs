@@ -234,10 +234,7 @@ async fn handle(
     // 1. Who is calling.
     let caller = authenticate(&gw, &rt, &headers).await?;
     if let Ok(mut t) = trail.lock() {
-        t.principal = Some(match &caller.principal {
-            rampart_policy::Principal::Key { id, .. } => format!("key:{id}"),
-            rampart_policy::Principal::User { id, .. } => format!("user:{id}"),
-        });
+        t.principal = Some(caller.principal.label());
         t.subject = caller.principal.user().to_string();
         t.key_id = caller.key_id.clone();
     }

@@ -91,13 +91,6 @@ impl ToolCheck {
         })
     }
 
-    fn principal_key(&self) -> String {
-        match &self.principal {
-            Principal::Key { id, .. } => format!("key:{id}"),
-            Principal::User { id, .. } => format!("user:{id}"),
-        }
-    }
-
     fn record(&self, name: &str, d: &rampart_agent::Decision, approval: Value) {
         let describe = |v: &Verdict| match v {
             Verdict::Allow => (json!("allow"), Value::Null, Value::Null),
@@ -143,7 +136,7 @@ impl ToolCheck {
             tracing::info!(tool = name, code = code.as_str(), %reason, "tool call stopped");
             return Err(tool_stop(code.as_str(), reason, None));
         }
-        let principal = self.principal_key();
+        let principal = self.principal.label();
         let hash = approvals::call_hash(&principal, name, arguments, &self.conversation);
         let outcome = match self.approval.as_deref() {
             Some(id) => approvals::resent(&self.gw, id, &hash),
@@ -250,7 +243,7 @@ impl ToolCheck {
         };
         match approvals::wait(&self.gw, &id, std::time::Duration::from_secs(hold)).await {
             Some(true) => {
-                let hash = approvals::call_hash(&self.principal_key(), name, arguments, &self.conversation);
+                let hash = approvals::call_hash(&self.principal.label(), name, arguments, &self.conversation);
                 if approvals::resent(&self.gw, &id, &hash) == Resent::Approved(id.clone()) {
                     if let Ok(mut t) = self.trail.lock() {
                         if let Some(last) = t.tool_calls.last_mut() {

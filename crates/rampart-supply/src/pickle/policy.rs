@@ -343,26 +343,10 @@ const ML_PACKAGES: &[&str] = &[
     "__main__",
 ];
 
-/// Packages whose classes (CamelCase names with no capability word) are reported as info.
-const ML_CLASS_PACKAGES: &[&str] = &[
-    "torch",
-    "torchvision",
-    "torchaudio",
-    "numpy",
-    "scipy",
-    "sklearn",
-    "xgboost",
-    "lightgbm",
-    "catboost",
-    "pandas",
-    "transformers",
-    "tokenizers",
-    "timm",
-    "collections",
-    "datetime",
-    "decimal",
-    "fractions",
-];
+/// Of `ML_PACKAGES`, those whose classes (CamelCase names with no capability word) are not
+/// reported as info: a `__main__` class is user code, and a sentencepiece processor loads a
+/// model file named in its state.
+const ML_CLASS_EXCEPTIONS: &[&str] = &["__main__", "sentencepiece"];
 
 const TORCH_DTYPES: &[&str] = &[
     "float32",
@@ -543,7 +527,7 @@ pub fn classify(module: &str, name: &str, allow: &Allow) -> Verdict {
     let class = parts
         .last()
         .is_some_and(|p| p.starts_with(|c: char| c.is_ascii_uppercase()) || p.starts_with("__pyx_unpickle_"));
-    if ML_CLASS_PACKAGES.contains(&top) && class {
+    if ML_PACKAGES.contains(&top) && !ML_CLASS_EXCEPTIONS.contains(&top) && class {
         // An estimator, layer or frame class of a known ML library: what a scikit-learn or
         // full `torch.save(model)` pickle is made of. Building one calls its constructor or
         // `__setstate__` with data from the file, which runs none of the file's choosing.

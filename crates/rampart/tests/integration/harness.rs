@@ -288,3 +288,48 @@ pub fn single_upstream_config(name: &str, base_url: &str, upstream_extra: &str) 
 pub fn secret_part(key: &str) -> &str {
     key.get("rk-".len() + 16 + 1..).expect("a Rampart key")
 }
+
+impl Gateway {
+    /// The ledger as `rampart audit export` prints it, and the tool-guard decisions recorded
+    /// in its exchanges (`meta.tool_calls`).
+    pub fn ledger_tool_calls(&self) -> (String, Vec<Value>) {
+        let dir = self.dir.join("data").display().to_string();
+        let (code, out, err) = run_cli(&["audit", "export", "--data-dir", &dir], &[]);
+        assert_eq!(code, 0, "{err}");
+        let calls = out
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter_map(|e| e["meta"]["tool_calls"].as_array().cloned())
+            .flatten()
+            .collect();
+        (out, calls)
+    }
+
+    /// `POST /admin/approvals/{id}/{verb}` (`approve` or `deny`) with `bearer`.
+    pub async fn decide_approval(&self, bearer: &str, id: &str, verb: &str, reason: &str) -> reqwest::Response {
+        client()
+            .post(format!("{}/admin/approvals/{id}/{verb}", self.url))
+            .bearer_auth(bearer)
+            .json(&json!({"reason": reason}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The first pending approval request, waited for up to ~`tries` × 100 ms.
+    pub async fn first_pending_approval(&self, admin: &str, tries: usize) -> Option<Value> {
+        for _ in 0..tries {
+            let list: Value = self
+                .get("/admin/approvals?status=pending", admin)
+                .await
+                .json()
+                .await
+                .unwrap();
+            if let Some(a) = list["data"].as_array().and_then(|d| d.first()) {
+                return Some(a.clone());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        None
+    }
+}

@@ -95,29 +95,15 @@ url = "http://127.0.0.1:{port}/mcp"
     });
     // an approver approves the tainted egress call while the SDK's call waits
     let mut approved = None;
-    for _ in 0..150 {
-        let list: Value = gw
-            .get("/admin/approvals?status=pending", &admin)
-            .await
-            .json()
-            .await
-            .unwrap();
-        if let Some(a) = list["data"].as_array().and_then(|d| d.first()) {
-            let id = a["id"].as_str().unwrap().to_string();
-            assert_eq!(a["tool"], "send_report");
-            assert_eq!(a["tainted"], true);
-            let r = harness::client()
-                .post(format!("{}/admin/approvals/{id}/approve", gw.url))
-                .bearer_auth(&admin)
-                .json(&json!({"reason": "report to the boss is fine"}))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 200);
-            approved = Some(id);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    if let Some(a) = gw.first_pending_approval(&admin, 150).await {
+        let id = a["id"].as_str().unwrap().to_string();
+        assert_eq!(a["tool"], "send_report");
+        assert_eq!(a["tainted"], true);
+        let r = gw
+            .decide_approval(&admin, &id, "approve", "report to the boss is fine")
+            .await;
+        assert_eq!(r.status(), 200);
+        approved = Some(id);
     }
     let out = tokio::task::spawn_blocking(move || client.join().unwrap())
         .await
@@ -314,15 +300,10 @@ url = "http://127.0.0.1:{mcp_port}/mcp"
         refused.is_some_and(|c| c == "approval_required" || c == "prompt_injection_detected") || withheld,
         "{v}"
     );
-    let dir = gw.dir.join("data").display().to_string();
-    let (code, ledger, err) = harness::run_cli(&["audit", "export", "--data-dir", &dir], &[]);
-    assert_eq!(code, 0, "{err}");
     if refused == Some("approval_required") {
-        let stopped = ledger
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter_map(|e| e["meta"]["tool_calls"].as_array().cloned())
-            .flatten()
+        let (_, calls) = gw.ledger_tool_calls();
+        let stopped = calls
+            .into_iter()
             .find(|c| c["tool"] == "send_report")
             .unwrap_or_else(|| panic!("no send_report decision in the ledger"));
         assert_eq!(stopped["code"], "approval_required");
@@ -356,12 +337,9 @@ url = "http://127.0.0.1:{mcp_port}/mcp"
     );
     let ran = std::fs::read_to_string(&calls).unwrap_or_default();
     assert!(!ran.contains("send_report"), "the exfiltration ran: {ran}");
-    let (_, ledger, _) = harness::run_cli(&["audit", "export", "--data-dir", &dir], &[]);
-    let stopped = ledger
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter_map(|e| e["meta"]["tool_calls"].as_array().cloned())
-        .flatten()
+    let (ledger, calls) = gw.ledger_tool_calls();
+    let stopped = calls
+        .into_iter()
         .find(|c| c["tool"] == "send_report")
         .unwrap_or_else(|| panic!("no send_report decision in the ledger"));
     assert_eq!(stopped["code"], "approval_required");

@@ -254,15 +254,7 @@ async fn the_ledger_says_why_a_call_was_stopped() {
         )
         .await;
     assert_eq!(error_code(resp).await.1, "approval_required");
-    let dir = gw.dir.join("data").display().to_string();
-    let (code, out, err) = harness::run_cli(&["audit", "export", "--data-dir", &dir], &[]);
-    assert_eq!(code, 0, "{err}");
-    let calls: Vec<Value> = out
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter_map(|e| e["meta"]["tool_calls"].as_array().cloned())
-        .flatten()
-        .collect();
+    let (out, calls) = gw.ledger_tool_calls();
     let stopped = calls
         .iter()
         .find(|c| c["code"] == "approval_required")
@@ -462,33 +454,15 @@ async fn approvals_bind_to_the_exact_call_are_single_use_and_survive_a_restart()
     assert_ne!(replay, id);
 
     // denied
-    let denied = harness::client()
-        .post(format!("{}/admin/approvals/{replay}/deny", gw.url))
-        .bearer_auth(&admin)
-        .json(&json!({"reason": "not today"}))
-        .send()
-        .await
-        .unwrap();
+    let denied = gw.decide_approval(&admin, &replay, "deny", "not today").await;
     assert_eq!(denied.status(), 200);
     let (_, code, _) = error_code(post_with(&gw, &key, pay(10), Some(&replay)).await).await;
     assert_eq!(code, "approval_denied");
     // deciding twice is refused
-    let twice = harness::client()
-        .post(format!("{}/admin/approvals/{replay}/approve", gw.url))
-        .bearer_auth(&admin)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
+    let twice = gw.decide_approval(&admin, &replay, "approve", "").await;
     assert_eq!(error_code(twice).await.1, "approval_not_pending");
     // a plain key cannot approve
-    let refused = harness::client()
-        .post(format!("{}/admin/approvals/{other}/approve", gw.url))
-        .bearer_auth(&key)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
+    let refused = gw.decide_approval(&key, &other, "approve", "").await;
     assert_eq!(error_code(refused).await.1, "admin_forbidden");
 
     // streamed: the error event carries the id
@@ -571,13 +545,7 @@ async fn a_held_answer_waits_for_the_approver_and_requests_are_announced_and_exp
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(!id.is_empty(), "the webhook was not called");
-    let ok = harness::client()
-        .post(format!("{}/admin/approvals/{id}/approve", gw.url))
-        .bearer_auth(&admin)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
+    let ok = gw.decide_approval(&admin, &id, "approve", "").await;
     assert_eq!(ok.status(), 200);
     let resp = waiting.await.unwrap();
     assert_eq!(resp.status(), 200, "the held answer went through once approved");
@@ -599,33 +567,13 @@ async fn a_held_answer_waits_for_the_approver_and_requests_are_announced_and_exp
                 .unwrap()
         }
     });
-    let mut approved = false;
-    for _ in 0..100 {
-        let list: Value = gw
-            .get("/admin/approvals?status=pending", &admin)
-            .await
-            .json()
-            .await
-            .unwrap();
-        if let Some(id) = list["data"]
-            .as_array()
-            .and_then(|d| d.first())
-            .and_then(|a| a["id"].as_str())
-        {
-            let r = harness::client()
-                .post(format!("{}/admin/approvals/{id}/approve", gw.url))
-                .bearer_auth(&admin)
-                .json(&json!({}))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 200);
-            approved = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(approved);
+    let pending = gw.first_pending_approval(&admin, 100).await;
+    let id = pending
+        .as_ref()
+        .and_then(|a| a["id"].as_str())
+        .expect("an approval request appears");
+    let r = gw.decide_approval(&admin, id, "approve", "").await;
+    assert_eq!(r.status(), 200);
     let raw = streamed.await.unwrap();
     assert!(raw.contains(": waiting for approval apr_"), "{raw}");
     let (name, got) = reassemble(&raw).unwrap_or_else(|e| panic!("{e}\n{raw}"));
