@@ -109,6 +109,9 @@ pub enum ErrorDetail {
     Score,
 }
 
+/// The PII kind of URLs and domain names, which have their own rule (`urls`).
+pub const URL_KIND: &str = "url";
+
 /// One detector's action and the score a finding needs to trigger it.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -239,6 +242,10 @@ pub struct InputRules {
     pub injection: InjectionRule,
     /// PII in prompts.
     pub pii: Rule,
+    /// URLs and domain names in prompts (PII findings of kind `url`). Apart from `pii`
+    /// because a link is rarely personal and rewriting one breaks the code and docs it sits
+    /// in: by default they are flagged (recorded), not pseudonymised.
+    pub urls: Rule,
     /// Secrets in prompts.
     pub secrets: Rule,
     /// Invisible characters (`redact` strips them).
@@ -250,6 +257,7 @@ impl Default for InputRules {
         InputRules {
             injection: InjectionRule::default(),
             pii: Rule::new(ScanAction::Pseudonymize, 0.5),
+            urls: Rule::new(ScanAction::Flag, 0.5),
             secrets: Rule::new(ScanAction::Redact, 0.5),
             invisible_text: Rule::new(ScanAction::Redact, 0.5),
         }
@@ -262,6 +270,8 @@ impl Default for InputRules {
 pub struct OutputRules {
     /// PII in answers.
     pub pii: Rule,
+    /// URLs and domain names in answers (links to foreign hosts are also `exfiltration`).
+    pub urls: Rule,
     /// Secrets in answers.
     pub secrets: Rule,
     /// Canary or system-prompt copy in answers.
@@ -276,6 +286,7 @@ impl Default for OutputRules {
     fn default() -> Self {
         OutputRules {
             pii: Rule::new(ScanAction::Flag, 0.5),
+            urls: Rule::new(ScanAction::Flag, 0.5),
             secrets: Rule::new(ScanAction::Block, 0.5),
             system_prompt_leak: Rule::new(ScanAction::Block, 0.5),
             exfiltration: Rule::new(ScanAction::Redact, 0.5),
@@ -380,6 +391,8 @@ pub struct ScanOverride {
     pub injection: Option<InjectionRule>,
     /// New input PII rule.
     pub pii: Option<Rule>,
+    /// New input rule for URLs and domain names.
+    pub urls: Option<Rule>,
     /// New input secrets rule.
     pub secrets: Option<Rule>,
     /// New output rules.
@@ -410,6 +423,7 @@ impl ScanConfig {
             p.spotlight = o.spotlight.unwrap_or(p.spotlight);
             p.input.injection = o.injection.unwrap_or(p.input.injection);
             p.input.pii = o.pii.unwrap_or(p.input.pii);
+            p.input.urls = o.urls.unwrap_or(p.input.urls);
             p.input.secrets = o.secrets.unwrap_or(p.input.secrets);
             p.output = o.output.unwrap_or(p.output);
         }
@@ -438,8 +452,12 @@ impl ScanConfig {
         let output_ok = [Off, Flag, Redact, Block];
         let mut all_outputs = vec![self.output];
         let mut all_inputs = vec![(self.input.pii, self.input.secrets, self.input.injection)];
+        check("input.urls", &self.input.urls, &input_ok, &mut out);
         for o in &self.overrides {
             all_outputs.extend(o.output);
+            if let Some(urls) = &o.urls {
+                check("input.urls", urls, &input_ok, &mut out);
+            }
             all_inputs.push((
                 o.pii.unwrap_or(self.input.pii),
                 o.secrets.unwrap_or(self.input.secrets),
@@ -476,6 +494,7 @@ impl ScanConfig {
         for o in all_outputs {
             for (n, r) in [
                 ("output.pii", o.pii),
+                ("output.urls", o.urls),
                 ("output.secrets", o.secrets),
                 ("output.system_prompt_leak", o.system_prompt_leak),
                 ("output.exfiltration", o.exfiltration),
@@ -511,6 +530,7 @@ impl ScanPolicy {
                     inj.action
                 };
             }
+            Detector::Pii if f.kind == URL_KIND => self.input.urls,
             Detector::Pii => self.input.pii,
             Detector::Secret => self.input.secrets,
             Detector::InvisibleText => self.input.invisible_text,
@@ -543,6 +563,7 @@ impl ScanPolicy {
     pub fn output_action(&self, f: &Finding) -> ScanAction {
         let o = self.output;
         let rule = match f.detector {
+            Detector::Pii if f.kind == URL_KIND => o.urls,
             Detector::Pii => o.pii,
             Detector::Secret => o.secrets,
             Detector::SystemPromptLeak => o.system_prompt_leak,
@@ -560,15 +581,51 @@ impl ScanPolicy {
     /// Whether the output side has anything to do (otherwise streams pass untouched).
     pub fn output_active(&self) -> bool {
         let o = self.output;
-        [o.pii, o.secrets, o.system_prompt_leak, o.exfiltration, o.unsafe_html]
-            .iter()
-            .any(|r| r.action != ScanAction::Off)
+        [
+            o.pii,
+            o.urls,
+            o.secrets,
+            o.system_prompt_leak,
+            o.exfiltration,
+            o.unsafe_html,
+        ]
+        .iter()
+        .any(|r| r.action != ScanAction::Off)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_have_their_own_rule() {
+        let scanner = rampart_scan::Scanner::new();
+        let found = scanner.scan_pii("Write to jane@acme.org or see https://acme.org/pricing");
+        let kind_action = |p: &ScanPolicy| -> Vec<(String, ScanAction)> {
+            found
+                .iter()
+                .map(|f| (f.kind.to_string(), p.input_action(f, Role::User)))
+                .collect()
+        };
+        let defaults = ScanPolicy::default_policy();
+        assert_eq!(
+            kind_action(&defaults),
+            [
+                ("email".to_string(), ScanAction::Pseudonymize),
+                ("url".to_string(), ScanAction::Flag)
+            ]
+        );
+        let cfg: ScanConfig = toml::from_str("input = { urls = { action = \"pseudonymize\" } }").unwrap();
+        let p = cfg.resolve("m", "u", None);
+        assert_eq!(kind_action(&p)[1].1, ScanAction::Pseudonymize);
+        let bad: ScanConfig = toml::from_str("input = { urls = { action = \"spotlight\" } }").unwrap();
+        assert!(
+            bad.problems().iter().any(|p| p.contains("input.urls")),
+            "{:?}",
+            bad.problems()
+        );
+    }
 
     #[test]
     fn overrides_apply_in_order_and_only_where_they_match() {

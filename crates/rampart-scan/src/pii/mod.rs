@@ -31,6 +31,12 @@ enum Check {
     Cpf,
     Aadhaar,
     Phone,
+    /// A number in a national format, valid in a common region by libphonenumber's metadata.
+    NationalPhone,
+    /// A URL with a scheme or `www.`, trimmed of the prose around it.
+    Url,
+    /// A bare domain name, trimmed, with an unambiguous public suffix.
+    Domain,
 }
 
 struct Rule {
@@ -145,7 +151,7 @@ const RULES: &[Rule] = &[
     },
     Rule {
         kind: "phone_number",
-        pattern: r"(?:\+|\b00)\d{1,3}[ .\-]?(?:\(\d{1,4}\)[ .\-]?)?\d{1,4}(?:[ .\-]?\d{2,4}){1,4}(?:\s?(?:x|ext\.?)\s?\d{1,6})?\b",
+        pattern: r"(?:\+|\b00)[1-9]\d{0,2}[ .\-]?(?:\(\d{1,4}\)[ .\-]?)?\d{1,4}(?:[ .\-]?\d{2,4}){1,4}(?:\s?(?:x|ext\.?)\s?\d{1,6})?\b",
         score: 0.85,
         check: Check::Phone,
     },
@@ -160,6 +166,30 @@ const RULES: &[Rule] = &[
         pattern: r"\b0\d{1,4}[ \-]\d{3,4}[ \-]?\d{3,4}(?:\s?x\d{1,6})?\b",
         score: 0.7,
         check: Check::Phone,
+    },
+    Rule {
+        kind: "phone_number",
+        pattern: r"\b\d{2,4}(?:[ .\-]\d{2,4}){2,4}\b",
+        score: 0.6,
+        check: Check::NationalPhone,
+    },
+    Rule {
+        kind: "url",
+        pattern: r#"(?i)\b(?:https?|ftp)://[^\s<>"'`{}|\\^]+"#,
+        score: 0.9,
+        check: Check::Url,
+    },
+    Rule {
+        kind: "url",
+        pattern: r#"(?i)\bwww\.[a-z0-9\-]+(?:\.[a-z0-9\-]+)+(?:[/?#][^\s<>"'`{}|\\^]*)?"#,
+        score: 0.85,
+        check: Check::Url,
+    },
+    Rule {
+        kind: "url",
+        pattern: r#"(?i)\b(?:[a-z0-9][a-z0-9\-]*\.)+[a-z]{2,24}\b(?:/[^\s<>"'`{}|\\^]*)?"#,
+        score: 0.7,
+        check: Check::Domain,
     },
     Rule {
         kind: "date_of_birth",
@@ -420,7 +450,7 @@ impl PiiDetector {
     pub fn new() -> PiiDetector {
         let pats: Vec<String> = RULES.iter().map(|r| crate::ascii_boundaries(r.pattern)).collect();
         PiiDetector {
-            set: regex::RegexSetBuilder::new(&pats)
+            set: regex::RegexSetBuilder::new(Self::patterns())
                 .size_limit(64 << 20)
                 .build()
                 .expect("pii patterns compile"),
@@ -455,8 +485,14 @@ impl PiiDetector {
 
     /// The rules' patterns, for a pass shared with other detectors
     /// ([`crate::Scanner`] runs one set over PII and secret rules).
+    /// A bare domain can start at any letter, which would make the shared pass's automaton
+    /// large; in that pass it is stood for by what every domain holds (a dot between two
+    /// word bytes), and [`dotted_words`] finds the candidates.
     pub(crate) fn patterns() -> impl Iterator<Item = String> {
-        RULES.iter().map(|r| crate::ascii_boundaries(r.pattern))
+        RULES.iter().map(|r| match r.check {
+            Check::Domain => r"[A-Za-z0-9\-]\.[A-Za-z]".to_owned(),
+            _ => crate::ascii_boundaries(r.pattern),
+        })
     }
 
     /// As [`scan`](Self::scan), with `matched` telling which rules match `text` at all (the
@@ -505,6 +541,7 @@ impl PiiDetector {
                     let s = m.as_str();
                     let d = v::digits(s.split(['x', 'e']).next().unwrap_or(s));
                     if (6..=15).contains(&d.len())
+                        && !placeholder_digits(&d)
                         && !v::payment_card(&d)
                         && !looks_like_date(s)
                         && self.phone_cue(text, m0, m1)
@@ -513,9 +550,24 @@ impl PiiDetector {
                     }
                 }
             }
+            // Checking a national number against every region's metadata costs tens of
+            // microseconds; a text full of digit groups (a table, a log) gets a bounded number.
+            let mut national_checks = 0usize;
             for i in matched(text) {
                 let Some(rule) = RULES.get(i) else { continue };
-                for m in self.regexes[i].find_iter(text, &starts) {
+                let matches: Box<dyn Iterator<Item = regex_automata::Match>> = match rule.check {
+                    // A bare domain can start at any letter, so no start byte narrows the
+                    // search; but it never holds white space and always an inner dot, so only
+                    // the few words with one are searched.
+                    Check::Domain => Box::new(dotted_words(text).flat_map(|(at, word)| {
+                        self.regexes[i]
+                            .regex
+                            .find_iter(word)
+                            .map(move |m| regex_automata::Match::must(0, at + m.start()..at + m.end()))
+                    })),
+                    _ => self.regexes[i].find_iter(text, &starts),
+                };
+                for m in matches {
                     let s = &text[m.start()..m.end()];
                     let mut end = m.end();
                     let ok = match rule.check {
@@ -548,7 +600,46 @@ impl PiiDetector {
                         Check::Aadhaar => v::aadhaar(&v::digits(s)),
                         Check::Phone => {
                             let d = v::digits(s.split(['x', 'e']).next().unwrap_or(s));
-                            (7..=15).contains(&d.len()) && !v::payment_card(&d) && !looks_like_date(s)
+                            // `00` then a country code is a dialling prefix only before a
+                            // whole national number (`0041 0301` is two code points).
+                            let short_00 = s.starts_with("00") && d.len() < 11;
+                            !short_00
+                                && (7..=15).contains(&d.len())
+                                && !placeholder_digits(&d)
+                                && !v::payment_card(&d)
+                                && !looks_like_date(s)
+                        }
+                        Check::NationalPhone => {
+                            let d = v::digits(s);
+                            // Eight digits in pairs are as often a code or coordinates.
+                            (9..=12).contains(&d.len())
+                                && !placeholder_digits(&d)
+                                && !ssn_shaped(s)
+                                && !v::payment_card(&d)
+                                && !looks_like_date(s)
+                                && !looks_like_dmy(s)
+                                && !dotted_quad(s)
+                                && !amount_context(text, m.start(), m.end())
+                                && !after_country_code(text, m.start())
+                                && !in_number_run(text, m.start(), m.end())
+                                && national_checks < MAX_NATIONAL_CHECKS
+                                && {
+                                    national_checks += 1;
+                                    v::national_phone(s)
+                                }
+                        }
+                        Check::Url => {
+                            end = m.start() + v::url_len(s);
+                            v::url(&text[m.start()..end])
+                        }
+                        Check::Domain => {
+                            let host_end = s.find('/').unwrap_or(s.len());
+                            end = if host_end < s.len() {
+                                m.start() + v::url_len(s)
+                            } else {
+                                m.start() + host_end
+                            };
+                            v::domain(&s[..host_end]) && standalone_domain(text, m.start(), end)
                         }
                     };
                     if ok {
@@ -1185,6 +1276,146 @@ fn looks_like_date(s: &str) -> bool {
             .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
 }
 
+/// `12.05.2023`, `3/7/1961`: a day-month-year date, not a phone number.
+fn looks_like_dmy(s: &str) -> bool {
+    let parts: Vec<&str> = s.split(['.', '-', '/', ' ']).collect();
+    let [a, b, c] = parts.as_slice() else {
+        return false;
+    };
+    let n = |x: &str| x.parse::<u32>().ok();
+    matches!((n(a), n(b), n(c)), (Some(a), Some(b), Some(_)) if (1..=31).contains(&a) && (1..=31).contains(&b) && (c.len() == 4 || c.len() == 2))
+}
+
+/// The white-space separated words of `text` with a dot between an ASCII letter, digit or `-` and
+/// an ASCII letter (`acme.de`, `(see www.x.org)`), with their offsets.
+fn dotted_words(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    let b = text.as_bytes();
+    let mut done = 0usize;
+    memchr::memchr_iter(b'.', b).filter_map(move |p| {
+        // Each word is bounded once: dots inside a word already given are skipped, so a long
+        // word full of dots costs one pass.
+        if p < done
+            || p == 0
+            || !(b[p - 1].is_ascii_alphanumeric() || b[p - 1] == b'-')
+            || !b.get(p + 1).is_some_and(u8::is_ascii_alphabetic)
+        {
+            return None;
+        }
+        let start = b[..p].iter().rposition(u8::is_ascii_whitespace).map_or(0, |w| w + 1);
+        let end = b[p..]
+            .iter()
+            .position(u8::is_ascii_whitespace)
+            .map_or(b.len(), |w| p + w);
+        done = end;
+        // Both ends sit next to ASCII white space (or the text's ends), so they are char
+        // boundaries.
+        text.get(start..end).map(|w| (start, w))
+    })
+}
+
+/// `0000000`, `5555555555`, `0000001`: test data and counters, not somebody's number (fewer
+/// than three different digits).
+fn placeholder_digits(d: &[u8]) -> bool {
+    let mut seen = [false; 10];
+    for &x in d {
+        seen[usize::from(x.min(9))] = true;
+    }
+    seen.iter().filter(|&&b| b).count() < 3
+}
+
+/// `53 30 05 53` in `0f b9 3d 53 30 05 53`, `2217.0021.0008` in `[.2217.0021.0008]`: groups
+/// of digits inside a longer run of numbers or hex bytes (a dump, a table, a collation key),
+/// not a phone number standing in prose.
+fn in_number_run(text: &str, start: usize, end: usize) -> bool {
+    let numberish = |w: &str| !w.is_empty() && w.len() <= 8 && w.bytes().all(|b| b.is_ascii_hexdigit());
+    let before = &text[..start];
+    let glued_before = before
+        .chars()
+        .next_back()
+        .is_some_and(|c| !c.is_whitespace() && !"(:,\"'".contains(c));
+    let prev_word = before
+        .trim_end_matches([' ', '\t'])
+        .rsplit([' ', '\t', '\n'])
+        .next()
+        .unwrap_or("");
+    let after = &text[end..];
+    let glued_after = {
+        let mut c = after.chars();
+        match c.next() {
+            None => false,
+            Some(ch) if ch.is_whitespace() || ",;)!?\"'".contains(ch) => false,
+            Some('.') => c.next().is_some_and(|n| !n.is_whitespace()),
+            Some(_) => true,
+        }
+    };
+    let next_word = after
+        .trim_start_matches([' ', '\t'])
+        .split([' ', '\t', '\n'])
+        .next()
+        .unwrap_or("");
+    glued_before
+        || glued_after
+        || (before.ends_with([' ', '\t']) && numberish(prev_word))
+        || (after.starts_with([' ', '\t']) && numberish(next_word))
+}
+
+/// `078-05-1120`: the shape of a US social security number.
+fn ssn_shaped(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 11 && b[3] == b'-' && b[6] == b'-'
+}
+
+/// Most national-format candidates checked against the numbering plans per text.
+const MAX_NATIONAL_CHECKS: usize = 16;
+
+/// `20 7946 0018` in `+44 20 7946 0018`: the tail of an international number, which the
+/// international rule reads whole.
+fn after_country_code(text: &str, start: usize) -> bool {
+    if text[..start].ends_with('+') {
+        return true;
+    }
+    let b = text[..start].trim_end_matches([' ', '.', '-', '(', ')']).as_bytes();
+    let digits = b.iter().rev().take_while(|c| c.is_ascii_digit()).count();
+    (1..=4).contains(&digits) && b.len() > digits && b[b.len() - digits - 1] == b'+'
+        || (b.len() >= 2 && b.ends_with(b"00"))
+}
+
+/// `10.20.30.40`: four dotted groups are an address or a version, not a phone number.
+fn dotted_quad(s: &str) -> bool {
+    s.contains('.') && s.split('.').count() == 4 && s.split('.').all(|g| g.len() <= 3)
+}
+
+/// An amount or a measure (`€ 12 345 678`, `12 345 678 km`), not a phone number: a currency
+/// sign right before, or a unit or currency word right after.
+fn amount_context(text: &str, start: usize, end: usize) -> bool {
+    let before = text[..start].trim_end();
+    let after = text[end..].trim_start();
+    let unit_after = after
+        .split(|c: char| !c.is_alphanumeric() && c != '%')
+        .next()
+        .unwrap_or("")
+        .to_lowercase();
+    before.ends_with(['$', '€', '£', '¥', '₹', '#'])
+        || before.to_lowercase().ends_with("usd")
+        || before.to_lowercase().ends_with("eur")
+        || after.starts_with(['%', '€', '$'])
+        || [
+            "eur", "usd", "euro", "euros", "dollars", "km", "kg", "m", "mb", "gb", "kb", "bytes", "ms", "rows",
+            "items", "users", "people", "units", "times", "tokens", "words", "px", "%",
+        ]
+        .contains(&unit_after.as_str())
+}
+
+/// A domain name standing on its own: not a member access or a path inside code
+/// (`self.config.com`, `$host.de`, `../x.de`), and not a call (`client.com()`).
+fn standalone_domain(text: &str, start: usize, end: usize) -> bool {
+    let before = text[..start].chars().next_back();
+    let after = text[end..].chars().next();
+    !matches!(before, Some('.' | '/' | '\\' | '$' | ':' | '@' | '-' | '_' | '#' | '%'))
+        && !matches!(after, Some('(' | '_' | '=' | '[' | '$'))
+        && !text[end..].starts_with("::")
+}
+
 /// Drops findings contained in a longer (or equally long, higher-scored) one.
 fn dedup_overlaps(out: &mut Vec<Finding>, first: usize) {
     let mut mine: Vec<Finding> = out.drain(first..).collect();
@@ -1232,6 +1463,21 @@ mod shortcut_tests {
                 let plain: Vec<(usize, usize)> = rule.regex.find_iter(&s).map(|m| (m.start(), m.end())).collect();
                 prop_assert_eq!(fast, plain, "rule {}", i);
             }
+        }
+
+        #[test]
+        fn domains_are_found_in_dotted_words_as_in_a_full_search(
+            s in "[a-z0-9 .\\-/\t\n\u{a0}é]{0,60}"
+        ) {
+            let d = &*DETECTOR;
+            let Some(i) = RULES.iter().position(|r| matches!(r.check, Check::Domain)) else {
+                return Err(TestCaseError::fail("no domain rule"));
+            };
+            let words: Vec<(usize, usize)> = dotted_words(&s)
+                .flat_map(|(at, w)| d.regexes[i].regex.find_iter(w).map(move |m| (at + m.start(), at + m.end())))
+                .collect();
+            let plain: Vec<(usize, usize)> = d.regexes[i].regex.find_iter(&s).map(|m| (m.start(), m.end())).collect();
+            prop_assert_eq!(words, plain);
         }
 
         #[test]
@@ -1370,6 +1616,70 @@ mod tests {
         assert_eq!(kinds("lives at 221 Baker Street, London")[0].0, "address");
         assert_eq!(kinds("Hedemannstrasse 15 in Berlin")[0].0, "address");
         assert_eq!(kinds("DNI 12345678Z")[0].0, "es_dni");
+    }
+
+    #[test]
+    fn urls_and_domains_are_an_entity() {
+        let found = kinds("Visit https://example.org/a?q=1, www.google.com or shop.acme.de today.");
+        let urls: Vec<&str> = found.iter().filter(|k| k.0 == "url").map(|k| k.1.as_str()).collect();
+        assert_eq!(urls, ["https://example.org/a?q=1", "www.google.com", "shop.acme.de"]);
+        // Trailing prose is not part of the address; balanced brackets are.
+        assert_eq!(
+            kinds("(see https://en.wikipedia.org/wiki/Foo_(bar)).")[0].1,
+            "https://en.wikipedia.org/wiki/Foo_(bar)"
+        );
+        assert_eq!(kinds("http://marketgadgets.co.za/")[0].1, "http://marketgadgets.co.za/");
+        // An e-mail address stays one finding.
+        assert_eq!(
+            kinds("mail PeterFriedman@cuvox.de"),
+            [("email".to_string(), "PeterFriedman@cuvox.de".to_string())]
+        );
+    }
+
+    #[test]
+    fn code_is_not_full_of_domains() {
+        for code in [
+            "use self.name and user.id in main.rs and setup.py; edit config.toml",
+            "let g = self.global; node.property = x.app; obj.zip()",
+            "serve on http://localhost:8080/ or http://127.0.0.1:3000 and http://0.0.0.0",
+            "import os.path; np.linalg.norm(x); client.com()",
+            "see ../docs/x.de and $host.com",
+        ] {
+            assert!(kinds(code).iter().all(|k| k.0 != "url"), "{code}: {:?}", kinds(code));
+        }
+    }
+
+    #[test]
+    fn national_phone_numbers_by_numbering_plan() {
+        // No cue, no country code: valid in a common region's plan (Spain, France, Germany).
+        for (text, number) in [
+            ("699 956 915", "699 956 915"),
+            ("Write to 06 12 34 56 78 later", "06 12 34 56 78"),
+            ("089 72 63 41", "089 72 63 41"),
+        ] {
+            assert!(
+                kinds(text).contains(&("phone_number".to_string(), number.to_string())),
+                "{text}: {:?}",
+                kinds(text)
+            );
+        }
+        // Digit groups that are no phone number.
+        for text in [
+            "Total: 12 345 678 EUR",
+            "on 12.05.2023 at 10.20.30.40",
+            "   x86-32:    0f b9 3d 53 30 05 53      ud1",
+            "01D9 ; [.2217.0021.0008][.2007.0021.0008]",
+            "0041 0301 ; [.1FA2.001D.0008] # LATIN CAPITAL LETTER A",
+            "#define  B1800\t0000012\n#define B2400\t0000013",
+            "call 000 000 0000",
+        ] {
+            assert!(
+                kinds(text).iter().all(|k| k.0 != "phone_number"),
+                "{text}: {:?}",
+                kinds(text)
+            );
+        }
+        assert!(kinds("Tel. 0049 89 1234567").iter().any(|k| k.0 == "phone_number"));
     }
 
     #[test]

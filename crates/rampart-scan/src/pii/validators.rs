@@ -231,6 +231,157 @@ pub fn aadhaar(d: &[u8]) -> bool {
     c == 0
 }
 
+/// Where a URL or bare domain candidate ends: trailing sentence punctuation and unbalanced
+/// closing brackets belong to the prose around it (`see https://a.example/x).`), not to the
+/// address. Returns the kept length.
+pub fn url_len(s: &str) -> usize {
+    // Bracket counts are taken once and updated as characters are trimmed, so a long
+    // candidate costs one pass.
+    let count = |c: char| s.bytes().filter(|&b| b == c as u8).count();
+    let mut balance = [
+        (b'(', b')', count('('), count(')')),
+        (b'[', b']', count('['), count(']')),
+        (b'{', b'}', count('{'), count('}')),
+    ];
+    let b = s.as_bytes();
+    let mut end = b.len();
+    while end > 0 {
+        let c = b[end - 1];
+        if b".,;:!?'\"*_>`".contains(&c) {
+            end -= 1;
+            continue;
+        }
+        match balance.iter_mut().find(|x| x.1 == c) {
+            Some(x) if x.3 > x.2 => {
+                x.3 -= 1;
+                end -= 1;
+            }
+            _ => break,
+        }
+    }
+    end
+}
+
+/// A URL that names a host somebody reaches: it parses (WHATWG rules, as browsers read it)
+/// and its host is a registrable domain or a public IP address. Loopback, unspecified and
+/// `localhost` addresses fill configs and docs and name no one.
+pub fn url(s: &str) -> bool {
+    let with_scheme = if s.len() >= 4 && s[..4].eq_ignore_ascii_case("www.") {
+        format!("http://{s}")
+    } else {
+        s.to_owned()
+    };
+    let Ok(u) = url::Url::parse(&with_scheme) else {
+        return false;
+    };
+    match u.host() {
+        Some(url::Host::Domain(d)) => {
+            let d = d.trim_end_matches('.');
+            !d.eq_ignore_ascii_case("localhost")
+                && !d.to_ascii_lowercase().ends_with(".localhost")
+                && psl::suffix(d.as_bytes()).is_some_and(|s| s.is_known())
+                && d.contains('.')
+        }
+        Some(url::Host::Ipv4(ip)) => !ip.is_loopback() && !ip.is_unspecified(),
+        Some(url::Host::Ipv6(ip)) => !ip.is_loopback() && !ip.is_unspecified(),
+        None => false,
+    }
+}
+
+/// Country-code top-level domains that are also file extensions, code identifiers or words
+/// (`main.rs`, `setup.py`, `user.id`, `it.is`): a bare `x.<tld>` with one of these is not
+/// taken for a domain name without a scheme or `www.` in front.
+const AMBIGUOUS_CC_TLDS: &[&str] = &[
+    "ad", "am", "as", "at", "be", "by", "cc", "do", "go", "id", "in", "is", "it", "md", "me", "ml", "ms", "my", "no",
+    "pl", "pm", "ps", "py", "rs", "sh", "so", "st", "sx", "to", "ts", "tv", "us", "ws",
+];
+
+/// The generic top-level domains a bare domain name may end in. Most of the newer ones are
+/// also words that follow a dot in code (`self.global`, `node.property`, `obj.name`), so only
+/// the common registries count without a scheme or `www.`.
+const BARE_GENERIC_TLDS: &[&str] = &[
+    "com", "net", "org", "edu", "gov", "mil", "int", "info", "biz", "eu", "xyz", "online", "site", "tech", "store",
+    "shop", "cloud", "blog", "club", "agency", "asia", "museum", "aero", "coop", "travel", "jobs",
+];
+
+/// A bare domain name (`shop.acme.de`, `marketgadgets.co.za`): a known public suffix whose
+/// top-level domain is a country code or a common generic one, not also a file extension or
+/// an identifier, with a registrable label of at least two
+/// characters in front of it.
+pub fn domain(s: &str) -> bool {
+    let d = s.trim_end_matches('.');
+    let lower = d.to_ascii_lowercase();
+    let Some(suffix) = psl::suffix(lower.as_bytes()) else {
+        return false;
+    };
+    if !suffix.is_known() {
+        return false;
+    }
+    let suffix = std::str::from_utf8(suffix.as_bytes()).unwrap_or("");
+    let tld = suffix.rsplit('.').next().unwrap_or("");
+    let common = if tld.len() == 2 {
+        !AMBIGUOUS_CC_TLDS.contains(&tld)
+    } else {
+        BARE_GENERIC_TLDS.contains(&tld)
+    };
+    if !common || lower.len() <= suffix.len() + 1 {
+        return false;
+    }
+    let label = lower[..lower.len() - suffix.len() - 1].rsplit('.').next().unwrap_or("");
+    label.len() >= 2
+        && lower
+            .split('.')
+            .all(|l| !l.is_empty() && l.len() <= 63 && !l.starts_with('-') && !l.ends_with('-'))
+}
+
+include!(concat!(env!("OUT_DIR"), "/phone_plans.rs"));
+
+/// A number written in a national format (`699 956 915`, `06 12 34 56 78`) that is a valid
+/// number (by libphonenumber's metadata: length and leading digits per type) in at least one
+/// of the regions in [`PHONE_PLANS`].
+///
+/// The national significant number (the trunk prefix removed) is matched against each
+/// region's fixed-line and mobile patterns, read once from the metadata into one anchored
+/// [`regex::RegexSet`] per trunk prefix: the crate's own parse takes tens of microseconds a
+/// region, behind a global lock.
+pub fn national_phone(s: &str) -> bool {
+    let d: String = s.chars().filter(char::is_ascii_digit).collect();
+    NATIONAL_PLANS.iter().any(|(prefix, set)| {
+        let national = match prefix {
+            Some(p) if d.starts_with(p.as_str()) => &d[p.len()..],
+            Some(_) => return false,
+            None => d.as_str(),
+        };
+        set.is_match(national)
+    })
+}
+
+/// Per trunk prefix (`Some("0")`, or `None` for numbers dialled as written), the anchored
+/// fixed-line and mobile patterns of the regions in [`PHONE_PLANS`] (libphonenumber's
+/// metadata, read at build time). A region with a trunk prefix is in both groups: its numbers
+/// are written with and without it.
+static NATIONAL_PLANS: std::sync::LazyLock<Vec<(Option<String>, regex::RegexSet)>> = std::sync::LazyLock::new(|| {
+    let mut groups: std::collections::BTreeMap<Option<String>, Vec<&str>> = std::collections::BTreeMap::new();
+    for &(_, prefix, patterns) in PHONE_PLANS {
+        if let Some(p) = prefix {
+            groups.entry(Some(p.to_owned())).or_default().extend(patterns);
+        }
+        groups.entry(None).or_default().extend(patterns);
+    }
+    groups
+        .into_iter()
+        .filter_map(|(prefix, patterns)| {
+            // ASCII digits only: Unicode `\d` would make each pattern many times larger.
+            regex::RegexSetBuilder::new(patterns)
+                .unicode(false)
+                .size_limit(64 << 20)
+                .build()
+                .ok()
+                .map(|set| (prefix, set))
+        })
+        .collect()
+});
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,5 +413,53 @@ mod tests {
         assert!(!cpf(&digits("111.111.111-11")));
         assert!(aadhaar(&digits("2341 2341 2346")));
         assert!(!aadhaar(&digits("2341 2341 2347")));
+    }
+
+    #[test]
+    fn every_numbering_plan_compiles() {
+        // A set that failed to compile would be dropped silently and its regions never match.
+        let prefixes: std::collections::BTreeSet<Option<&str>> = PHONE_PLANS.iter().map(|p| p.1).collect();
+        assert_eq!(
+            NATIONAL_PLANS.len(),
+            prefixes.len() + usize::from(!prefixes.contains(&None))
+        );
+        assert!(PHONE_PLANS.len() >= 50);
+    }
+
+    #[test]
+    fn bare_domains_need_a_common_registry() {
+        assert!(domain("shop.acme.de"));
+        assert!(domain("marketgadgets.co.za"));
+        assert!(domain("example.com"));
+        for d in [
+            "main.rs",
+            "setup.py",
+            "user.id",
+            "self.global",
+            "x.name",
+            "co.za",
+            "a.com",
+            "-x.com",
+        ] {
+            assert!(!domain(d), "{d}");
+        }
+    }
+
+    #[test]
+    fn urls_trim_prose_and_skip_local_hosts() {
+        assert_eq!(url_len("https://a.example.org/x)."), "https://a.example.org/x".len());
+        assert_eq!(url_len("https://w.org/F_(b))"), "https://w.org/F_(b)".len());
+        assert!(url("https://docs.rs/rustls/"));
+        assert!(url("www.google.com"));
+        assert!(url("http://86.231.85.193/x"));
+        for u in [
+            "http://localhost:3000",
+            "http://127.0.0.1/",
+            "http://[::1]/",
+            "http://0.0.0.0",
+            "http://intranet/",
+        ] {
+            assert!(!url(u), "{u}");
+        }
     }
 }
