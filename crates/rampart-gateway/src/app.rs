@@ -29,7 +29,9 @@ pub fn app(gw: Arc<Gateway>) -> Router {
         .route("/v1/chat/completions", post(chat))
         .route("/v1/completions", post(completions))
         .route("/v1/embeddings", post(embeddings))
+        .route("/v1/responses", post(responses))
         .route("/v1/models", get(models))
+        .route("/v1/models/{*id}", get(model))
         .route(
             "/mcp/{server}",
             post(crate::mcp::post).get(crate::mcp::get).delete(crate::mcp::delete),
@@ -49,7 +51,9 @@ fn route_label(path: &str) -> &'static str {
         "/v1/chat/completions" => "chat",
         "/v1/completions" => "completions",
         "/v1/embeddings" => "embeddings",
+        "/v1/responses" => "responses",
         "/v1/models" => "models",
+        p if p.starts_with("/v1/models/") => "models",
         "/healthz" | "/readyz" => "health",
         "/metrics" => "metrics",
         p if p.starts_with("/admin/") => "admin",
@@ -134,32 +138,76 @@ async fn embeddings(
     proxy::inference(gw, Endpoint::Embeddings, rid, client.map(|c| c.0 .0), headers, body).await
 }
 
-/// Only the models this caller may use, and not blocked ones.
-async fn models(
+async fn responses(
     State(gw): State<Arc<Gateway>>,
+    Extension(rid): Extension<RequestId>,
     client: Option<Extension<crate::auth::flood::ClientAddr>>,
     headers: HeaderMap,
+    body: Body,
 ) -> Result<Response, ApiError> {
+    proxy::inference(gw, Endpoint::Responses, rid, client.map(|c| c.0 .0), headers, body).await
+}
+
+/// The models this caller may use and that are not blocked, sorted.
+async fn visible_models(
+    gw: &Gateway,
+    client: Option<Extension<crate::auth::flood::ClientAddr>>,
+    headers: &HeaderMap,
+) -> Result<(Vec<String>, i64), ApiError> {
     let rt = gw.runtime.load_full();
     let client = client.map(|c| c.0 .0);
-    let caller = proxy::authenticate_throttled(&gw, &rt, client, &headers).await?;
-    let mut names: Vec<&String> = rt
+    let caller = proxy::authenticate_throttled(gw, &rt, client, headers).await?;
+    let mut names: Vec<String> = rt
         .routes
         .iter()
-        .filter(|(m, route)| proxy::blocked(&gw, &rt, &caller, m, route).is_none())
+        .filter(|(m, route)| proxy::blocked(gw, &rt, &caller, m, route).is_none())
         .map(|(m, _)| m)
         .filter(|m| {
             [Action::Chat, Action::Complete, Action::Embed]
                 .into_iter()
                 .any(|a| rt.policy.authorize(&caller.principal, a, m).allowed())
         })
+        .cloned()
         .collect();
     names.sort();
-    let data: Vec<_> = names
-        .iter()
-        .map(|n| json!({"id": n, "object": "model", "created": rt.loaded_at, "owned_by": "rampart"}))
-        .collect();
+    Ok((names, rt.loaded_at))
+}
+
+fn model_object(name: &str, created: i64) -> serde_json::Value {
+    json!({"id": name, "object": "model", "created": created, "owned_by": "rampart"})
+}
+
+/// Only the models this caller may use, and not blocked ones.
+async fn models(
+    State(gw): State<Arc<Gateway>>,
+    client: Option<Extension<crate::auth::flood::ClientAddr>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (names, created) = visible_models(&gw, client, &headers).await?;
+    let data: Vec<_> = names.iter().map(|n| model_object(n, created)).collect();
     Ok(Json(json!({"object": "list", "data": data})).into_response())
+}
+
+/// One model, as `GET /v1/models/{id}` (ids may hold slashes). A model the caller may not
+/// use reads as one that does not exist, as in the list.
+async fn model(
+    State(gw): State<Arc<Gateway>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    client: Option<Extension<crate::auth::flood::ClientAddr>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (names, created) = visible_models(&gw, client, &headers).await?;
+    match names.iter().find(|n| **n == id) {
+        Some(n) => Ok(Json(model_object(n, created)).into_response()),
+        None => Err(ApiError::not_found(
+            "model_not_found",
+            format!(
+                "the model `{}` does not exist or you do not have access to it",
+                id.chars().take(64).collect::<String>()
+            ),
+        )
+        .with_param("model")),
+    }
 }
 
 async fn healthz() -> Response {

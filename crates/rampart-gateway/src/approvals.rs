@@ -86,10 +86,17 @@ pub fn call_hash(principal: &str, tool: &str, arguments: &str, conversation: &st
 
 /// A digest of the conversation (the request's messages) a call came from.
 pub fn conversation_hash(body: &serde_json::Map<String, Value>) -> String {
-    let messages = body
-        .get("messages")
-        .map(|m| rampart_agent::canonical(m).to_string())
-        .unwrap_or_default();
+    // Chat's `messages`; the Responses API's `input`, with what it continues and its
+    // instructions.
+    let messages = match body.get("messages") {
+        Some(m) => rampart_agent::canonical(m).to_string(),
+        None => ["previous_response_id", "instructions", "input"]
+            .iter()
+            .filter_map(|k| body.get(*k))
+            .map(|v| rampart_agent::canonical(v).to_string())
+            .collect::<Vec<_>>()
+            .join("\n"),
+    };
     hex(&Sha256::digest(messages.as_bytes()))
 }
 

@@ -4,7 +4,8 @@
 //! is the fast mock upstream of the load benchmark. Replies are a pure function of the request:
 //! the chat model echoes the last user message, answers a request that offers tools with a call
 //! to the first tool (arguments filled from its JSON schema), and embeddings are unit vectors
-//! derived from a SHA-256 of the input.
+//! derived from a SHA-256 of the input. The Responses API answers the same way, in its own
+//! items and typed stream events.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -38,6 +39,7 @@ pub fn router(options: DemoOptions) -> Router {
         .route("/v1/chat/completions", post(chat))
         .route("/v1/completions", post(completions))
         .route("/v1/embeddings", post(embeddings))
+        .route("/v1/responses", post(responses))
         .with_state(options)
 }
 
@@ -141,15 +143,17 @@ fn tool_arguments(function: &Value) -> String {
 }
 
 fn sse(events: Vec<String>, delay: Duration) -> Response {
-    let s = stream::unfold((events.into_iter(), true), move |(mut it, first)| async move {
+    sse_frames(events.into_iter().map(|e| format!("data: {e}\n\n")).collect(), delay)
+}
+
+/// A stream of whole SSE frames, `delay` apart.
+fn sse_frames(frames: Vec<String>, delay: Duration) -> Response {
+    let s = stream::unfold((frames.into_iter(), true), move |(mut it, first)| async move {
         let next = it.next()?;
         if !first && !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
-        Some((
-            Ok::<_, Infallible>(Bytes::from(format!("data: {next}\n\n"))),
-            (it, false),
-        ))
+        Some((Ok::<_, Infallible>(Bytes::from(next)), (it, false)))
     });
     Response::builder()
         .header(http::header::CONTENT_TYPE, "text/event-stream")
@@ -314,6 +318,158 @@ async fn completions(State(opts): State<DemoOptions>, body: Bytes) -> Response {
     }
     events.push("[DONE]".into());
     sse(events, opts.chunk_delay)
+}
+
+/// The text of a Responses API `input`: a string, or the last user message item's text.
+fn responses_prompt(input: Option<&Value>) -> String {
+    match input {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .rev()
+            .find(|i| i.get("role").and_then(Value::as_str) == Some("user"))
+            .map(|m| text_of(m.get("content")))
+            .unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
+/// Words in every text of a Responses API request (its input token count).
+fn responses_input_words(req: &Map<String, Value>) -> u64 {
+    let instructions = req.get("instructions").and_then(Value::as_str).map_or(0, words);
+    let input = match req.get("input") {
+        Some(Value::String(s)) => words(s),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| words(&text_of(i.get("content"))) + i.get("output").and_then(Value::as_str).map_or(0, words))
+            .sum(),
+        _ => 0,
+    };
+    instructions + input
+}
+
+async fn responses(State(opts): State<DemoOptions>, body: Bytes) -> Response {
+    let Some(req) = parse(&body) else {
+        return error(StatusCode::BAD_REQUEST, "body must be a JSON object");
+    };
+    if !matches!(req.get("input"), Some(Value::String(_) | Value::Array(_))) {
+        return error(StatusCode::BAD_REQUEST, "`input` is required");
+    }
+    let model = req
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or(DEMO_MODEL)
+        .to_string();
+    let id = request_id("resp", &body);
+    let tag = &id[id.len().saturating_sub(24)..];
+    let after_tool = match req.get("input") {
+        Some(Value::Array(items)) => items
+            .last()
+            .and_then(|i| i.get("type"))
+            .and_then(Value::as_str)
+            .is_some_and(|t| t.ends_with("_output")),
+        _ => false,
+    };
+    let tool = match (req.get("tools").and_then(Value::as_array), req.get("tool_choice")) {
+        (_, Some(Value::String(c))) if c == "none" => None,
+        (Some(tools), _) => tools
+            .iter()
+            .find(|t| t.get("type").and_then(Value::as_str) == Some("function"))
+            .cloned(),
+        _ => None,
+    };
+    // After a tool result, answer in text so agent loops end.
+    let tool = tool.filter(|_| !after_tool);
+    let input_tokens = responses_input_words(&req);
+    let (item, text, cut) = match &tool {
+        Some(function) => {
+            let name = function.get("name").and_then(Value::as_str).unwrap_or("tool");
+            let arguments = tool_arguments(function);
+            let item = json!({"id": format!("fc_{tag}"), "type": "function_call", "status": "completed",
+                              "call_id": format!("call_{tag}"), "name": name, "arguments": arguments});
+            (item, arguments, false)
+        }
+        None => {
+            let prompt = responses_prompt(req.get("input"));
+            let (text, cut) = reply_for(&prompt, req.get("max_output_tokens").and_then(Value::as_u64));
+            let item = json!({"id": format!("msg_{tag}"), "type": "message", "status": "completed", "role": "assistant",
+                              "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]});
+            (item, text, cut)
+        }
+    };
+    let output_tokens = if tool.is_some() { 8 } else { words(&text) };
+    let mut response = json!({
+        "id": id, "object": "response", "created_at": CREATED, "status": if cut { "incomplete" } else { "completed" },
+        "error": null, "incomplete_details": if cut { json!({"reason": "max_output_tokens"}) } else { Value::Null },
+        "instructions": req.get("instructions").cloned().unwrap_or(Value::Null),
+        "max_output_tokens": req.get("max_output_tokens").cloned().unwrap_or(Value::Null),
+        "model": model, "output": [item.clone()], "parallel_tool_calls": true,
+        "previous_response_id": req.get("previous_response_id").cloned().unwrap_or(Value::Null),
+        "temperature": 1.0, "top_p": 1.0, "text": {"format": {"type": "text"}},
+        "tool_choice": req.get("tool_choice").cloned().unwrap_or(json!("auto")),
+        "tools": req.get("tools").cloned().unwrap_or(json!([])), "truncation": "disabled",
+        "metadata": req.get("metadata").cloned().unwrap_or(json!({})),
+        "usage": {"input_tokens": input_tokens, "input_tokens_details": {"cached_tokens": 0},
+                  "output_tokens": output_tokens, "output_tokens_details": {"reasoning_tokens": 0},
+                  "total_tokens": input_tokens + output_tokens},
+    });
+    if !req.get("stream").and_then(Value::as_bool).unwrap_or(false) {
+        return json_response(&response);
+    }
+    let final_status = response["status"].clone();
+    let mut events: Vec<Value> = Vec::new();
+    let mut start = response.clone();
+    start["status"] = json!("in_progress");
+    start["output"] = json!([]);
+    start["usage"] = Value::Null;
+    start["incomplete_details"] = Value::Null;
+    events.push(json!({"type": "response.created", "response": start.clone()}));
+    events.push(json!({"type": "response.in_progress", "response": start}));
+    let mut added = item.clone();
+    added["status"] = json!("in_progress");
+    let item_id = item["id"].clone();
+    let pieces: Vec<String> = text
+        .split(' ')
+        .enumerate()
+        .map(|(i, w)| if i == 0 { w.to_string() } else { format!(" {w}") })
+        .collect();
+    if tool.is_some() {
+        added["arguments"] = json!("");
+        events.push(json!({"type": "response.output_item.added", "output_index": 0, "item": added}));
+        for p in &pieces {
+            events.push(json!({"type": "response.function_call_arguments.delta", "item_id": item_id, "output_index": 0, "delta": p}));
+        }
+        events.push(json!({"type": "response.function_call_arguments.done", "item_id": item_id, "output_index": 0, "arguments": text}));
+    } else {
+        added["content"] = json!([]);
+        events.push(json!({"type": "response.output_item.added", "output_index": 0, "item": added}));
+        let empty = json!({"type": "output_text", "text": "", "annotations": [], "logprobs": []});
+        events.push(json!({"type": "response.content_part.added", "item_id": item_id, "output_index": 0, "content_index": 0, "part": empty}));
+        for p in &pieces {
+            events.push(json!({"type": "response.output_text.delta", "item_id": item_id, "output_index": 0, "content_index": 0, "delta": p, "logprobs": []}));
+        }
+        events.push(json!({"type": "response.output_text.done", "item_id": item_id, "output_index": 0, "content_index": 0, "text": text, "logprobs": []}));
+        let part = item["content"][0].clone();
+        events.push(json!({"type": "response.content_part.done", "item_id": item_id, "output_index": 0, "content_index": 0, "part": part}));
+    }
+    events.push(json!({"type": "response.output_item.done", "output_index": 0, "item": item}));
+    response["status"] = final_status;
+    let terminal = if cut {
+        "response.incomplete"
+    } else {
+        "response.completed"
+    };
+    events.push(json!({"type": terminal, "response": response}));
+    let frames = events
+        .into_iter()
+        .enumerate()
+        .map(|(n, mut e)| {
+            e["sequence_number"] = json!(n);
+            let ty = e["type"].as_str().unwrap_or("message").to_owned();
+            format!("event: {ty}\ndata: {e}\n\n")
+        })
+        .collect();
+    sse_frames(frames, opts.chunk_delay)
 }
 
 /// A deterministic unit vector for `text`.

@@ -19,6 +19,8 @@ pub enum Endpoint {
     Completions,
     /// `/v1/embeddings`.
     Embeddings,
+    /// `/v1/responses` (the Responses API: typed input items and output items).
+    Responses,
 }
 
 impl Endpoint {
@@ -28,6 +30,7 @@ impl Endpoint {
             Endpoint::Chat => "/chat/completions",
             Endpoint::Completions => "/completions",
             Endpoint::Embeddings => "/embeddings",
+            Endpoint::Responses => "/responses",
         }
     }
 
@@ -37,11 +40,15 @@ impl Endpoint {
             Endpoint::Chat => "chat",
             Endpoint::Completions => "completions",
             Endpoint::Embeddings => "embeddings",
+            Endpoint::Responses => "responses",
         }
     }
 }
 
 const ROLES: &[&str] = &["system", "developer", "user", "assistant", "tool", "function"];
+
+/// Roles of Responses API message items.
+const ITEM_ROLES: &[&str] = &["system", "developer", "user", "assistant"];
 
 /// A checked inference request.
 #[derive(Debug, Clone)]
@@ -114,7 +121,7 @@ impl InferenceRequest {
             },
             Some(_) => return Err(wrong_type("stream_options", "an object")),
         };
-        for field in ["max_tokens", "max_completion_tokens", "n"] {
+        for field in ["max_tokens", "max_completion_tokens", "max_output_tokens", "n"] {
             match body.get(field) {
                 None | Some(Value::Null) => {}
                 Some(Value::Number(n)) if n.as_u64().is_some_and(|v| v >= 1) => {}
@@ -125,6 +132,7 @@ impl InferenceRequest {
             Endpoint::Chat => check_chat(&body, tokenizer)?,
             Endpoint::Completions => count_prompt(body.get("prompt"), "prompt", tokenizer, true)?,
             Endpoint::Embeddings => count_prompt(body.get("input"), "input", tokenizer, false)?,
+            Endpoint::Responses => check_responses(&body, tokenizer)?,
         };
         Ok(InferenceRequest {
             endpoint,
@@ -136,11 +144,13 @@ impl InferenceRequest {
         })
     }
 
-    /// The `max_tokens` (or `max_completion_tokens`) the client asked for.
+    /// The `max_tokens` (or `max_completion_tokens`, or the Responses API's
+    /// `max_output_tokens`) the client asked for.
     pub fn max_tokens(&self) -> Option<u64> {
         self.body
             .get("max_completion_tokens")
             .or_else(|| self.body.get("max_tokens"))
+            .or_else(|| self.body.get("max_output_tokens"))
             .and_then(Value::as_u64)
     }
 
@@ -153,6 +163,7 @@ impl InferenceRequest {
             ("best_of", limits.max_choices),
             ("max_tokens", limits.max_completion_tokens),
             ("max_completion_tokens", limits.max_completion_tokens),
+            ("max_output_tokens", limits.max_completion_tokens),
         ] {
             if let Some(n) = self.body.get(field).and_then(Value::as_u64) {
                 if n > most {
@@ -165,13 +176,19 @@ impl InferenceRequest {
             }
         }
         let count = |f: &str| self.body.get(f).and_then(Value::as_array).map_or(0, Vec::len);
-        if count("messages") > limits.max_messages {
+        let turns = if self.endpoint == Endpoint::Responses {
+            "input"
+        } else {
+            "messages"
+        };
+        if count(turns) > limits.max_messages {
             return Err(bad(
                 "invalid_value",
-                "messages",
+                turns,
                 format!(
-                    "the request has {} messages; this gateway allows at most {}",
-                    count("messages"),
+                    "the request has {} {}; this gateway allows at most {}",
+                    count(turns),
+                    if turns == "input" { "input items" } else { "messages" },
                     limits.max_messages
                 ),
             ));
@@ -195,7 +212,9 @@ impl InferenceRequest {
         if self.endpoint == Endpoint::Embeddings {
             return;
         }
-        let field = if self.body.contains_key("max_completion_tokens") {
+        let field = if self.endpoint == Endpoint::Responses {
+            "max_output_tokens"
+        } else if self.body.contains_key("max_completion_tokens") {
             "max_completion_tokens"
         } else {
             "max_tokens"
@@ -329,6 +348,135 @@ fn check_chat(body: &Map<String, Value>, tokenizer: &Tokenizer) -> Result<u64, A
     Ok(tokenizer.count_chat(texts, messages.len()) + extra)
 }
 
+/// Checks a Responses API request: `input` (a string, or an array of items: messages with
+/// string or typed-part content, replayed function calls and their outputs, reasoning and
+/// other typed items), `instructions` and `tools`; counts the prompt's tokens. Fields this
+/// gateway does not know pass through to the upstream, which checks them itself.
+fn check_responses(body: &Map<String, Value>, tokenizer: &Tokenizer) -> Result<u64, ApiError> {
+    let mut texts: Vec<&str> = Vec::new();
+    let mut turns = 0;
+    let mut extra = 0;
+    match body.get("instructions") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) => {
+            texts.push(s);
+            turns += 1;
+        }
+        Some(_) => return Err(wrong_type("instructions", "a string")),
+    }
+    match body.get("previous_response_id") {
+        None | Some(Value::Null) | Some(Value::String(_)) => {}
+        Some(_) => return Err(wrong_type("previous_response_id", "a string")),
+    }
+    match body.get("input") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) => {
+            texts.push(s);
+            turns += 1;
+        }
+        Some(Value::Array(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                let param = format!("input[{i}]");
+                let Value::Object(item) = item else {
+                    return Err(wrong_type(&param, "an object"));
+                };
+                turns += 1;
+                let kind = match item.get("type") {
+                    None | Some(Value::Null) => "message",
+                    Some(Value::String(t)) => t.as_str(),
+                    Some(_) => return Err(wrong_type(&format!("{param}.type"), "a string")),
+                };
+                if kind == "message" || item.contains_key("role") {
+                    let role = match item.get("role") {
+                        Some(Value::String(r)) => r.as_str(),
+                        None => {
+                            return Err(bad(
+                                "missing_parameter",
+                                &format!("{param}.role"),
+                                format!("`{param}.role` is required"),
+                            ))
+                        }
+                        Some(_) => return Err(wrong_type(&format!("{param}.role"), "a string")),
+                    };
+                    if !ITEM_ROLES.contains(&role) {
+                        return Err(bad(
+                            "invalid_value",
+                            &format!("{param}.role"),
+                            format!("`{param}.role` must be one of {}", ITEM_ROLES.join(", ")),
+                        ));
+                    }
+                    match item.get("content") {
+                        Some(Value::String(s)) => texts.push(s),
+                        Some(Value::Array(parts)) => {
+                            for (j, p) in parts.iter().enumerate() {
+                                let pp = format!("{param}.content[{j}]");
+                                let Value::Object(p) = p else {
+                                    return Err(wrong_type(&pp, "an object"));
+                                };
+                                if !matches!(p.get("type"), Some(Value::String(_))) {
+                                    return Err(wrong_type(&format!("{pp}.type"), "a string"));
+                                }
+                                match p.get("text") {
+                                    None | Some(Value::Null) => {}
+                                    Some(Value::String(s)) => texts.push(s),
+                                    Some(_) => return Err(wrong_type(&format!("{pp}.text"), "a string")),
+                                }
+                            }
+                        }
+                        None => {
+                            return Err(bad(
+                                "missing_parameter",
+                                &format!("{param}.content"),
+                                format!("`{param}.content` is required"),
+                            ))
+                        }
+                        Some(_) => {
+                            return Err(wrong_type(&format!("{param}.content"), "a string or an array of parts"))
+                        }
+                    }
+                    continue;
+                }
+                for field in ["arguments", "output", "input"] {
+                    match item.get(field) {
+                        Some(Value::String(s)) => texts.push(s),
+                        Some(v @ Value::Array(_)) | Some(v @ Value::Object(_)) => {
+                            extra += tokenizer.count(&v.to_string());
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        Some(_) => return Err(wrong_type("input", "a string or an array of input items")),
+    }
+    match body.get("tools") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(tools)) => {
+            for (i, t) in tools.iter().enumerate() {
+                let Value::Object(t) = t else {
+                    return Err(wrong_type(&format!("tools[{i}]"), "an object"));
+                };
+                match t.get("type") {
+                    Some(Value::String(kind)) if kind == "function" => {
+                        if !matches!(t.get("name"), Some(Value::String(_))) {
+                            return Err(bad(
+                                "missing_parameter",
+                                &format!("tools[{i}].name"),
+                                format!("`tools[{i}].name` is required"),
+                            ));
+                        }
+                    }
+                    Some(Value::String(_)) => {}
+                    _ => return Err(wrong_type(&format!("tools[{i}].type"), "a string")),
+                }
+                extra += tokenizer.count(&Value::Object(t.clone()).to_string());
+            }
+        }
+        Some(_) => return Err(wrong_type("tools", "an array")),
+    }
+    Ok(tokenizer.count_chat(texts, turns) + extra)
+}
+
 /// Counts `prompt` (completions) or `input` (embeddings): a string, an array of strings, an
 /// array of token ids, or an array of such arrays.
 fn count_prompt(value: Option<&Value>, param: &str, tokenizer: &Tokenizer, optional: bool) -> Result<u64, ApiError> {
@@ -424,6 +572,44 @@ mod tests {
         for (body, param, code) in cases {
             let e = parse(Endpoint::Chat, body).unwrap_err();
             assert_eq!(e.code(), code, "{body}");
+            assert_eq!(e.body(None)["error"]["param"], param, "{body}");
+        }
+    }
+
+    #[test]
+    fn responses_requests_are_read_item_by_item() {
+        let r = parse(
+            Endpoint::Responses,
+            r#"{"model":"m","instructions":"be brief","input":[{"role":"user","content":[{"type":"input_text","text":"hello there"}]},{"type":"function_call_output","call_id":"c","output":"42"}],"max_output_tokens":900}"#,
+        )
+        .unwrap();
+        assert!(r.prompt_tokens >= 4, "{}", r.prompt_tokens);
+        assert_eq!(r.max_tokens(), Some(900));
+        let mut r = parse(Endpoint::Responses, r#"{"model":"m","input":"x"}"#).unwrap();
+        r.cap_max_tokens(64);
+        let up: Value = serde_json::from_slice(&r.upstream_body("m-1").unwrap()).unwrap();
+        assert_eq!(up["max_output_tokens"], 64);
+        assert!(up.get("max_tokens").is_none(), "{up}");
+        let cases = [
+            (r#"{"model":"m","input":[5]}"#, "input[0]"),
+            (r#"{"model":"m","input":[{"content":"x"}]}"#, "input[0].role"),
+            (r#"{"model":"m","input":[{"role":"user"}]}"#, "input[0].content"),
+            (
+                r#"{"model":"m","input":[{"role":"user","content":[{"type":"input_text","text":3}]}]}"#,
+                "input[0].content[0].text",
+            ),
+            (r#"{"model":"m","input":"x","instructions":{}}"#, "instructions"),
+            (
+                r#"{"model":"m","input":"x","previous_response_id":1}"#,
+                "previous_response_id",
+            ),
+            (
+                r#"{"model":"m","input":"x","max_output_tokens":0}"#,
+                "max_output_tokens",
+            ),
+        ];
+        for (body, param) in cases {
+            let e = parse(Endpoint::Responses, body).unwrap_err();
             assert_eq!(e.body(None)["error"]["param"], param, "{body}");
         }
     }

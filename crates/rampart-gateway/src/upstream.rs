@@ -64,7 +64,7 @@ pub struct Upstream {
     pub name: String,
     base_url: String,
     /// One parsed URL per endpoint, so requests do not parse URLs.
-    urls: [reqwest::Url; 3],
+    urls: [reqwest::Url; 4],
     api_key: Option<Zeroizing<String>>,
     client: reqwest::Client,
     timeout: Duration,
@@ -125,6 +125,7 @@ impl Upstream {
             url(Endpoint::Chat)?,
             url(Endpoint::Completions)?,
             url(Endpoint::Embeddings)?,
+            url(Endpoint::Responses)?,
         ];
         Ok(Arc::new(Upstream {
             name,
@@ -150,6 +151,7 @@ impl Upstream {
             Endpoint::Chat => &self.urls[0],
             Endpoint::Completions => &self.urls[1],
             Endpoint::Embeddings => &self.urls[2],
+            Endpoint::Responses => &self.urls[3],
         };
         let mut attempt = 0;
         loop {

@@ -70,26 +70,35 @@ pub(super) async fn relay(mut x: Exchange, endpoint: Endpoint, resp: reqwest::Re
     };
     let text = std::str::from_utf8(&body).map_err(|_| invalid("not UTF-8"))?;
     let answer: Answer = views::object(text).ok_or_else(|| invalid("not a JSON object of the expected shape"))?;
-    let listed = match endpoint {
-        Endpoint::Chat | Endpoint::Completions => answer.choices.is_some(),
-        Endpoint::Embeddings => answer.data.is_some(),
+    let (listed, list) = match endpoint {
+        Endpoint::Chat | Endpoint::Completions => (answer.choices.is_some(), "choices"),
+        Endpoint::Embeddings => (answer.data.is_some(), "data"),
+        Endpoint::Responses => (answer.output.is_some(), "output"),
     };
     if !listed {
-        let list = if endpoint == Endpoint::Embeddings {
-            "data"
-        } else {
-            "choices"
-        };
         return Err(invalid(&format!("no `{list}` array")));
     }
     let usage = answer.usage.unwrap_or_default();
     let (prompt, completion) = (usage.prompt_tokens, usage.completion_tokens.unwrap_or(0));
     // Output scanners see the answer before the client does.
     let mut rewritten: Option<Bytes> = None;
+    let mut echoed: Option<serde_json::Value> = None;
+    if let Some(client) = x.echo.clone() {
+        // The answer echoes the instructions the upstream got (the operator's system prompt
+        // and the canary): the client gets its own back.
+        let mut value: serde_json::Value =
+            serde_json::from_str(text).map_err(|_| invalid("not a JSON object of the expected shape"))?;
+        if let Some(o) = value.as_object_mut().filter(|o| o.contains_key("instructions")) {
+            o.insert("instructions".into(), client);
+        }
+        echoed = Some(value);
+    }
     {
         if let Some(state) = x.scan.as_mut().filter(|s| s.output_active()) {
-            let mut value: serde_json::Value =
-                serde_json::from_str(text).map_err(|_| invalid("not a JSON object of the expected shape"))?;
+            let mut value: serde_json::Value = match echoed.take() {
+                Some(v) => v,
+                None => serde_json::from_str(text).map_err(|_| invalid("not a JSON object of the expected shape"))?,
+            };
             let guarded = super::guard::guard_answer(&x.gw, state, &mut value);
             state.to_trail(&x.trail);
             if let Err(blocked) = guarded {
@@ -101,6 +110,11 @@ pub(super) async fn relay(mut x: Exchange, endpoint: Endpoint, resp: reqwest::Re
                 serde_json::to_vec(&value).map_err(|_| invalid("cannot re-encode"))?,
             ));
         }
+    }
+    if let Some(value) = echoed {
+        rewritten = Some(Bytes::from(
+            serde_json::to_vec(&value).map_err(|_| invalid("cannot re-encode"))?,
+        ));
     }
     // The answer's tool calls, before the application sees them.
     if let Some(tools) = &x.tools {

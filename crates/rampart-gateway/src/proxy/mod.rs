@@ -145,6 +145,8 @@ fn action_for(endpoint: Endpoint) -> Action {
         Endpoint::Chat => Action::Chat,
         Endpoint::Completions => Action::Complete,
         Endpoint::Embeddings => Action::Embed,
+        // A Responses API call is a chat turn in another wire format.
+        Endpoint::Responses => Action::Chat,
     }
 }
 
@@ -206,6 +208,7 @@ fn endpoint_name(e: Endpoint) -> &'static str {
         Endpoint::Chat => "chat",
         Endpoint::Completions => "completions",
         Endpoint::Embeddings => "embeddings",
+        Endpoint::Responses => "responses",
     }
 }
 
@@ -332,12 +335,18 @@ async fn handle(
 
     // What a tool call's approval is bound to, and whether untrusted content came in: read
     // from the conversation as the client sent it (the input guard may rewrite it).
-    let conversation = (endpoint == Endpoint::Chat && rt.tools.is_some()).then(|| {
+    let talks = matches!(endpoint, Endpoint::Chat | Endpoint::Responses);
+    let conversation = (talks && rt.tools.is_some()).then(|| {
         (
             crate::approvals::conversation_hash(&req.body),
             tools::tainted(&req.body),
         )
     });
+
+    // The Responses API echoes `instructions` in its answers: the client gets back its own,
+    // never the operator's system prompt and canary that the guard puts there.
+    let echo = (endpoint == Endpoint::Responses)
+        .then(|| req.body.get("instructions").cloned().unwrap_or(serde_json::Value::Null));
 
     // 4b. What it says.
     let scan = if rt.config.scan.enabled {
@@ -418,10 +427,12 @@ async fn handle(
         scan,
         trail,
         tools: tool_check,
+        echo,
     };
     if req.stream {
         stream::relay(
             exchange,
+            endpoint,
             resp,
             !req.client_wants_stream_usage && endpoint == Endpoint::Chat,
         )
@@ -494,6 +505,8 @@ pub(crate) struct Exchange {
     trail: SharedTrail,
     /// The tool guard on the answer's tool calls, when `[agent]` lists tools.
     tools: Option<tools::ToolCheck>,
+    /// For the Responses API: the `instructions` the client sent, which its answers echo.
+    echo: Option<serde_json::Value>,
 }
 
 impl Exchange {

@@ -44,11 +44,16 @@ fn tool_stop(code: &'static str, message: impl Into<String>, approval: Option<St
 /// Whether the request carries content nobody vouches for: a tool or function result, or a
 /// document or file part.
 pub(crate) fn tainted(body: &Map<String, Value>) -> bool {
-    let Some(Value::Array(messages)) = body.get("messages") else {
+    // Chat's `messages`, or the Responses API's `input` items (where tool results are
+    // `*_output` items).
+    let Some(Value::Array(messages)) = body.get("messages").or_else(|| body.get("input")) else {
         return false;
     };
     messages.iter().any(|m| {
         matches!(m.get("role").and_then(Value::as_str), Some("tool" | "function"))
+            || m.get("type")
+                .and_then(Value::as_str)
+                .is_some_and(|t| t.ends_with("_output"))
             || m.get("content").and_then(Value::as_array).is_some_and(|parts| {
                 parts.iter().any(|p| {
                     matches!(
@@ -264,8 +269,17 @@ impl ToolCheck {
         }
     }
 
-    /// Every call in a buffered chat answer (`tool_calls` and the legacy `function_call`).
+    /// Every call in a buffered answer: chat's `tool_calls` and legacy `function_call`, or
+    /// the Responses API's `function_call` and `custom_tool_call` output items.
     pub(crate) async fn answer(&self, body: &Value) -> Result<(), OutputBlocked> {
+        if let Some(output) = body.get("output").and_then(Value::as_array) {
+            for item in output {
+                if let Some((name, arguments)) = responses_call(item) {
+                    self.check_holding(&name, &arguments).await?;
+                }
+            }
+            return Ok(());
+        }
         let Some(choices) = body.get("choices").and_then(Value::as_array) else {
             return Ok(());
         };
@@ -288,6 +302,20 @@ impl ToolCheck {
             }
         }
         Ok(())
+    }
+}
+
+/// The name and arguments of a Responses API output item that asks the application to run
+/// a tool (`function_call`, or `custom_tool_call` with free-form `input`).
+pub(crate) fn responses_call(item: &Value) -> Option<(String, String)> {
+    match item.get("type").and_then(Value::as_str)? {
+        "function_call" => Some(name_and_arguments(item)),
+        "custom_tool_call" => {
+            let name = item.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+            let input = item.get("input").and_then(Value::as_str).unwrap_or("").to_string();
+            Some((name, input))
+        }
+        _ => None,
     }
 }
 

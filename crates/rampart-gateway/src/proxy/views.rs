@@ -10,19 +10,22 @@ use serde::Deserialize;
 /// Token counts an upstream reports.
 #[derive(Debug, Default, Deserialize)]
 pub(super) struct Usage {
-    #[serde(default)]
+    #[serde(default, alias = "input_tokens")]
     pub prompt_tokens: Option<u64>,
-    #[serde(default)]
+    #[serde(default, alias = "output_tokens")]
     pub completion_tokens: Option<u64>,
 }
 
-/// A non-streamed answer: `choices` (chat, completions) or `data` (embeddings), and usage.
+/// A non-streamed answer: `choices` (chat, completions), `data` (embeddings) or `output`
+/// (responses), and usage.
 #[derive(Debug, Deserialize)]
 pub(super) struct Answer {
     #[serde(default)]
     pub choices: Option<Vec<IgnoredAny>>,
     #[serde(default)]
     pub data: Option<Vec<IgnoredAny>>,
+    #[serde(default)]
+    pub output: Option<Vec<IgnoredAny>>,
     #[serde(default)]
     pub usage: Option<Usage>,
 }

@@ -19,6 +19,7 @@ mod model;
 mod oidc;
 mod policy;
 mod reload;
+mod responses;
 mod scanning;
 mod semantic;
 mod signing;

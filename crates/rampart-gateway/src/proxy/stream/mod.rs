@@ -6,6 +6,11 @@
 //! client gets a final OpenAI-style error event instead of a silently truncated answer. When
 //! the client goes away, the body stream is dropped, which drops the upstream response and
 //! closes that connection: the model stops generating for nobody.
+//!
+//! Chat and completions chunks are checked here; the Responses API's typed events in
+//! `responses.rs`.
+
+mod responses;
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -18,6 +23,7 @@ use http::StatusCode;
 use serde_json::json;
 
 use crate::error::ApiError;
+use crate::openai::Endpoint;
 use crate::sse::{Event, Framer};
 
 use super::views::{self, Chunk};
@@ -57,9 +63,17 @@ struct Relay {
     kept: Option<String>,
     /// Blocks and revocations seen when the exchange last checked.
     generation: u64,
+    /// For the Responses API: its typed events' checks (which then own the output guard and
+    /// the tool check).
+    responses: Option<responses::Events>,
 }
 
-pub(super) async fn relay(mut x: Exchange, resp: reqwest::Response, strip_usage: bool) -> Result<Response, ApiError> {
+pub(super) async fn relay(
+    mut x: Exchange,
+    endpoint: Endpoint,
+    resp: reqwest::Response,
+    strip_usage: bool,
+) -> Result<Response, ApiError> {
     let status = resp.status();
     if !status.is_success() {
         let headers = resp.headers().clone();
@@ -101,8 +115,14 @@ pub(super) async fn relay(mut x: Exchange, resp: reqwest::Response, strip_usage:
         .take()
         .filter(super::guard::ScanState::output_active)
         .map(super::guard::StreamGuard::new);
-    let tools = x.tools.take().map(super::tools::ToolHold::new);
+    let (guard, tools, responses) = if endpoint == Endpoint::Responses {
+        let echo = x.echo.take().unwrap_or(serde_json::Value::Null);
+        (None, None, Some(responses::Events::new(guard, x.tools.take(), echo)))
+    } else {
+        (guard, x.tools.take().map(super::tools::ToolHold::new), None)
+    };
     let relay = Relay {
+        responses,
         guard,
         tools,
         waiting: None,
@@ -135,12 +155,28 @@ pub(super) async fn relay(mut x: Exchange, resp: reqwest::Response, strip_usage:
     })
 }
 
-fn error_event(code: &str, message: &str) -> Bytes {
-    let v = json!({"error": {"message": message, "type": "upstream_error", "param": null, "code": code}});
-    Bytes::from(format!("data: {v}\n\n"))
-}
-
 impl Relay {
+    /// An error event in the stream's own format: chat's `data: {"error": ...}`, or the
+    /// Responses API's typed `error` event.
+    fn error_frame(&mut self, error: serde_json::Value) -> Bytes {
+        match self.responses.as_mut() {
+            Some(r) => r.error_frame(error),
+            None => Bytes::from(format!("data: {}\n\n", json!({ "error": error }))),
+        }
+    }
+
+    fn error_event(&mut self, code: &str, message: &str) -> Bytes {
+        self.error_frame(json!({"message": message, "type": "upstream_error", "param": null, "code": code}))
+    }
+
+    /// The output guard's state, wherever it lives.
+    fn scan_state(&self) -> Option<&super::guard::ScanState> {
+        match &self.responses {
+            Some(r) => r.guard().map(super::guard::StreamGuard::state),
+            None => self.guard.as_ref().map(super::guard::StreamGuard::state),
+        }
+    }
+
     /// The next frame; the last one goes out only after the exchange's end record is durable
     /// (if the ledger fails, the client gets an `audit_unavailable` error event instead of
     /// `[DONE]`).
@@ -164,16 +200,17 @@ impl Relay {
         if out.ends_with(DONE) {
             out.truncate(out.len() - DONE.len());
         }
-        out.extend_from_slice(&error_event(
+        let error = self.error_event(
             "audit_unavailable",
             "the audit ledger could not record this exchange; its answer is incomplete",
-        ));
+        );
+        out.extend_from_slice(&error);
         Some(out.freeze())
     }
 
     fn end_entry(&self) -> rampart_audit::Entry {
-        if let Some(g) = &self.guard {
-            g.state().to_trail(&self.x.trail);
+        if let Some(s) = self.scan_state() {
+            s.to_trail(&self.x.trail);
         }
         match self.x.trail.lock() {
             Ok(mut t) => {
@@ -252,6 +289,19 @@ impl Relay {
                 events
             };
             let mut out = BytesMut::new();
+            if self.responses.is_some() {
+                if let Some(frame) = self.responses_events(&mut events, &mut out) {
+                    return Some(frame);
+                }
+                self.events = events;
+                if self.saw_done {
+                    self.finish();
+                }
+                if !out.is_empty() {
+                    return Some(out.freeze());
+                }
+                continue;
+            }
             while !events.is_empty() {
                 let ev = events.remove(0);
                 if ev.data == "[DONE]" {
@@ -307,7 +357,8 @@ impl Relay {
                         Some(g) => g.error_message(&self.x.gw, &message),
                         None => message,
                     };
-                    out.extend_from_slice(&error_event("upstream_error_event", &message));
+                    let error = self.error_event("upstream_error_event", &message);
+                    out.extend_from_slice(&error);
                     self.end = ("failed", Some("upstream_error_event".into()));
                     self.finish();
                     return Some(out.freeze());
@@ -445,13 +496,20 @@ impl Relay {
         let code = refused.code();
         tracing::info!(request_id = %self.x.rid.0, code, "stream ended by a block or revocation");
         // What is held back is never released.
-        if let Some(g) = self.guard.take() {
+        let guard = match self.responses.as_mut() {
+            Some(r) => r.take_guard(),
+            None => self.guard.take(),
+        };
+        if let Some(g) = guard {
             g.state().to_trail(&self.x.trail);
         }
         self.end = ("blocked", Some(code.into()));
         self.finish();
-        let v = json!({"error": {"message": refused.message(), "type": "access_revoked", "param": null, "code": code}});
-        Some(Bytes::from(format!("data: {v}\n\n")))
+        Some(
+            self.error_frame(
+                json!({"message": refused.message(), "type": "access_revoked", "param": null, "code": code}),
+            ),
+        )
     }
 
     /// Ends the stream because an output scanner blocked it: nothing of the offending text
@@ -460,16 +518,28 @@ impl Relay {
         tracing::info!(request_id = %self.x.rid.0, code = b.code(), reason = %b.message("cut off"), "stream cut by the output policy");
         self.end = ("blocked", Some(b.code().into()));
         self.finish();
-        let mut v = json!({"error": {"message": b.message("cut off"), "type": "policy_violation", "param": null, "code": b.code()}});
+        let mut v =
+            json!({"message": b.message("cut off"), "type": "policy_violation", "param": null, "code": b.code()});
         if let Some(id) = b.approval() {
-            v["error"]["approval_id"] = json!(id);
+            v["approval_id"] = json!(id);
         }
-        Bytes::from(format!("data: {v}\n\n"))
+        self.error_frame(v)
     }
 
     fn fail(&mut self, metric: &'static str, code: &str, message: &str) -> Bytes {
         // What was held back for scanning is scanned and sent before the error.
         let mut out = BytesMut::new();
+        if let Some(mut r) = self.responses.take() {
+            let flushed = r.flush(&self.x.gw, &mut out);
+            if let Some(g) = r.guard() {
+                g.state().to_trail(&self.x.trail);
+            }
+            let _ = r.take_guard();
+            self.responses = Some(r);
+            if let Err(blocked) = flushed {
+                return self.blocked(&blocked);
+            }
+        }
         if let Some(mut g) = self.guard.take() {
             let flushed = g.flush(&self.x.gw);
             g.state().to_trail(&self.x.trail);
@@ -486,7 +556,8 @@ impl Relay {
         tracing::warn!(upstream = %self.x.upstream.name, code, "stream ended with an error event");
         self.end = ("failed", Some(code.to_string()));
         self.finish();
-        out.extend_from_slice(&error_event(code, message));
+        let error = self.error_event(code, message);
+        out.extend_from_slice(&error);
         out.freeze()
     }
 
@@ -495,6 +566,11 @@ impl Relay {
             return;
         }
         self.finished = true;
+        if let Some(r) = &self.responses {
+            self.upstream_prompt = r.usage.0.or(self.upstream_prompt);
+            self.upstream_completion = r.usage.1.or(self.upstream_completion);
+            self.text_bytes = self.text_bytes.max(r.text_bytes);
+        }
         // Without reported usage, charge an estimate of four bytes per token.
         let completion = self.upstream_completion.unwrap_or(self.text_bytes.div_ceil(4) as u64);
         self.x.account(self.upstream_prompt, completion);
@@ -520,5 +596,54 @@ impl Drop for Relay {
                 });
             }
         }
+    }
+}
+
+impl Relay {
+    /// Relays a read's worth of Responses API events. Returns a frame when the stream ends
+    /// early (blocked, broken or an upstream error); the terminal event sets `saw_done`.
+    fn responses_events(&mut self, events: &mut Vec<Event>, out: &mut BytesMut) -> Option<Bytes> {
+        while !events.is_empty() {
+            let ev = events.remove(0);
+            if ev.data == "[DONE]" {
+                // Not part of the Responses protocol; some compatible servers send it.
+                continue;
+            }
+            let r = self.responses.as_mut()?;
+            match r.event(&self.x.gw, &ev.data, out) {
+                Ok(false) => {}
+                Ok(true) => {
+                    self.saw_done = true;
+                    events.clear();
+                    return None;
+                }
+                Err(responses::Halt::Stop(super::guard::StreamStop::Blocked(b))) => {
+                    out.extend_from_slice(&self.blocked(&b));
+                    return Some(std::mem::take(out).freeze());
+                }
+                Err(responses::Halt::Stop(super::guard::StreamStop::Invalid(what))) => {
+                    tracing::warn!(upstream = %self.x.upstream.name, what, "upstream stream broke the protocol");
+                    let frame = self.fail(
+                        "invalid_response",
+                        "upstream_invalid_response",
+                        "the model API sent an event stream Rampart cannot check",
+                    );
+                    out.extend_from_slice(&frame);
+                    return Some(std::mem::take(out).freeze());
+                }
+                Err(responses::Halt::Upstream(message)) => {
+                    self.x
+                        .gw
+                        .metrics
+                        .upstream_error(&self.x.upstream.name, "stream_error_event");
+                    let error = self.error_event("upstream_error_event", &message);
+                    out.extend_from_slice(&error);
+                    self.end = ("failed", Some("upstream_error_event".into()));
+                    self.finish();
+                    return Some(std::mem::take(out).freeze());
+                }
+            }
+        }
+        None
     }
 }
