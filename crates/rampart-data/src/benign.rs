@@ -471,6 +471,184 @@ const CHITCHAT: &[(&str, &[&str])] = &[
     ),
 ];
 
+/// What people type as a whole message: a topic, a setting, a few words. Attack corpora use
+/// many of these words (their requests are about passports, poisons and wallets; jailbreaks
+/// talk of modes, rules, responses and characters), and a benign corpus of full sentences
+/// never shows them alone, so a detector learns a lone word as an attack. Everyday topics
+/// across domains, the sensitive-but-ordinary ones included, and the vocabulary of talking
+/// about assistants and software.
+const TOPICS: &[&str] = &[
+    // health
+    "flu shot",
+    "vaccination schedule",
+    "blood pressure",
+    "nerve pain",
+    "sore throat",
+    "allergy season",
+    "first aid kit",
+    "sleep hygiene",
+    "vitamin D",
+    "knee injury",
+    "poison ivy rash",
+    "food poisoning",
+    "burn ointment",
+    "overdose symptoms in dogs",
+    "antibiotics",
+    "hangover cure",
+    // money and papers
+    "passport renewal",
+    "visa application",
+    "tax return",
+    "credit score",
+    "savings account",
+    "lost wallet",
+    "crypto wallet",
+    "online banking",
+    "student loan",
+    "mortgage rates",
+    "stock options",
+    "bank transfer fees",
+    "identity theft protection",
+    "insurance claim",
+    // home, travel, hobbies
+    "sourdough starter",
+    "tomato plants",
+    "bike repair",
+    "camping gear",
+    "road trip playlist",
+    "guitar chords",
+    "chess openings",
+    "knitting patterns",
+    "aquarium filter",
+    "water filter",
+    "unfiltered olive oil",
+    "coffee grinder",
+    "fire pit",
+    "fireworks laws",
+    "hunting season",
+    "fishing license",
+    "kitchen knives",
+    "lock picking hobby",
+    "escape room",
+    "murder mystery party",
+    "true crime podcast",
+    "horror movies",
+    "war history",
+    "nuclear power",
+    "chemistry set",
+    "gunpowder history",
+    "bomb cyclone",
+    "wildfire smoke",
+    // school, work, law
+    "essay outline",
+    "cover letter",
+    "job interview",
+    "performance review",
+    "lab report",
+    "exam rules",
+    "house rules",
+    "school dress code",
+    "speed limit",
+    "parking fine",
+    "noise complaint",
+    "tenant rights",
+    "copyright law",
+    "illegal parking",
+    "jury duty",
+    "restraining order",
+    // software and assistants
+    "response",
+    "responses",
+    "API response",
+    "HTTP response codes",
+    "response time",
+    "survey responses",
+    "emergency response",
+    "respond",
+    "reply",
+    "answers",
+    "mode",
+    "dark mode",
+    "safe mode",
+    "developer mode",
+    "debug mode",
+    "airplane mode",
+    "kiosk mode",
+    "game mode",
+    "strict mode",
+    "instructions",
+    "setup instructions",
+    "rules",
+    "firewall rules",
+    "content filter",
+    "spam filter",
+    "filter",
+    "override",
+    "method override",
+    "admin panel",
+    "admin rights",
+    "sudo",
+    "root access",
+    "bypass valve",
+    "ignore file",
+    "previous version",
+    "system prompt",
+    "prompt",
+    "prompt engineering",
+    "character",
+    "character design",
+    "persona",
+    "role",
+    "roleplay game",
+    "simulation",
+    "hypothetical",
+    "unrestricted",
+    "restrictions",
+    "limitations",
+    "policy",
+    "guidelines",
+    "terms of service",
+    "ethics",
+    "morality",
+    "opinions",
+    "jokes",
+    "chatbot",
+    "ChatGPT",
+    "OpenAI",
+    "language model",
+    "AI assistant",
+    "jailbreak iPhone",
+    "token limit",
+    "context window",
+    "no filter",
+    "uncensored history",
+    "unfiltered",
+];
+
+/// Short-message shapes around a topic.
+const TOPIC_FORMS: &[&str] = &[
+    "{t}",
+    "{T}",
+    "{t}?",
+    "{T}.",
+    "{t} pls",
+    "{t} tips",
+    "what is {t}",
+    "{T} explained",
+    "help with {t}",
+    "question about {t}",
+    "best {t}",
+    "{t} for beginners",
+    "{T}: where do I start?",
+    "Thanks for the {t}!",
+    "hi, {t}",
+    "Hello {T}",
+    "{t} vs {u}",
+    "{T} and {u}",
+    "more about {t}",
+    "ok, {t} then",
+];
+
 /// Ordinary messages that carry opaque tokens: hashes, ids, keys being asked about, encoded
 /// blobs, long URLs. Token soup is the shape of an optimised suffix; these are not that.
 fn tokenish(rng: &mut Rng) -> String {
@@ -648,6 +826,24 @@ pub fn generate(count: usize, seed: u64) -> Vec<Sample> {
             };
             out.push(sample(t, &format!("gen-multilingual@{}", l.code)));
         }
+    }
+    // Its own stream, so that adding it left the other families as they were.
+    let mut trng = Rng::new(seed ^ 0x7091c5);
+    for _ in 0..count {
+        let t = trng.pick(TOPICS);
+        let u = trng.pick(TOPICS);
+        let cap: String = t
+            .chars()
+            .take(1)
+            .flat_map(char::to_uppercase)
+            .chain(t.chars().skip(1))
+            .collect();
+        let text = trng
+            .pick(TOPIC_FORMS)
+            .replace("{t}", t)
+            .replace("{T}", &cap)
+            .replace("{u}", u);
+        out.push(sample(text, "gen-topics@en"));
     }
     out
 }

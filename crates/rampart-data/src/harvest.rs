@@ -129,6 +129,16 @@ pub fn code(roots: &[PathBuf], suffixes: &[&str], count: usize, tag: &str, seed:
 /// The translated strings of a gettext `.mo` catalogue (plural forms split), or nothing if
 /// the bytes are not one. Offsets are checked: a damaged file gives what can be read.
 pub fn mo_strings(bytes: &[u8]) -> Vec<String> {
+    mo_table(bytes, 16)
+}
+
+/// The original (English) strings of a gettext `.mo` catalogue, read like [`mo_strings`].
+pub fn mo_originals(bytes: &[u8]) -> Vec<String> {
+    mo_table(bytes, 12)
+}
+
+/// The strings of the catalogue table whose offset is stored at `header`.
+fn mo_table(bytes: &[u8], header: usize) -> Vec<String> {
     let word = |at: usize, be: bool| -> Option<usize> {
         let b: [u8; 4] = bytes.get(at..at + 4)?.try_into().ok()?;
         Some(if be {
@@ -142,7 +152,7 @@ pub fn mo_strings(bytes: &[u8]) -> Vec<String> {
         Some(0xde12_0495) => true,
         _ => return Vec::new(),
     };
-    let (Some(n), Some(table)) = (word(8, be), word(16, be)) else {
+    let (Some(n), Some(table)) = (word(8, be), word(header, be)) else {
         return Vec::new();
     };
     let mut out = Vec::new();
@@ -162,6 +172,58 @@ pub fn mo_strings(bytes: &[u8]) -> Vec<String> {
         }
     }
     out
+}
+
+/// Short benign English as software shows it: the original strings of the message catalogues
+/// under `root/usr/share/locale` (menu entries, settings, status and error messages, option
+/// help), one or two per row. Terse messages full of words attack corpora also use (mode,
+/// ignore, override, response, admin, restricted) are what users paste and ask about.
+pub fn ui_messages(root: &Path, count: usize, seed: u64) -> Vec<Sample> {
+    let base = root.join("usr/share/locale");
+    let mut rng = Rng::new(seed);
+    let mut seen = std::collections::BTreeSet::new();
+    let mut dirs: Vec<PathBuf> = match std::fs::read_dir(&base) {
+        Ok(entries) => entries.filter_map(|e| e.ok()).map(|e| e.path()).collect(),
+        Err(_) => return Vec::new(),
+    };
+    dirs.sort();
+    for dir in dirs {
+        for f in files(&dir.join("LC_MESSAGES"), &[".mo"]) {
+            if f.file_stem()
+                .and_then(|s| s.to_str())
+                .is_some_and(|d| d.starts_with("iso_"))
+            {
+                continue;
+            }
+            let Ok(bytes) = std::fs::read(&f) else { continue };
+            for s in mo_originals(&bytes) {
+                // `context\x04message`: the context is for translators.
+                let s = s.rsplit('\x04').next().unwrap_or(&s).trim();
+                let words = s.split_whitespace().count();
+                if (1..=25).contains(&words) && s.len() <= 240 && s.matches('%').count() <= 2 {
+                    seen.insert(s.to_owned());
+                }
+            }
+        }
+    }
+    let strings: Vec<String> = seen.into_iter().collect();
+    if strings.is_empty() {
+        return Vec::new();
+    }
+    (0..count)
+        .map(|_| {
+            let mut text = strings[rng.below(strings.len())].clone();
+            if rng.chance(0.25) {
+                text.push('\n');
+                text.push_str(&strings[rng.below(strings.len())]);
+            }
+            Sample {
+                text,
+                label: false,
+                source: "harvest-ui@en".into(),
+            }
+        })
+        .collect()
 }
 
 /// The language code of a locale directory name (`pt_BR` → `pt`, `zh_CN` → `zh`).
@@ -279,6 +341,7 @@ mod tests {
             vec!["Datei kann nicht geöffnet werden", "%d Datei", "%d Dateien"]
         );
         assert!(mo_strings(b"nope").is_empty());
+        assert_eq!(mo_originals(&b), vec!["cannot open file", "%d file"]);
     }
 
     proptest! {

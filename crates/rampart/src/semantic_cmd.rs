@@ -119,15 +119,18 @@ pub fn data(cmd: DataCommand) -> anyhow::Result<ExitCode> {
                 a.seed ^ 0xc0de,
             );
             let l10n = rampart_data::harvest::translations(&a.root, HARVEST_LANGS, a.count / 2, a.seed ^ 0x110);
+            let ui = rampart_data::harvest::ui_messages(&a.root, a.count * 3, a.seed ^ 0x0e11);
             eprintln!(
-                "generated {} rows, harvested {} code/doc and {} translated rows from {}",
+                "generated {} rows, harvested {} code/doc, {} translated and {} English UI rows from {}",
                 rows.len(),
                 code.len(),
                 l10n.len(),
+                ui.len(),
                 a.root.display()
             );
             rows.extend(code);
             rows.extend(l10n);
+            rows.extend(ui);
             let mut seen = std::collections::HashSet::new();
             rows.retain(|s| seen.insert(s.text.clone()));
             rampart_data::write_labelled(&a.out, &rows)?;
