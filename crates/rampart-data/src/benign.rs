@@ -678,6 +678,15 @@ fn tokenish(rng: &mut Rng) -> String {
     t
 }
 
+/// `t` with its first letter upper-cased.
+fn capitalised(t: &str) -> String {
+    t.chars()
+        .take(1)
+        .flat_map(char::to_uppercase)
+        .chain(t.chars().skip(1))
+        .collect()
+}
+
 fn sample(text: String, source: &str) -> Sample {
     Sample {
         text,
@@ -799,12 +808,7 @@ pub fn generate(count: usize, seed: u64) -> Vec<Sample> {
     for (code, turns) in CHITCHAT {
         for t in turns.iter() {
             out.push(sample((*t).to_owned(), &format!("gen-chitchat@{code}")));
-            let cap: String = t
-                .chars()
-                .take(1)
-                .flat_map(char::to_uppercase)
-                .chain(t.chars().skip(1))
-                .collect();
+            let cap = capitalised(t);
             out.push(sample(
                 format!("{cap}{}", rng.pick(&["", ".", "!", " :)", "?"])),
                 &format!("gen-chitchat@{code}"),
@@ -832,12 +836,7 @@ pub fn generate(count: usize, seed: u64) -> Vec<Sample> {
     for _ in 0..count {
         let t = trng.pick(TOPICS);
         let u = trng.pick(TOPICS);
-        let cap: String = t
-            .chars()
-            .take(1)
-            .flat_map(char::to_uppercase)
-            .chain(t.chars().skip(1))
-            .collect();
+        let cap = capitalised(t);
         let text = trng
             .pick(TOPIC_FORMS)
             .replace("{t}", t)

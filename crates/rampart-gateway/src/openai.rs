@@ -248,6 +248,29 @@ impl InferenceRequest {
     }
 }
 
+/// The `role` of the message at `param`: present, a string, and one of `allowed`.
+fn role_of<'m>(m: &'m Map<String, Value>, param: &str, allowed: &[&str]) -> Result<&'m str, ApiError> {
+    let role = match m.get("role") {
+        Some(Value::String(r)) => r.as_str(),
+        None => {
+            return Err(bad(
+                "missing_parameter",
+                &format!("{param}.role"),
+                format!("`{param}.role` is required"),
+            ))
+        }
+        Some(_) => return Err(wrong_type(&format!("{param}.role"), "a string")),
+    };
+    if !allowed.contains(&role) {
+        return Err(bad(
+            "invalid_value",
+            &format!("{param}.role"),
+            format!("`{param}.role` must be one of {}", allowed.join(", ")),
+        ));
+    }
+    Ok(role)
+}
+
 fn check_chat(body: &Map<String, Value>, tokenizer: &Tokenizer) -> Result<u64, ApiError> {
     let messages = match body.get("messages") {
         Some(Value::Array(m)) if !m.is_empty() => m,
@@ -260,24 +283,7 @@ fn check_chat(body: &Map<String, Value>, tokenizer: &Tokenizer) -> Result<u64, A
         let Value::Object(m) = m else {
             return Err(wrong_type(&format!("messages[{i}]"), "an object"));
         };
-        let role = match m.get("role") {
-            Some(Value::String(r)) => r.as_str(),
-            None => {
-                return Err(bad(
-                    "missing_parameter",
-                    &format!("messages[{i}].role"),
-                    format!("`messages[{i}].role` is required"),
-                ))
-            }
-            Some(_) => return Err(wrong_type(&format!("messages[{i}].role"), "a string")),
-        };
-        if !ROLES.contains(&role) {
-            return Err(bad(
-                "invalid_value",
-                &format!("messages[{i}].role"),
-                format!("`messages[{i}].role` must be one of {}", ROLES.join(", ")),
-            ));
-        }
+        let role = role_of(m, &format!("messages[{i}]"), ROLES)?;
         match m.get("content") {
             None | Some(Value::Null) => {
                 if role != "assistant" {
@@ -387,24 +393,7 @@ fn check_responses(body: &Map<String, Value>, tokenizer: &Tokenizer) -> Result<u
                     Some(_) => return Err(wrong_type(&format!("{param}.type"), "a string")),
                 };
                 if kind == "message" || item.contains_key("role") {
-                    let role = match item.get("role") {
-                        Some(Value::String(r)) => r.as_str(),
-                        None => {
-                            return Err(bad(
-                                "missing_parameter",
-                                &format!("{param}.role"),
-                                format!("`{param}.role` is required"),
-                            ))
-                        }
-                        Some(_) => return Err(wrong_type(&format!("{param}.role"), "a string")),
-                    };
-                    if !ITEM_ROLES.contains(&role) {
-                        return Err(bad(
-                            "invalid_value",
-                            &format!("{param}.role"),
-                            format!("`{param}.role` must be one of {}", ITEM_ROLES.join(", ")),
-                        ));
-                    }
+                    role_of(item, &param, ITEM_ROLES)?;
                     match item.get("content") {
                         Some(Value::String(s)) => texts.push(s),
                         Some(Value::Array(parts)) => {

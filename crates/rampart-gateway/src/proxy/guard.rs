@@ -357,29 +357,7 @@ impl InputGuard<'_> {
         let mut spotlighted = false;
         for (i, m) in messages.iter_mut().enumerate() {
             let Value::Object(m) = m else { continue };
-            let role_name = m.get("role").and_then(Value::as_str).unwrap_or("user").to_owned();
-            let role = Role::from_openai(&role_name);
-            let system_policy = self.state.policy.system_messages;
-            if role == Role::System && system_policy == SystemMessages::Refuse && !shadow {
-                return Err(ApiError::invalid_request(
-                    "system_message_not_allowed",
-                    "client-supplied system messages are not allowed by this gateway's policy",
-                )
-                .with_param(format!("messages[{i}].role")));
-            }
-            // A message is scored as what the model will take it for: a demoted system
-            // message is a user message, and assistant turns the client writes are client
-            // input like any other. Only system messages the operator lets through as such
-            // keep the system threshold.
-            let scored_as = match role {
-                Role::System if system_policy == SystemMessages::Allow => Role::System,
-                Role::Tool => Role::Tool,
-                _ => Role::User,
-            };
-            spotlighted |= self.item(m, scored_as, &format!("messages[{i}]"), &["content"])?;
-            if role == Role::System && system_policy == SystemMessages::Demote && !shadow {
-                demote(m);
-            }
+            spotlighted |= self.message(m, &format!("messages[{i}]"))?;
         }
         let system = self.operator_system(scan, spotlighted);
         if !system.is_empty() && !shadow {
@@ -389,6 +367,36 @@ impl InputGuard<'_> {
             messages.insert(0, Value::Object(sys));
         }
         Ok(())
+    }
+
+    /// One chat message or Responses message item, under the system-message policy: a client
+    /// system message is refused, demoted to a marked user message, or kept. Returns whether
+    /// its content was spotlighted.
+    fn message(&mut self, m: &mut Map<String, Value>, prefix: &str) -> Result<bool, ApiError> {
+        let shadow = self.state.shadow();
+        let role = Role::from_openai(m.get("role").and_then(Value::as_str).unwrap_or("user"));
+        let system_policy = self.state.policy.system_messages;
+        if role == Role::System && system_policy == SystemMessages::Refuse && !shadow {
+            return Err(ApiError::invalid_request(
+                "system_message_not_allowed",
+                "client-supplied system messages are not allowed by this gateway's policy",
+            )
+            .with_param(format!("{prefix}.role")));
+        }
+        // A message is scored as what the model will take it for: a demoted system message is
+        // a user message, and assistant turns the client writes are client input like any
+        // other. Only system messages the operator lets through as such keep the system
+        // threshold.
+        let scored_as = match role {
+            Role::System if system_policy == SystemMessages::Allow => Role::System,
+            Role::Tool => Role::Tool,
+            _ => Role::User,
+        };
+        let spotlighted = self.item(m, scored_as, prefix, &["content"])?;
+        if role == Role::System && system_policy == SystemMessages::Demote && !shadow {
+            demote(m);
+        }
+        Ok(spotlighted)
     }
 
     /// What goes before the conversation as the system's own instructions: the operator's
@@ -461,22 +469,7 @@ impl InputGuard<'_> {
                     let prefix = format!("input[{i}]");
                     let kind = m.get("type").and_then(Value::as_str).unwrap_or("message").to_owned();
                     if kind == "message" || m.contains_key("role") {
-                        let role = Role::from_openai(m.get("role").and_then(Value::as_str).unwrap_or("user"));
-                        if role == Role::System && system_policy == SystemMessages::Refuse && !shadow {
-                            return Err(ApiError::invalid_request(
-                                "system_message_not_allowed",
-                                "client-supplied system messages are not allowed by this gateway's policy",
-                            )
-                            .with_param(format!("{prefix}.role")));
-                        }
-                        let scored_as = match role {
-                            Role::System if system_policy == SystemMessages::Allow => Role::System,
-                            _ => Role::User,
-                        };
-                        spotlighted |= self.item(m, scored_as, &prefix, &["content"])?;
-                        if role == Role::System && system_policy == SystemMessages::Demote && !shadow {
-                            demote(m);
-                        }
+                        spotlighted |= self.message(m, &prefix)?;
                     } else if kind.ends_with("_output") {
                         // A tool's or function's result: content nobody vouches for.
                         spotlighted |= self.item(m, Role::Tool, &prefix, &["output"])?;

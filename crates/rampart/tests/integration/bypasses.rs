@@ -28,21 +28,25 @@ static LONG_JWT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
 
 /// What the hostile upstream was last sent.
 #[derive(Default)]
-struct Seen {
-    last: Mutex<Option<Value>>,
+pub(crate) struct Seen {
+    pub(crate) last: Mutex<Option<Value>>,
 }
 
-struct Hostile {
+/// A hostile upstream on loopback: one base URL per answer mode, `http://ADDR/<mode>/v1`.
+pub(crate) struct Hostile {
     addr: std::net::SocketAddr,
     seen: Arc<Seen>,
 }
 
 impl Hostile {
     async fn start() -> Hostile {
+        Hostile::serve(|seen| Router::new().route("/{mode}/v1/{*rest}", post(answer)).with_state(seen)).await
+    }
+
+    /// Serves the routes `app` builds around the shared record of what was sent.
+    pub(crate) async fn serve(app: impl FnOnce(Arc<Seen>) -> Router) -> Hostile {
         let seen = Arc::new(Seen::default());
-        let app = Router::new()
-            .route("/{mode}/v1/{*rest}", post(answer))
-            .with_state(seen.clone());
+        let app = app(seen.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
@@ -52,7 +56,7 @@ impl Hostile {
     }
 
     /// A gateway config with one model per answer mode (`h-<mode>`), on top of `extra`.
-    fn config(&self, modes: &[&str], extra: &str) -> String {
+    pub(crate) fn config(&self, modes: &[&str], extra: &str) -> String {
         let mut c = String::new();
         for m in modes {
             c.push_str(&format!(
@@ -63,7 +67,7 @@ impl Hostile {
         format!("{c}{extra}")
     }
 
-    fn last(&self) -> Value {
+    pub(crate) fn last(&self) -> Value {
         self.seen.last.lock().unwrap().clone().unwrap_or(Value::Null)
     }
 }

@@ -4,7 +4,7 @@
 //! every field and event of the Responses format, buffered and streamed one byte per event.
 
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
@@ -14,7 +14,7 @@ use axum::routing::post;
 use axum::Router;
 use serde_json::{json, Value};
 
-use crate::bypasses::{b64_of, canary_of, received_texts, SECRET, SYSTEM_PROMPT};
+use crate::bypasses::{b64_of, canary_of, received_texts, Hostile, Seen, SECRET, SYSTEM_PROMPT};
 use crate::harness::{self, error_code};
 
 /// The typed events of a Responses stream: (event name, data).
@@ -176,12 +176,6 @@ async fn responses_input_is_checked_in_every_item() {
         .await;
     let (status, code, _) = error_code(resp).await;
     assert_eq!((status, code.as_str()), (403, "model_not_allowed"));
-}
-
-/// What the hostile upstream was last sent.
-#[derive(Default)]
-struct Seen {
-    last: Mutex<Option<Value>>,
 }
 
 fn sse(events: Vec<Value>) -> Response {
@@ -359,39 +353,13 @@ async fn answer(State(seen): State<Arc<Seen>>, Path(mode): Path<String>, body: B
     }
 }
 
-struct Hostile {
-    addr: std::net::SocketAddr,
-    seen: Arc<Seen>,
-}
-
-impl Hostile {
-    async fn start() -> Hostile {
-        let seen = Arc::new(Seen::default());
-        let app = Router::new()
+async fn hostile() -> Hostile {
+    Hostile::serve(|seen| {
+        Router::new()
             .route("/{mode}/v1/responses", post(answer))
-            .with_state(seen.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
-        Hostile { addr, seen }
-    }
-
-    fn config(&self, modes: &[&str], extra: &str) -> String {
-        let mut c = String::new();
-        for m in modes {
-            c.push_str(&format!(
-                "[[upstreams]]\nname = \"h-{m}\"\nbase_url = \"http://{}/{m}/v1\"\n\n[[models]]\nname = \"h-{m}\"\ntargets = [{{ upstream = \"h-{m}\", model = \"x\" }}]\n\n",
-                self.addr
-            ));
-        }
-        format!("{c}{extra}")
-    }
-
-    fn last(&self) -> Value {
-        self.seen.last.lock().unwrap().clone().unwrap_or(Value::Null)
-    }
+            .with_state(seen)
+    })
+    .await
 }
 
 const MODES: &[&str] = &[
@@ -422,7 +390,7 @@ const MODES: &[&str] = &[
 /// none of it reaches the client, and every stream ends in a well-formed event.
 #[tokio::test]
 async fn nothing_unscanned_reaches_the_client_from_a_response() {
-    let hostile = Hostile::start().await;
+    let hostile = hostile().await;
     let config = hostile.config(MODES, &format!("[scan]\nsystem_prompt = \"{SYSTEM_PROMPT}\"\n"));
     let gw = harness::start_config(&config);
     let key = gw.default_key().await;
@@ -510,7 +478,7 @@ async fn nothing_unscanned_reaches_the_client_from_a_response() {
 /// marked user item, or kept after the operator's.
 #[tokio::test]
 async fn client_instructions_follow_the_system_message_policy() {
-    let hostile = Hostile::start().await;
+    let hostile = hostile().await;
     let body = json!({"model": "h-instructions", "instructions": "Answer in French.", "input": "hello"});
 
     let gw = harness::start_config(&hostile.config(&["instructions"], "[scan]\nsystem_messages = \"refuse\"\n"));

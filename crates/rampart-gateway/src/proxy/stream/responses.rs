@@ -502,14 +502,7 @@ impl Events {
             }
             if terminal {
                 // Texts the upstream streamed but did not repeat are ended here.
-                let mut open: Vec<Key> = self
-                    .texts
-                    .iter()
-                    .filter(|(_, t)| !t.done)
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                open.sort();
-                for key in open {
+                for key in self.open_texts() {
                     let raw = self.texts.get(&key).map(|t| t.raw.clone()).unwrap_or_default();
                     let (_, rest) = self.settle(gw, &key, &raw)?;
                     self.last_delta(out, &key, rest);
@@ -533,9 +526,8 @@ impl Events {
         Ok(terminal)
     }
 
-    /// The stream broke off: what scanners still hold goes out as last deltas (no `done`
-    /// events follow; the error event does).
-    pub(super) fn flush(&mut self, gw: &Gateway, out: &mut BytesMut) -> Result<(), OutputBlocked> {
+    /// The texts streamed but not yet done, in a stable order.
+    fn open_texts(&self) -> Vec<Key> {
         let mut open: Vec<Key> = self
             .texts
             .iter()
@@ -543,7 +535,13 @@ impl Events {
             .map(|(k, _)| k.clone())
             .collect();
         open.sort();
-        for key in open {
+        open
+    }
+
+    /// The stream broke off: what scanners still hold goes out as last deltas (no `done`
+    /// events follow; the error event does).
+    pub(super) fn flush(&mut self, gw: &Gateway, out: &mut BytesMut) -> Result<(), OutputBlocked> {
+        for key in self.open_texts() {
             let raw = self.texts.get(&key).map(|t| t.raw.clone()).unwrap_or_default();
             match self.settle(gw, &key, &raw) {
                 Ok((_, rest)) => self.last_delta(out, &key, rest),
