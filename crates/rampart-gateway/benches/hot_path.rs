@@ -87,7 +87,7 @@ fn limits(c: &mut Criterion) {
 
 fn keys(c: &mut Criterion) {
     let cache = KeyCache::default();
-    let k = NewKey::generate("alice", "", vec![], false, None, None, 0);
+    let k = NewKey::generate(rampart_gateway::auth::keys::KeySpec::for_owner("alice"), 0);
     cache.put(k.record.clone());
     c.bench_function("api_key_verify", |b| b.iter(|| cache.verify(&k.secret, 1).unwrap()));
 }

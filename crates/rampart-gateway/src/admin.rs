@@ -170,6 +170,9 @@ struct CreateKey {
     limits: Option<Quota>,
     #[serde(default)]
     admin: bool,
+    /// `application` (default) or `end_user`.
+    #[serde(default)]
+    caller: rampart_policy::CallerKind,
 }
 
 async fn create_key(
@@ -202,12 +205,15 @@ async fn create_key(
         (None, at) => at,
     };
     let new = NewKey::generate(
-        req.owner.trim(),
-        &req.name,
-        req.models,
-        req.admin,
-        expires_at,
-        req.limits,
+        crate::auth::keys::KeySpec {
+            owner: req.owner.trim().to_string(),
+            name: req.name,
+            models: req.models,
+            admin: req.admin,
+            expires_at,
+            limits: req.limits,
+            caller: req.caller,
+        },
         t,
     );
     let record = new.record.clone();
@@ -220,7 +226,7 @@ async fn create_key(
         &who(&caller),
         "key.create",
         json!({"request_id": &*rid.0, "key_id": new.record.id, "owner": new.record.owner, "admin": new.record.admin,
-               "models": new.record.models, "expires_at": new.record.expires_at}),
+               "models": new.record.models, "expires_at": new.record.expires_at, "caller": new.record.caller}),
     )
     .await?;
     let mut v = serde_json::to_value(&new.record).unwrap_or_default();

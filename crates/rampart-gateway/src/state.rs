@@ -278,7 +278,14 @@ impl Gateway {
         if self.store.has_admin_key()? {
             return Ok(None);
         }
-        let k = NewKey::generate("admin", "first-start admin credential", vec![], true, None, None, now());
+        let k = NewKey::generate(
+            crate::auth::keys::KeySpec {
+                name: "first-start admin credential".into(),
+                admin: true,
+                ..crate::auth::keys::KeySpec::for_owner("admin")
+            },
+            now(),
+        );
         self.store.insert_key(&k.record)?;
         self.keys.put(k.record);
         Ok(Some(k.secret.to_string()))

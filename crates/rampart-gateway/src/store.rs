@@ -51,7 +51,8 @@ CREATE TABLE IF NOT EXISTS keys (
     created_at  INTEGER NOT NULL,
     expires_at  INTEGER,
     revoked_at  INTEGER,
-    limits      TEXT
+    limits      TEXT,
+    caller      TEXT NOT NULL DEFAULT 'application'
 );
 CREATE TABLE IF NOT EXISTS approvals (
     id          TEXT PRIMARY KEY,
@@ -92,6 +93,19 @@ CREATE TABLE IF NOT EXISTS blocks (
 );
 ";
 
+/// Brings a database made by an earlier version up to [`SCHEMA`]: columns added since are
+/// added with their defaults (keys made before callers had kinds were all applications' in
+/// effect: their system messages were the only ones there were).
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let has_caller = conn
+        .prepare("SELECT 1 FROM pragma_table_info('keys') WHERE name = 'caller'")?
+        .exists([])?;
+    if !has_caller {
+        conn.execute_batch("ALTER TABLE keys ADD COLUMN caller TEXT NOT NULL DEFAULT 'application'")?;
+    }
+    Ok(())
+}
+
 /// How a tool definition compares with its pin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pin {
@@ -125,6 +139,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        migrate(&conn)?;
         Ok(Store {
             conn: Arc::new(Mutex::new(conn)),
         })
@@ -155,9 +170,9 @@ impl Store {
         };
         self.with(|c| {
             c.execute(
-                "INSERT INTO keys (id, secret_hash, owner, name, models, admin, created_at, expires_at, revoked_at, limits)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![k.id, k.secret_hash.as_slice(), k.owner, k.name, models, k.admin, k.created_at, k.expires_at, k.revoked_at, limits],
+                "INSERT INTO keys (id, secret_hash, owner, name, models, admin, created_at, expires_at, revoked_at, limits, caller)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![k.id, k.secret_hash.as_slice(), k.owner, k.name, models, k.admin, k.created_at, k.expires_at, k.revoked_at, limits, k.caller.name()],
             )?;
             Ok(())
         })
@@ -177,7 +192,7 @@ impl Store {
     pub fn keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
         self.with(|c| {
             let mut stmt = c.prepare(
-                "SELECT id, secret_hash, owner, name, models, admin, created_at, expires_at, revoked_at, limits FROM keys ORDER BY created_at, id",
+                "SELECT id, secret_hash, owner, name, models, admin, created_at, expires_at, revoked_at, limits, caller FROM keys ORDER BY created_at, id",
             )?;
             let rows = stmt.query_map([], |r| {
                 Ok((
@@ -191,11 +206,12 @@ impl Store {
                     r.get::<_, Option<i64>>(7)?,
                     r.get::<_, Option<i64>>(8)?,
                     r.get::<_, Option<String>>(9)?,
+                    r.get::<_, String>(10)?,
                 ))
             })?;
             let mut out = Vec::new();
             for row in rows {
-                let (id, hash, owner, name, models, admin, created_at, expires_at, revoked_at, limits) = row?;
+                let (id, hash, owner, name, models, admin, created_at, expires_at, revoked_at, limits, caller) = row?;
                 let corrupt = |reason: String| StoreError::Corrupt { table: "keys", reason };
                 let secret_hash: [u8; 32] = hash.try_into().map_err(|_| corrupt(format!("key `{id}` has a bad hash length")))?;
                 let models: Vec<String> = serde_json::from_str(&models).map_err(|e| corrupt(e.to_string()))?;
@@ -203,7 +219,8 @@ impl Store {
                     Some(l) => Some(serde_json::from_str(&l).map_err(|e| corrupt(e.to_string()))?),
                     None => None,
                 };
-                out.push(KeyRecord { id, secret_hash, owner, name, models, admin, created_at, expires_at, revoked_at, limits });
+                let caller = caller.parse().map_err(corrupt)?;
+                out.push(KeyRecord { id, secret_hash, owner, name, models, admin, created_at, expires_at, revoked_at, limits, caller });
             }
             Ok(out)
         })
@@ -491,7 +508,15 @@ mod tests {
     fn keys_and_blocks_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let new = crate::auth::keys::NewKey::generate("alice", "ci", vec!["m".into()], false, None, None, 100);
+        let new = crate::auth::keys::NewKey::generate(
+            crate::auth::keys::KeySpec {
+                name: "ci".into(),
+                models: vec!["m".into()],
+                caller: rampart_policy::CallerKind::EndUser,
+                ..crate::auth::keys::KeySpec::for_owner("alice")
+            },
+            100,
+        );
         store.insert_key(&new.record).unwrap();
         store
             .put_block(&Block {
@@ -506,8 +531,31 @@ mod tests {
         let keys = store.keys().unwrap();
         assert_eq!(keys.len(), 1);
         assert_eq!(keys[0].secret_hash, new.record.secret_hash);
+        assert_eq!(keys[0].caller, rampart_policy::CallerKind::EndUser);
         assert_eq!(store.blocks().unwrap()[0].value, "bob");
         assert!(store.revoke_key(&new.record.id, 5).unwrap());
         assert!(!store.revoke_key(&new.record.id, 6).unwrap());
+    }
+
+    #[test]
+    fn keys_from_before_caller_kinds_are_applications() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let c = Connection::open(dir.path().join("rampart.db")).unwrap();
+            c.execute_batch(
+                "CREATE TABLE keys (id TEXT PRIMARY KEY, secret_hash BLOB NOT NULL, owner TEXT NOT NULL,
+                 name TEXT NOT NULL DEFAULT '', models TEXT NOT NULL, admin INTEGER NOT NULL,
+                 created_at INTEGER NOT NULL, expires_at INTEGER, revoked_at INTEGER, limits TEXT);
+                 INSERT INTO keys VALUES ('00ff', zeroblob(32), 'app', '', '[]', 0, 1, NULL, NULL, NULL);",
+            )
+            .unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let keys = store.keys().unwrap();
+        assert_eq!(keys[0].owner, "app");
+        assert_eq!(keys[0].caller, rampart_policy::CallerKind::Application);
+        drop(store);
+        // Opening again finds the column and leaves it alone.
+        assert_eq!(Store::open(dir.path()).unwrap().keys().unwrap().len(), 1);
     }
 }

@@ -323,6 +323,11 @@ pub struct OidcConfig {
     /// Claim that lists the user's groups.
     #[serde(default = "default_groups_claim")]
     pub groups_claim: String,
+    /// Groups whose tokens belong to applications (service accounts, client-credentials
+    /// grants): their system messages are the application's own. Every other token is an
+    /// end user's.
+    #[serde(default)]
+    pub application_groups: Vec<String>,
     /// How long fetched keys are trusted before they are fetched again.
     #[serde(default = "default_jwks_ttl")]
     pub jwks_cache_secs: u64,

@@ -36,6 +36,6 @@ pub use config::{
 };
 pub use error::{ConfigError, ConfigProblem, PolicyError};
 pub use scan::{
-    ErrorDetail, InjectionRule, InputRules, InputVerdict, OutputRules, RoleThresholds, Rule, ScanAction, ScanConfig,
-    ScanMode, ScanOverride, ScanPolicy, SemanticMode, SpotlightStyle, SystemMessages, TokenIds,
+    CallerKind, ErrorDetail, InjectionRule, InputRules, InputVerdict, OutputRules, RoleThresholds, Rule, ScanAction,
+    ScanConfig, ScanMode, ScanOverride, ScanPolicy, SemanticMode, SpotlightStyle, SystemMessages, TokenIds,
 };

@@ -3,7 +3,8 @@
 //! Defaults are what a cautious operator wants on day one: injections blocked (per-role
 //! thresholds, tool results and documents stricter), secrets in prompts redacted, PII in
 //! prompts pseudonymised (the model never sees it, the user still does), invisible characters
-//! stripped, client `system` messages demoted to user messages, untrusted tool content
+//! stripped, system messages from end-user callers demoted to user messages (an
+//! application's own system prompt passes, protected against leaks), untrusted tool content
 //! spotlighted; on the way out, secrets and system-prompt leaks stop the answer, exfiltration
 //! links are redacted, PII and unsafe HTML are flagged. `[[scan.overrides]]` change any of this
 //! per model, user or key — including `mode = "shadow"`, which evaluates a policy on live
@@ -54,6 +55,44 @@ pub enum ScanMode {
     Enforce,
     /// Findings and would-be actions are recorded; traffic passes unchanged.
     Shadow,
+}
+
+/// Who is on the other end of a credential, which decides whose system messages are trusted.
+///
+/// An application server holding a key sends its own instructions as `system` messages: they
+/// are the application's, and demoting them would break it. A credential held by an end user
+/// (a person's OIDC login, a key handed to a user's tool) is another matter: a `system`
+/// message from there is the user claiming the system's voice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum CallerKind {
+    /// An application's server: its system messages are its own instructions.
+    #[default]
+    Application,
+    /// A person, or software acting for one: its system messages are user input.
+    EndUser,
+}
+
+impl CallerKind {
+    /// The stable name.
+    pub fn name(self) -> &'static str {
+        match self {
+            CallerKind::Application => "application",
+            CallerKind::EndUser => "end_user",
+        }
+    }
+}
+
+impl std::str::FromStr for CallerKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<CallerKind, String> {
+        match s {
+            "application" | "app" => Ok(CallerKind::Application),
+            "end_user" | "end-user" | "user" => Ok(CallerKind::EndUser),
+            other => Err(format!("unknown caller kind `{other}` (application or end_user)")),
+        }
+    }
 }
 
 /// What happens to `system` messages a client sends.
@@ -300,7 +339,7 @@ impl Default for OutputRules {
 pub struct ScanPolicy {
     /// Enforce or shadow.
     pub mode: ScanMode,
-    /// Client system messages.
+    /// This caller's system messages (chosen by its [`CallerKind`]).
     pub system_messages: SystemMessages,
     /// How untrusted content is spotlighted.
     pub spotlight: SpotlightStyle,
@@ -327,8 +366,11 @@ pub struct ScanConfig {
     pub enabled: bool,
     /// Enforce or shadow.
     pub mode: ScanMode,
-    /// Client system messages.
+    /// System messages from end-user callers (default: demoted to marked user messages).
     pub system_messages: SystemMessages,
+    /// System messages from application callers (default: passed as system messages, scanned
+    /// at the system threshold and protected by the leak detector).
+    pub application_system_messages: SystemMessages,
     /// The operator's own system prompt, added first to every chat request.
     pub system_prompt: Option<String>,
     /// Plant a random canary in the system prompt and watch for it in answers.
@@ -357,6 +399,7 @@ impl Default for ScanConfig {
             enabled: true,
             mode: ScanMode::Enforce,
             system_messages: SystemMessages::Demote,
+            application_system_messages: SystemMessages::Allow,
             system_prompt: None,
             canary: true,
             allowed_link_hosts: Vec::new(),
@@ -383,8 +426,10 @@ pub struct ScanOverride {
     pub keys: Vec<String>,
     /// New mode.
     pub mode: Option<ScanMode>,
-    /// New system-message handling.
+    /// New handling of end-user callers' system messages.
     pub system_messages: Option<SystemMessages>,
+    /// New handling of application callers' system messages.
+    pub application_system_messages: Option<SystemMessages>,
     /// New spotlight style.
     pub spotlight: Option<SpotlightStyle>,
     /// New injection rule.
@@ -408,18 +453,26 @@ impl ScanOverride {
 }
 
 impl ScanConfig {
-    /// The policy for a request.
-    pub fn resolve(&self, model: &str, user: &str, key: Option<&str>) -> ScanPolicy {
+    /// The policy for a request from a caller of kind `caller`.
+    pub fn resolve(&self, model: &str, user: &str, key: Option<&str>, caller: CallerKind) -> ScanPolicy {
+        let pick = |end_user: SystemMessages, application: SystemMessages| match caller {
+            CallerKind::Application => application,
+            CallerKind::EndUser => end_user,
+        };
         let mut p = ScanPolicy {
             mode: self.mode,
-            system_messages: self.system_messages,
+            system_messages: pick(self.system_messages, self.application_system_messages),
             spotlight: self.spotlight,
             input: self.input,
             output: self.output,
         };
         for o in self.overrides.iter().filter(|o| o.matches(model, user, key)) {
             p.mode = o.mode.unwrap_or(p.mode);
-            p.system_messages = o.system_messages.unwrap_or(p.system_messages);
+            let chosen = match caller {
+                CallerKind::Application => o.application_system_messages,
+                CallerKind::EndUser => o.system_messages,
+            };
+            p.system_messages = chosen.unwrap_or(p.system_messages);
             p.spotlight = o.spotlight.unwrap_or(p.spotlight);
             p.input.injection = o.injection.unwrap_or(p.input.injection);
             p.input.pii = o.pii.unwrap_or(p.input.pii);
@@ -512,7 +565,7 @@ impl ScanConfig {
 impl ScanPolicy {
     /// The policy `rampart scan` uses: the defaults.
     pub fn default_policy() -> ScanPolicy {
-        ScanConfig::default().resolve("", "", None)
+        ScanConfig::default().resolve("", "", None, CallerKind::EndUser)
     }
 
     /// What an input finding in a message of `role` does.
@@ -617,7 +670,7 @@ mod tests {
             ]
         );
         let cfg: ScanConfig = toml::from_str("input = { urls = { action = \"pseudonymize\" } }").unwrap();
-        let p = cfg.resolve("m", "u", None);
+        let p = cfg.resolve("m", "u", None, CallerKind::EndUser);
         assert_eq!(kind_action(&p)[1].1, ScanAction::Pseudonymize);
         let bad: ScanConfig = toml::from_str("input = { urls = { action = \"spotlight\" } }").unwrap();
         assert!(
@@ -641,13 +694,39 @@ mod tests {
             "#,
         )
         .unwrap();
-        let p = cfg.resolve("m1", "bob", None);
+        let p = cfg.resolve("m1", "bob", None, CallerKind::EndUser);
         assert_eq!(p.mode, ScanMode::Shadow);
         assert_eq!(p.input.pii.action, ScanAction::Redact);
         assert_eq!(p.system_messages, SystemMessages::Demote);
-        let q = cfg.resolve("m2", "alice", Some("k"));
+        let q = cfg.resolve("m2", "alice", Some("k"), CallerKind::EndUser);
         assert_eq!(q.mode, ScanMode::Enforce);
         assert_eq!(q.system_messages, SystemMessages::Allow);
+        // The override names end users' system messages; an application's keep their own rule.
+        let app = cfg.resolve("m1", "bob", None, CallerKind::Application);
+        assert_eq!(app.system_messages, SystemMessages::Allow);
+        let strict: ScanConfig = toml::from_str(
+            r#"
+            application_system_messages = "demote"
+            [[overrides]]
+            keys = ["k"]
+            application_system_messages = "refuse"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            strict.resolve("m", "u", None, CallerKind::Application).system_messages,
+            SystemMessages::Demote
+        );
+        assert_eq!(
+            strict
+                .resolve("m", "u", Some("k"), CallerKind::Application)
+                .system_messages,
+            SystemMessages::Refuse
+        );
+        assert_eq!(
+            strict.resolve("m", "u", Some("k"), CallerKind::EndUser).system_messages,
+            SystemMessages::Demote
+        );
     }
 
     #[test]
@@ -664,7 +743,7 @@ mod tests {
         assert_eq!(p.input_action(&f, Role::Tool), ScanAction::Block);
         assert_eq!(p.input_action(&f, Role::System), ScanAction::Off);
         let cfg: ScanConfig = toml::from_str("[input.injection.thresholds]\ntool = 0.5").unwrap();
-        let p = cfg.resolve("", "", None);
+        let p = cfg.resolve("", "", None, CallerKind::EndUser);
         let f = Finding { score: 0.55, ..f };
         assert_eq!(p.input_action(&f, Role::User), ScanAction::Off);
         assert_eq!(p.input_action(&f, Role::Tool), ScanAction::Block);

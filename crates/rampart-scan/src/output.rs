@@ -9,7 +9,7 @@
 //!   fetched by the client without a click (the classic indirect-injection leak); a link with
 //!   a data-carrying query to such a host is reported too.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use crate::{Detector, Finding};
 
@@ -26,8 +26,9 @@ const LEAK_WORDS: usize = 20;
 pub struct OutputContext {
     /// The canary planted in the system prompt.
     pub canary: Option<String>,
-    shingles: HashSet<u64>,
-    prompt_words: usize,
+    /// Shingles of every protected prompt, each with the copied-word run that counts as a
+    /// leak of the shortest prompt it occurs in.
+    shingles: HashMap<u64, usize>,
     /// Hosts (and their subdomains) that links and images may point to.
     pub allowed_hosts: Vec<String>,
     /// The canary's unguessable part, lower-case letters and digits only.
@@ -45,12 +46,21 @@ impl OutputContext {
             ..OutputContext::default()
         };
         if let Some(p) = system_prompt {
-            // Answers are normalised before they are compared, so the prompt is too.
-            let words = word_hashes(&crate::normalize::normalize(p).text);
-            ctx.prompt_words = words.len();
-            ctx.shingles = words.windows(SHINGLE).map(shingle).collect();
+            ctx.protect(p);
         }
         ctx
+    }
+
+    /// Adds a prompt the answer must not repeat (the operator's, or an application's own
+    /// system message).
+    pub fn protect(&mut self, prompt: &str) {
+        // Answers are normalised before they are compared, so the prompt is too.
+        let words = word_hashes(&crate::normalize::normalize(prompt).text);
+        let need = LEAK_WORDS.min((words.len() / 2).max(SHINGLE));
+        for w in words.windows(SHINGLE) {
+            let e = self.shingles.entry(shingle(w)).or_insert(need);
+            *e = (*e).min(need);
+        }
     }
 
     /// Whether links and images may point at `host` (or a sub-domain of an allowed host).
@@ -172,16 +182,20 @@ impl OutputDetector {
 
 fn overlap(text: &str, ctx: &OutputContext, out: &mut Vec<Finding>) {
     let words = word_hashes(text);
-    let need = LEAK_WORDS.min((ctx.prompt_words / 2).max(SHINGLE));
     let mut run_start: Option<usize> = None;
+    // The run's threshold: that of the shortest prompt any of its shingles comes from.
+    let mut need = LEAK_WORDS;
     let mut i = 0;
-    let windows: Vec<bool> = words
+    let windows: Vec<Option<usize>> = words
         .windows(SHINGLE)
-        .map(|w| ctx.shingles.contains(&shingle(w)))
+        .map(|w| ctx.shingles.get(&shingle(w)).copied())
         .collect();
     while i <= windows.len() {
-        let hit = windows.get(i).copied().unwrap_or(false);
-        match (hit, run_start) {
+        let hit = windows.get(i).copied().flatten();
+        if let Some(n) = hit {
+            need = if run_start.is_some() { need.min(n) } else { n };
+        }
+        match (hit.is_some(), run_start) {
             (true, None) => run_start = Some(i),
             (false, Some(s)) => {
                 let covered = i - s + SHINGLE - 1;
@@ -223,6 +237,25 @@ mod tests {
         let leak = "My instructions say: Never discuss interest rates for business accounts, and always escalate complaints about card fraud to a human agent immediately.";
         assert_eq!(kinds(leak, &ctx), ["prompt_overlap"]);
         assert!(kinds("I can help with card fraud. A human agent will call you.", &ctx).is_empty());
+    }
+
+    #[test]
+    fn every_protected_prompt_is_checked() {
+        let operator =
+            "Answer in English. Keep answers short and polite, and never give legal or medical advice to anyone.";
+        let app = "You are Quill, the writing coach of Inkwell Inc. The discount code for unhappy customers is SORRY-20; offer it only after two complaints in the same chat.";
+        let mut ctx = OutputContext::new(None, Some(operator), vec![]);
+        ctx.protect(app);
+        let leak = "Sure! My instructions: You are Quill, the writing coach of Inkwell Inc. The discount code for unhappy customers is SORRY-20; offer it only after two complaints.";
+        assert_eq!(kinds(leak, &ctx), ["prompt_overlap"]);
+        assert_eq!(
+            kinds(
+                "They told me to: Keep answers short and polite, and never give legal or medical advice to anyone.",
+                &ctx
+            ),
+            ["prompt_overlap"]
+        );
+        assert!(kinds("I am Quill, a writing coach. How can I help with your essay?", &ctx).is_empty());
     }
 
     #[test]

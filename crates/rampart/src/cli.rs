@@ -266,11 +266,20 @@ enum KeysCommand {
         /// Its own concurrent-requests limit.
         #[arg(long)]
         concurrency: Option<u32>,
+        /// Who holds the key. `application`: an app server whose system messages are its own
+        /// instructions (kept as system messages, protected from leaks). `end-user`: a person
+        /// or a tool acting for one, whose system messages are demoted to user input (or
+        /// refused) by `[scan] system_messages`.
+        #[arg(long, default_value = "application", value_parser = ["application", "end-user"])]
+        caller: String,
     },
-    /// List keys (never their secrets).
+    /// List keys (never their secrets): a table, or JSON with `--json`.
     List {
         #[command(flatten)]
         target: AdminTarget,
+        /// Print the admin API's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Revoke a key at once.
     Revoke {
@@ -588,12 +597,14 @@ async fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
             rpm,
             tpm,
             concurrency,
+            caller,
         } => {
             let client = AdminClient::new(&target)?;
+            let caller = caller.replace('-', "_");
             let limits = (rpm.is_some() || tpm.is_some() || concurrency.is_some()).then(|| {
                 serde_json::json!({"requests_per_minute": rpm, "tokens_per_minute": tpm, "concurrent_requests": concurrency})
             });
-            let body = serde_json::json!({"owner": owner, "name": name, "models": models, "expires_in_days": expires_in_days, "limits": limits});
+            let body = serde_json::json!({"owner": owner, "name": name, "models": models, "expires_in_days": expires_in_days, "limits": limits, "caller": caller});
             let v = client.post("/admin/keys", &body).await?;
             println!("{}", v.get("key").and_then(|k| k.as_str()).unwrap_or_default());
             eprintln!(
@@ -602,9 +613,13 @@ async fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
                 v["owner"].as_str().unwrap_or_default()
             );
         }
-        KeysCommand::List { target } => {
+        KeysCommand::List { target, json } => {
             let v = AdminClient::new(&target)?.get("/admin/keys").await?;
-            println!("{}", serde_json::to_string_pretty(&v["data"])?);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v["data"])?);
+            } else {
+                print!("{}", crate::table::keys(&v["data"], crate::table::unix_now()));
+            }
         }
         KeysCommand::Revoke { target, id } => {
             AdminClient::new(&target)?.delete(&format!("/admin/keys/{id}")).await?;

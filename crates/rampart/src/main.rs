@@ -10,6 +10,7 @@ mod detect;
 mod model_cmd;
 mod semantic_cmd;
 mod serve;
+mod table;
 mod terminal;
 
 use std::process::ExitCode;

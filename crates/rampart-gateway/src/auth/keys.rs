@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use base64::Engine;
 use dashmap::DashMap;
-use rampart_policy::Quota;
+use rampart_policy::{CallerKind, Quota};
 use rand::RngCore;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -44,6 +44,37 @@ pub struct KeyRecord {
     pub revoked_at: Option<i64>,
     /// Its own limits instead of `[limits.per_key]`.
     pub limits: Option<Quota>,
+    /// Who holds it: an application (its system messages are its own) or an end user.
+    pub caller: CallerKind,
+}
+
+/// What a new key is for; everything but the secret.
+#[derive(Debug, Clone, Default)]
+pub struct KeySpec {
+    /// Who the key belongs to.
+    pub owner: String,
+    /// A label.
+    pub name: String,
+    /// Models it may call; empty means all.
+    pub models: Vec<String>,
+    /// Admin credential.
+    pub admin: bool,
+    /// Unix seconds after which it no longer works.
+    pub expires_at: Option<i64>,
+    /// Its own limits.
+    pub limits: Option<Quota>,
+    /// Who holds it.
+    pub caller: CallerKind,
+}
+
+impl KeySpec {
+    /// A key for `owner` with every other setting at its default.
+    pub fn for_owner(owner: &str) -> KeySpec {
+        KeySpec {
+            owner: owner.to_string(),
+            ..KeySpec::default()
+        }
+    }
 }
 
 /// A freshly created key: the full secret exists only here, to be shown once.
@@ -56,15 +87,7 @@ pub struct NewKey {
 
 impl NewKey {
     /// Makes a new random key.
-    pub fn generate(
-        owner: &str,
-        name: &str,
-        models: Vec<String>,
-        admin: bool,
-        expires_at: Option<i64>,
-        limits: Option<Quota>,
-        now: i64,
-    ) -> NewKey {
+    pub fn generate(spec: KeySpec, now: i64) -> NewKey {
         let mut rng = rand::rng();
         let mut id = [0u8; ID_LEN / 2];
         rng.fill_bytes(&mut id);
@@ -76,14 +99,15 @@ impl NewKey {
         let record = KeyRecord {
             id,
             secret_hash: hash_secret(&secret),
-            owner: owner.to_string(),
-            name: name.to_string(),
-            models,
-            admin,
+            owner: spec.owner,
+            name: spec.name,
+            models: spec.models,
+            admin: spec.admin,
             created_at: now,
-            expires_at,
+            expires_at: spec.expires_at,
             revoked_at: None,
-            limits,
+            limits: spec.limits,
+            caller: spec.caller,
         };
         NewKey { secret: full, record }
     }
@@ -103,7 +127,14 @@ pub fn replace_admin_credential(store: &crate::store::Store) -> Result<(String, 
             revoked += 1;
         }
     }
-    let new = NewKey::generate("admin", "recovered admin credential", vec![], true, None, None, now);
+    let new = NewKey::generate(
+        KeySpec {
+            name: "recovered admin credential".into(),
+            admin: true,
+            ..KeySpec::for_owner("admin")
+        },
+        now,
+    );
     store.insert_key(&new.record)?;
     Ok((new.secret.to_string(), revoked))
 }
@@ -213,7 +244,13 @@ mod tests {
     #[test]
     fn generated_key_verifies_and_wrong_secret_does_not() {
         let cache = KeyCache::default();
-        let k = NewKey::generate("alice", "", vec![], false, Some(200), None, 100);
+        let k = NewKey::generate(
+            KeySpec {
+                expires_at: Some(200),
+                ..KeySpec::for_owner("alice")
+            },
+            100,
+        );
         assert!(split(&k.secret).is_some());
         cache.put(k.record.clone());
         assert!(cache.verify(&k.secret, 150).is_ok());

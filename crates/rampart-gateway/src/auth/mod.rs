@@ -10,7 +10,7 @@ pub mod oidc;
 use std::sync::Arc;
 
 use http::HeaderMap;
-use rampart_policy::{Principal, Quota};
+use rampart_policy::{CallerKind, Principal, Quota};
 
 use crate::error::ApiError;
 
@@ -23,6 +23,8 @@ pub struct Caller {
     pub key_id: Option<String>,
     /// The key's own limits, when set.
     pub key_limits: Option<Quota>,
+    /// An application or an end user: decides whether its system messages are trusted.
+    pub kind: CallerKind,
 }
 
 impl Caller {
@@ -37,6 +39,7 @@ impl Caller {
             },
             key_id: Some(k.id.clone()),
             key_limits: k.limits,
+            kind: k.caller,
         }
     }
 }
@@ -102,6 +105,7 @@ pub async fn authenticate(
     match oidc {
         Some(v) if looks_like_jwt(token) => match v.verify(token).await {
             Ok(principal) => Ok(Caller {
+                kind: v.caller_kind(&principal),
                 principal,
                 key_id: None,
                 key_limits: None,

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use rampart_policy::{OidcConfig, Principal};
+use rampart_policy::{CallerKind, OidcConfig, Principal};
 use serde_json::Value;
 use tokio::sync::{Mutex, RwLock};
 
@@ -57,6 +57,20 @@ impl std::fmt::Debug for OidcVerifier {
 }
 
 impl OidcVerifier {
+    /// An application when the token is in one of `application_groups`, else an end user.
+    pub fn caller_kind(&self, principal: &Principal) -> CallerKind {
+        match principal {
+            Principal::User { groups, .. }
+                if groups
+                    .iter()
+                    .any(|g| self.config.application_groups.iter().any(|a| a == g)) =>
+            {
+                CallerKind::Application
+            }
+            _ => CallerKind::EndUser,
+        }
+    }
+
     /// Builds a verifier; nothing is fetched until the first token arrives.
     pub fn new(config: OidcConfig, http: reqwest::Client) -> Result<Self, OidcError> {
         let algorithms = config

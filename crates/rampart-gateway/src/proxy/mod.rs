@@ -350,10 +350,12 @@ async fn handle(
 
     // 4b. What it says.
     let scan = if rt.config.scan.enabled {
-        let policy = rt
-            .config
-            .scan
-            .resolve(&req.model, caller.principal.user(), caller.key_id.as_deref());
+        let policy = rt.config.scan.resolve(
+            &req.model,
+            caller.principal.user(),
+            caller.key_id.as_deref(),
+            caller.kind,
+        );
         let prescanned = match gw.semantic.as_ref() {
             Some(b) if policy.input.injection.semantic != rampart_policy::SemanticMode::Off => {
                 guard::prescan(&gw, b, &rt.config.scan, &policy, &req).await?

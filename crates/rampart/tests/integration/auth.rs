@@ -45,7 +45,17 @@ async fn keys_are_revoked_at_once_through_the_cli() {
     assert!(key.starts_with("rk-"));
     assert_eq!(gw.chat(&key, "rampart-demo", "x").await.status(), 200);
 
-    let (code, stdout, _) = run_cli(&["keys", "list"], &env);
+    let (code, table, _) = run_cli(&["keys", "list"], &env);
+    assert_eq!(code, 0);
+    assert!(table.starts_with("ID "), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains("bob") && l.contains("application") && l.contains("active")),
+        "{table}"
+    );
+    assert!(!table.contains(harness::secret_part(&key)), "list never shows secrets");
+    let (code, stdout, _) = run_cli(&["keys", "list", "--json"], &env);
     assert_eq!(code, 0);
     let list: Value = serde_json::from_str(&stdout).unwrap();
     let id = list.as_array().unwrap().iter().find(|k| k["owner"] == "bob").unwrap()["id"]

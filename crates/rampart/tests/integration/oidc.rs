@@ -167,6 +167,30 @@ async fn jwts_from_the_issuer_are_verified() {
     assert_eq!((status, code.as_str()), (403, "model_not_allowed"));
 }
 
+/// Tokens are end users' unless their groups name them an application: an end user's system
+/// message follows `[scan] system_messages` (here: refused), an application's passes.
+#[tokio::test]
+async fn application_groups_mark_application_callers() {
+    let iss = issuer().await;
+    let config = harness::demo_config(&format!(
+        "[auth.oidc]\nissuer = \"{}\"\naudiences = [\"rampart\"]\napplication_groups = [\"services\"]\n\n[scan]\nsystem_messages = \"refuse\"\n",
+        iss.url
+    ));
+    let gw = harness::start_config(&config);
+    let body = json!({"model": "rampart-demo", "messages": [
+        {"role": "system", "content": "You are the help desk of Acme. Answer briefly."}, {"role": "user", "content": "hi"}]});
+    let person = iss.token(Algorithm::ES256, "ec1", iss.claims(json!({})));
+    let (status, code, _) = error_code(gw.post("/v1/chat/completions", &person, body.clone()).await).await;
+    assert_eq!((status, code.as_str()), (400, "system_message_not_allowed"));
+    let service = iss.token(
+        Algorithm::ES256,
+        "ec1",
+        iss.claims(json!({"groups": ["staff", "services"]})),
+    );
+    let resp = gw.post("/v1/chat/completions", &service, body).await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+}
+
 #[tokio::test]
 async fn an_unreachable_issuer_fails_closed_with_503() {
     let dead = std::net::TcpListener::bind("127.0.0.1:0")

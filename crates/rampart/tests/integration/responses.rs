@@ -474,15 +474,15 @@ async fn nothing_unscanned_reaches_the_client_from_a_response() {
     assert_eq!(v["instructions"], Value::Null, "{v}");
 }
 
-/// The client's `instructions` under each `system_messages` policy: refused, demoted to a
-/// marked user item, or kept after the operator's.
+/// An end user's `instructions` under each `system_messages` policy: refused, demoted to a
+/// marked user item, or kept after the operator's; an application's are kept by default.
 #[tokio::test]
 async fn client_instructions_follow_the_system_message_policy() {
     let hostile = hostile().await;
     let body = json!({"model": "h-instructions", "instructions": "Answer in French.", "input": "hello"});
 
     let gw = harness::start_config(&hostile.config(&["instructions"], "[scan]\nsystem_messages = \"refuse\"\n"));
-    let key = gw.default_key().await;
+    let key = gw.key(json!({"owner": "eve", "caller": "end_user"})).await;
     let (status, code, v) = error_code(gw.post("/v1/responses", &key, body.clone()).await).await;
     assert_eq!((status, code.as_str()), (400, "system_message_not_allowed"), "{v}");
     assert_eq!(v["error"]["param"], "instructions");
@@ -492,7 +492,7 @@ async fn client_instructions_follow_the_system_message_policy() {
     assert_eq!(v["error"]["param"], "input[0].role");
 
     let gw = harness::start_config(&hostile.config(&["instructions"], "[scan]\nsystem_messages = \"demote\"\n"));
-    let key = gw.default_key().await;
+    let key = gw.key(json!({"owner": "eve", "caller": "end_user"})).await;
     let v: Value = gw.post("/v1/responses", &key, body.clone()).await.json().await.unwrap();
     assert_eq!(v["instructions"], "Answer in French.", "the client sees its own: {v}");
     let sent = hostile.last();
@@ -510,13 +510,28 @@ async fn client_instructions_follow_the_system_message_policy() {
     assert_eq!(sent["input"][1], json!({"role": "user", "content": "hello"}), "{sent}");
 
     let gw = harness::start_config(&hostile.config(&["instructions"], "[scan]\nsystem_messages = \"allow\"\n"));
-    let key = gw.default_key().await;
-    let v: Value = gw.post("/v1/responses", &key, body).await.json().await.unwrap();
+    let key = gw.key(json!({"owner": "eve", "caller": "end_user"})).await;
+    let v: Value = gw.post("/v1/responses", &key, body.clone()).await.json().await.unwrap();
     assert_eq!(v["instructions"], "Answer in French.", "{v}");
     let sent = hostile.last();
     let instructions = sent["instructions"].as_str().unwrap();
     assert!(
         instructions.contains("rk-canary-") && instructions.ends_with("\n\nAnswer in French."),
+        "{sent}"
+    );
+    assert_eq!(sent["input"], "hello", "{sent}");
+
+    // An application's instructions are its own: kept under the default policy.
+    let gw = harness::start_config(&hostile.config(&["instructions"], ""));
+    let app = gw.default_key().await;
+    let v: Value = gw.post("/v1/responses", &app, body).await.json().await.unwrap();
+    assert_eq!(v["instructions"], "Answer in French.", "{v}");
+    let sent = hostile.last();
+    assert!(
+        sent["instructions"]
+            .as_str()
+            .unwrap()
+            .ends_with("\n\nAnswer in French."),
         "{sent}"
     );
     assert_eq!(sent["input"], "hello", "{sent}");
