@@ -94,7 +94,12 @@ async fn observe(State(gw): State<Arc<Gateway>>, mut req: Request, next: Next) -
         gw.metrics.refusals.get_or_create(&CodeLabels { code }).inc();
     }
     let micros = elapsed.as_micros() as u64;
+    // Inference exchanges have their own, richer access line (`rampart::access`).
+    let exchange = matches!(route, "chat" | "completions" | "embeddings" | "responses");
     match (cause, code) {
+        _ if exchange => {
+            tracing::debug!(request_id = %rid.0, %method, route, status = status.as_u16(), micros, "request")
+        }
         (Some(Cause::Upstream | Cause::Internal), Some(code)) => {
             tracing::warn!(request_id = %rid.0, %method, route, status = status.as_u16(), code, micros, "request failed")
         }

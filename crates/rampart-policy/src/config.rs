@@ -436,34 +436,26 @@ impl Config {
         Config::from_toml_str(&text, path)
     }
 
-    /// Parses and checks configuration text; `name` is used in messages.
+    /// Parses and checks configuration text; `name` is used in messages. Every problem is
+    /// reported in one go, not only the first: see [`parse_all`].
     pub fn from_toml_str(text: &str, name: &str) -> Result<Config, ConfigError> {
         let locate = LineIndex::new(text);
-        let mut config: Config = toml::from_str(text).map_err(|e| {
-            let (line, column) = match e.span() {
-                Some(span) => {
-                    let (l, c) = locate.position(span.start);
-                    (Some(l), Some(c))
-                }
-                None => (None, None),
-            };
-            ConfigError::Invalid {
+        let (config, mut problems) = parse_all(text, &locate);
+        let Some(mut config) = config else {
+            return Err(ConfigError::Invalid {
                 path: name.into(),
-                problems: vec![ConfigProblem {
-                    line,
-                    column,
-                    message: hint_for(e.message()),
-                }],
-            }
-        })?;
+                problems,
+            });
+        };
         if config.upstreams.is_empty() && config.models.is_empty() {
             config.upstreams = vec![UpstreamConfig::builtin_demo()];
             config.models = vec![ModelConfig::builtin_demo()];
         }
-        let problems = config.check(&locate);
+        problems.extend(config.check(&locate));
         if problems.is_empty() {
             Ok(config)
         } else {
+            problems.sort_by_key(|p| (p.line.is_none(), p.line, p.column));
             Err(ConfigError::Invalid {
                 path: name.into(),
                 problems,
@@ -641,6 +633,76 @@ impl Config {
 pub const SUPPORTED_ALGORITHMS: &[&str] = &["RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"];
 
 /// Turns toml's message into one that tells the user what to do where we can.
+/// Deserialises the configuration, collecting every error rather than stopping at the first:
+/// serde stops at the first bad key, so after each error the lines it covers are blanked
+/// (spaces, so every later offset and line number stays where it was) and the text is read
+/// again. What remains when it finally parses is returned with the problems, so the checks
+/// that need a whole configuration run too. A problem that cannot be cut out this way (a table
+/// header, a missing field of a whole table, a syntax error that does not go away) ends the
+/// search.
+fn parse_all(text: &str, locate: &LineIndex<'_>) -> (Option<Config>, Vec<ConfigProblem>) {
+    const MAX_PROBLEMS: usize = 100;
+    let mut working = text.to_string();
+    let mut problems: Vec<ConfigProblem> = Vec::new();
+    let mut last: Option<(Option<Range<usize>>, String)> = None;
+    while problems.len() < MAX_PROBLEMS {
+        let e = match toml::from_str::<Config>(&working) {
+            Ok(c) => return (Some(c), problems),
+            Err(e) => e,
+        };
+        let span = e.span();
+        let message = hint_for(e.message());
+        if last.as_ref() == Some(&(span.clone(), message.clone())) {
+            break;
+        }
+        let (line, column) = match &span {
+            Some(span) => {
+                let (l, c) = locate.position(span.start);
+                (Some(l), Some(c))
+            }
+            None => (None, None),
+        };
+        problems.push(ConfigProblem {
+            line,
+            column,
+            message: message.clone(),
+        });
+        let Some(span) = span.clone() else { break };
+        if !blank_lines(&mut working, span.clone()) {
+            break;
+        }
+        last = Some((Some(span), message));
+    }
+    (None, problems)
+}
+
+/// Replaces the lines `span` touches with spaces; refuses (returns false) when one of them is a
+/// table header, since removing it would move its keys into the table before it.
+fn blank_lines(text: &mut String, span: Range<usize>) -> bool {
+    let start = text
+        .get(..span.start.min(text.len()))
+        .map_or(0, |t| t.rfind('\n').map_or(0, |i| i + 1));
+    let end_at = span.end.max(span.start + 1).min(text.len());
+    let end = text
+        .get(end_at..)
+        .map_or(text.len(), |t| t.find('\n').map_or(text.len(), |i| end_at + i));
+    let Some(region) = text.get(start..end) else {
+        return false;
+    };
+    if region.is_empty() || region.lines().any(|l| l.trim_start().starts_with('[')) {
+        return false;
+    }
+    let blank: String = region.chars().map(|c| if c == '\n' { '\n' } else { ' ' }).collect();
+    // Keep byte offsets: a multi-byte character becomes as many spaces as it had bytes.
+    let blank: String = blank
+        .chars()
+        .zip(region.chars())
+        .flat_map(|(b, c)| std::iter::repeat_n(b, c.len_utf8()))
+        .collect();
+    text.replace_range(start..end, &blank);
+    true
+}
+
 fn hint_for(message: &str) -> String {
     let message = message.trim();
     if message.contains("unknown field `api_key`") {
@@ -708,6 +770,49 @@ mod tests {
         assert!(both.iter().any(|p| p.message.contains("not both")), "{both:?}");
         let c = Config::from_toml_str(&format!("{base}public_key = \"k.pub\"\n{models}"), "t").unwrap();
         assert!(c.upstreams[0].signed_models[0].ignore_git_paths);
+    }
+
+    /// A newcomer's file with six problems of different kinds gets all six in one run.
+    #[test]
+    fn every_problem_is_reported_in_one_run() {
+        let text = r#"version = 1
+[server]
+lisen = "127.0.0.1:8080"
+body_timeout_ms = "soon"
+
+[scan]
+mode = "strict"
+
+[[upstreams]]
+name = "openai"
+base_url = "api.openai.com"
+api_key = "sk-123"
+
+[[models]]
+name = "gpt"
+targets = [{ upstream = "opanai", model = "gpt-4o" }]
+"#;
+        let p = problems(text);
+        let lines: Vec<Option<usize>> = p.iter().map(|p| p.line).collect();
+        assert_eq!(
+            lines,
+            [Some(3), Some(4), Some(7), Some(11), Some(12), Some(16)],
+            "{p:#?}"
+        );
+        assert!(p[0].message.contains("unknown field `lisen`"), "{p:#?}");
+        assert!(p[2].message.contains("strict"), "{p:#?}");
+        assert!(p[4].message.contains("api_key_env"), "{p:#?}");
+        assert!(p[5].message.contains("opanai"), "{p:#?}");
+    }
+
+    #[test]
+    fn blanking_keeps_offsets_and_refuses_headers() {
+        let mut t = "a = 1\nb = \"é\"\n[x]\n".to_string();
+        let len = t.len();
+        assert!(blank_lines(&mut t, 8..11));
+        assert_eq!(t.len(), len);
+        assert_eq!(t.lines().nth(1).unwrap().trim(), "");
+        assert!(!blank_lines(&mut t, 14..15));
     }
 
     #[test]

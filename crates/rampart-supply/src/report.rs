@@ -359,16 +359,21 @@ impl Report {
                 }));
             }
         }
+        let mut driver = serde_json::json!({
+            "name": "rampart-model-scan",
+            "version": self.version,
+            "rules": rules,
+        });
+        // Only a page that exists: the package's published repository when the build names
+        // one (`repository` in Cargo.toml), else nothing (the property is optional).
+        if let Some(home) = option_env!("CARGO_PKG_REPOSITORY").filter(|h| h.starts_with("https://")) {
+            driver["informationUri"] = serde_json::Value::String(home.to_string());
+        }
         serde_json::json!({
             "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
             "version": "2.1.0",
             "runs": [{
-                "tool": { "driver": {
-                    "name": "rampart-model-scan",
-                    "version": self.version,
-                    "informationUri": "https://github.com/rampart/rampart",
-                    "rules": rules,
-                }},
+                "tool": { "driver": driver },
                 "results": results,
             }],
         })

@@ -259,6 +259,38 @@ pub struct Trail {
     pub recorded: bool,
 }
 
+impl Trail {
+    /// The exchange's one access-log line, written where it ends (an error, a buffered answer
+    /// released, a stream over), whether or not a ledger is configured: who, which model and
+    /// upstream, the decision, findings, tokens and time; never prompt or answer text.
+    pub fn log_access(&self, decision: &str, status: u16, code: Option<&str>) {
+        let mut findings: Vec<String> = self
+            .findings
+            .iter()
+            .map(|f| format!("{}:{}:{}:{}", f.direction, f.detector, f.kind, f.action))
+            .collect();
+        findings.dedup();
+        let ms = self.started.map(|s| s.elapsed().as_millis() as u64);
+        tracing::info!(
+            target: "rampart::access",
+            request_id = %self.request_id,
+            principal = self.principal.as_deref().unwrap_or("anonymous"),
+            endpoint = self.endpoint,
+            model = self.model.as_str(),
+            upstream = self.upstream.as_deref().unwrap_or(""),
+            stream = self.stream,
+            decision,
+            status,
+            code = code.unwrap_or(""),
+            findings = %findings.join(","),
+            prompt_tokens = self.prompt_tokens,
+            completion_tokens = self.completion_tokens.unwrap_or(0),
+            ms = ms.unwrap_or(0),
+            "exchange"
+        );
+    }
+}
+
 /// The shared handle.
 pub type SharedTrail = Arc<Mutex<Trail>>;
 

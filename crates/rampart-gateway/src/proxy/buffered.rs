@@ -130,6 +130,9 @@ pub(super) async fn relay(mut x: Exchange, endpoint: Endpoint, resp: reqwest::Re
     }
     x.account(prompt, completion);
 
+    if let Ok(t) = x.trail.lock() {
+        t.log_access("allowed", 200, None);
+    }
     // On record before it goes out.
     if x.gw.audit.is_some() {
         let entry = {

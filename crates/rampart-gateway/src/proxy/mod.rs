@@ -174,7 +174,13 @@ pub async fn inference(
     let Err(err) = result else {
         return result;
     };
-    let anonymous = trail.lock().map_or(true, |t| t.principal.is_none());
+    let anonymous = match trail.lock() {
+        Ok(t) => {
+            t.log_access(decision_for(&err), err.status().as_u16(), Some(err.code()));
+            t.principal.is_none()
+        }
+        Err(_) => true,
+    };
     if anonymous && err.status() == StatusCode::UNAUTHORIZED {
         // No identity: counted per address and recorded in aggregate, not one durable
         // write per refusal.
@@ -415,7 +421,8 @@ async fn handle(
         t.upstream_ms = Some(asked.elapsed().as_millis() as u64);
     }
 
-    // 6. Relay the answer.
+    // 6. Relay the answer, saying which upstream gave it (after a failover, not the first).
+    let served_by = http::HeaderValue::from_str(&upstream.name).ok();
     let exchange = Exchange {
         gw: gw.clone(),
         rid,
@@ -431,7 +438,7 @@ async fn handle(
         tools: tool_check,
         echo,
     };
-    if req.stream {
+    let relayed = if req.stream {
         stream::relay(
             exchange,
             endpoint,
@@ -441,8 +448,22 @@ async fn handle(
         .await
     } else {
         buffered::relay(exchange, endpoint, resp).await
+    };
+    let Some(served_by) = served_by else {
+        return relayed;
+    };
+    match relayed {
+        Ok(mut r) => {
+            r.headers_mut().insert(UPSTREAM_HEADER, served_by);
+            Ok(r)
+        }
+        Err(e) => Err(e.with_header(UPSTREAM_HEADER, served_by)),
     }
 }
+
+/// The upstream (by its name in the config) that answered: after a failover, the one that
+/// took over.
+pub const UPSTREAM_HEADER: http::HeaderName = http::HeaderName::from_static("x-rampart-upstream");
 
 /// The kill switch for one exchange: a block on the caller's key or user, on the model name
 /// asked for, on any other name that resolves to one of the same upstream models, or on the

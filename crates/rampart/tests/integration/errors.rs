@@ -202,10 +202,16 @@ async fn failover_on_connection_failure_and_unavailability_only() {
         ],
     ));
     let key = gw.default_key().await;
-    let v: Value = gw.chat(&key, "dead-then-ok", "x").await.json().await.unwrap();
-    assert_eq!(v["model"], "ok-1");
-    let v: Value = gw.chat(&key, "down-then-ok", "x").await.json().await.unwrap();
-    assert_eq!(v["model"], "ok-1");
+    for model in ["dead-then-ok", "down-then-ok"] {
+        let resp = gw.chat(&key, model, "x").await;
+        assert_eq!(
+            resp.headers()["x-rampart-upstream"],
+            "ok",
+            "the header names who answered"
+        );
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(v["model"], "ok-1");
+    }
     let hits = faults.counters.hits.load(Ordering::SeqCst);
     assert_eq!(
         error_code(gw.chat(&key, "hang-then-ok", "x").await).await.1,
@@ -213,7 +219,9 @@ async fn failover_on_connection_failure_and_unavailability_only() {
         "a timeout is not retried elsewhere"
     );
     assert_eq!(faults.counters.hits.load(Ordering::SeqCst), hits + 1);
-    let (status, code, _) = error_code(gw.chat(&key, "dead-only", "x").await).await;
+    let resp = gw.chat(&key, "dead-only", "x").await;
+    assert!(resp.headers().get("x-rampart-upstream").is_none(), "nobody answered");
+    let (status, code, _) = error_code(resp).await;
     assert_eq!((status, code.as_str()), (502, "upstream_unavailable"));
     let m = gw.metrics().await;
     assert!(m.contains("rampart_upstream_failovers_total 2"), "{m}");

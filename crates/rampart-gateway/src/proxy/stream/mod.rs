@@ -585,6 +585,12 @@ impl Drop for Relay {
             self.end = ("cancelled", Some("client_closed".into()));
             self.finish();
         }
+        if let Some(s) = self.scan_state() {
+            s.to_trail(&self.x.trail);
+        }
+        if let Ok(t) = self.x.trail.lock() {
+            t.log_access(self.end.0, 200, self.end.1.as_deref());
+        }
         if !self.end_recorded && self.x.gw.audit.is_some() {
             // Dropped before the end was recorded (the client went away): record it anyway.
             self.end_recorded = true;
