@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The official OpenAI Python SDK against the real gateway on loopback (embedded defaults).
-# Installs the SDK from PyPI into target/sdk-venv (never committed).
+# The official OpenAI Python SDK, the OpenAI Node SDK and the Vercel AI SDK against the real
+# gateway on loopback (embedded defaults). Installs the Python SDK from PyPI into
+# target/sdk-venv and the Node packages from npm into target/node-sdk (never committed);
+# Node itself from Debian when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +31,21 @@ admin=$(sed -n 's/^admin credential (shown once, store it now): //p' "$dir/out")
 [ -n "$url" ] || { cat "$dir/err" >&2; exit 1; }
 key=$(RAMPART_URL="$url" RAMPART_ADMIN_KEY="$admin" "$bin" keys create --owner sdk-test 2>/dev/null)
 "$venv/bin/python" tests/sdk/openai_sdk.py "$url/v1" "$key"
+
+echo "== OpenAI Node SDK and Vercel AI SDK against the gateway"
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  { apt-get install -y -q nodejs npm >&2 || { apt-get update -q >&2 && apt-get install -y -q nodejs npm >&2; }; } \
+    || sudo -n apt-get install -y -q nodejs npm >&2
+fi
+node_dir=target/node-sdk
+node_pkgs=(openai@5.23.2 ai@5.0.277 @ai-sdk/openai@2.0.131)
+if [ "$(cat "$node_dir/.installed" 2>/dev/null)" != "${node_pkgs[*]}" ]; then
+  mkdir -p "$node_dir"
+  npm install --prefix "$node_dir" --no-audit --no-fund --silent "${node_pkgs[@]}"
+  echo "${node_pkgs[*]}" >"$node_dir/.installed"
+fi
+NODE_PATH="$PWD/$node_dir/node_modules" node tests/sdk/node_sdk.mjs "$url/v1" "$key"
 
 # The ledger this run wrote, checked by an independent implementation of FORMAT.md.
 echo "== independent audit ledger verification (scripts/audit-verify.py)"

@@ -405,10 +405,10 @@ async fn nothing_unscanned_reaches_the_client_from_a_response() {
         let canary = canary_of(&sent);
         assert!(!canary.is_empty(), "{mode}: the upstream got a canary: {sent}");
         let instructions = sent["instructions"].as_str().unwrap_or("");
-        // The operator's prompt and the canary; the client's instructions are demoted (the
-        // default policy) into the input.
+        // The operator's prompt and the canary first; then the application's own
+        // instructions (an application key's are kept, the default policy).
         assert!(
-            instructions.starts_with(SYSTEM_PROMPT) && !instructions.contains("Answer briefly."),
+            instructions.starts_with(SYSTEM_PROMPT) && instructions.ends_with("\n\nAnswer briefly."),
             "{mode}: {instructions}"
         );
         let core = &canary["rk-canary-".len()..];
