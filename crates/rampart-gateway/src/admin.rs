@@ -33,6 +33,7 @@ pub fn router() -> Router<Arc<Gateway>> {
         .route("/blocks", get(list_blocks).post(add_block))
         .route("/blocks/{kind}/{value}", delete(remove_block))
         .route("/reload", post(reload))
+        .route("/spend", get(list_spend))
         .route("/mcp/pins", get(list_pins))
         .route("/mcp/pins/{server}/{tool}/approve", post(approve_pin))
         .route("/approvals", get(list_approvals))
@@ -143,13 +144,45 @@ async fn status(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Result<Re
     .into_response())
 }
 
+/// Spend per key, user and model this month (UTC), with the caps that apply.
+async fn list_spend(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    admit(&gw, &headers, Action::AdminRead).await?;
+    let budgets = gw.runtime.load().config.budgets;
+    let data: Vec<_> = gw
+        .budgets
+        .all(now())
+        .into_iter()
+        .map(|(scope, id, today, month)| {
+            let cap = match scope {
+                crate::limits::Scope::Key => budgets.per_key,
+                crate::limits::Scope::User => budgets.per_user,
+                crate::limits::Scope::Model => budgets.per_model,
+            };
+            json!({"scope": scope.as_str(), "id": id, "today_usd": crate::budgets::dollars(today),
+                   "month_usd": crate::budgets::dollars(month), "daily_cap_usd": cap.daily_usd,
+                   "monthly_cap_usd": cap.monthly_usd})
+        })
+        .collect();
+    Ok(Json(json!({"object": "list", "data": data})).into_response())
+}
+
 async fn list_keys(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Result<Response, ApiError> {
     admit(&gw, &headers, Action::AdminRead).await?;
     let keys: Vec<_> = gw
         .keys
         .all()
         .iter()
-        .map(|k| serde_json::to_value(k.as_ref()).unwrap_or_default())
+        .map(|k| {
+            let mut v = serde_json::to_value(k.as_ref()).unwrap_or_default();
+            let (today, month) = gw.budgets.spent(crate::limits::Scope::Key, &k.id, now());
+            if let Some(o) = v.as_object_mut() {
+                o.insert(
+                    "spend".into(),
+                    json!({"today_usd": crate::budgets::dollars(today), "month_usd": crate::budgets::dollars(month)}),
+                );
+            }
+            v
+        })
         .collect();
     Ok(Json(json!({"object": "list", "data": keys})).into_response())
 }

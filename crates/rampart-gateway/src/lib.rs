@@ -14,6 +14,7 @@ pub mod approvals;
 pub mod audit;
 pub mod auth;
 pub mod blocks;
+pub mod budgets;
 pub mod demo;
 pub mod error;
 pub mod limits;

@@ -33,7 +33,8 @@ pub enum Scope {
 }
 
 impl Scope {
-    fn as_str(self) -> &'static str {
+    /// The stable name (`key`, `user`, `model`).
+    pub fn as_str(self) -> &'static str {
         match self {
             Scope::Key => "key",
             Scope::User => "user",

@@ -33,6 +33,13 @@ pub struct RouteLabels {
     pub route: &'static str,
 }
 
+/// Labels of per-model counters.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModelLabels {
+    /// The model clients asked for.
+    pub model: String,
+}
+
 /// Token counters' labels.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TokenLabels {
@@ -98,6 +105,8 @@ pub struct Metrics {
     pub refusals: Family<CodeLabels, Counter>,
     /// Tokens by model and kind.
     pub tokens: Family<TokenLabels, Counter>,
+    /// Spend in US dollars by model, from the models' prices.
+    pub spend: Family<ModelLabels, Counter<f64, AtomicU64>>,
     /// Upstream failures.
     pub upstream_errors: Family<UpstreamLabels, Counter>,
     /// Upstream time to headers.
@@ -162,6 +171,12 @@ impl Metrics {
         );
         let tokens = Family::<TokenLabels, Counter>::default();
         registry.register("tokens", "Tokens processed, by model and kind", tokens.clone());
+        let spend = Family::<ModelLabels, Counter<f64, AtomicU64>>::default();
+        registry.register(
+            "spend_usd",
+            "Spend in US dollars by model, from the upstream's usage and the model's price",
+            spend.clone(),
+        );
         let upstream_errors = Family::<UpstreamLabels, Counter>::default();
         registry.register(
             "upstream_errors",
@@ -239,6 +254,7 @@ impl Metrics {
             latency,
             refusals,
             tokens,
+            spend,
             upstream_errors,
             upstream_latency,
             inflight,

@@ -62,6 +62,8 @@ pub struct Route {
     pub targets: Vec<(Arc<Upstream>, String)>,
     /// Per-model limits.
     pub limits: Quota,
+    /// What its tokens cost, when priced.
+    pub price: Option<rampart_policy::Price>,
     /// Upstreams of this model left out because a signed model they serve did not verify.
     pub disabled: Vec<String>,
 }
@@ -133,6 +135,7 @@ impl Runtime {
                     name,
                     targets,
                     limits,
+                    price: m.price,
                     disabled,
                 }),
             );
@@ -205,6 +208,8 @@ pub struct Gateway {
     pub auth_failures: crate::auth::flood::AuthFailures,
     /// Limits.
     pub limiter: Limiter,
+    /// Spend against `[budgets]`.
+    pub budgets: crate::budgets::Budgets,
     /// Metrics.
     pub metrics: Metrics,
     /// Prompt tokenizer.
@@ -246,6 +251,8 @@ impl Gateway {
         keys.load(store.keys()?);
         let blocks = Blocklist::default();
         blocks.load(&store.blocks()?);
+        let t = now();
+        let budgets = crate::budgets::Budgets::load(store.spend(&crate::budgets::Budgets::current_periods(t))?, t);
         let http = reqwest::Client::builder()
             .tcp_nodelay(true)
             .build()
@@ -261,6 +268,7 @@ impl Gateway {
             blocks,
             auth_failures: crate::auth::flood::AuthFailures::new(auth_failures),
             limiter: Limiter::default(),
+            budgets,
             metrics: Metrics::new(),
             tokenizer: Tokenizer::load()?,
             scanner: std::sync::Arc::new(rampart_scan::Scanner::new()),

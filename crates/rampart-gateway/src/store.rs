@@ -84,6 +84,13 @@ CREATE TABLE IF NOT EXISTS mcp_pins (
     changed_at  INTEGER,
     PRIMARY KEY (server, tool)
 );
+CREATE TABLE IF NOT EXISTS spend (
+    scope      TEXT NOT NULL,
+    id         TEXT NOT NULL,
+    period     TEXT NOT NULL,
+    micros     INTEGER NOT NULL,
+    PRIMARY KEY (scope, id, period)
+);
 CREATE TABLE IF NOT EXISTS blocks (
     kind       TEXT NOT NULL,
     value      TEXT NOT NULL,
@@ -175,6 +182,47 @@ impl Store {
                 params![k.id, k.secret_hash.as_slice(), k.owner, k.name, models, k.admin, k.created_at, k.expires_at, k.revoked_at, limits, k.caller.name()],
             )?;
             Ok(())
+        })
+    }
+
+    /// Adds spend (millionths of a dollar) per scope, id and period, in one transaction.
+    pub fn add_spend(&self, rows: &[crate::budgets::SpendRow]) -> Result<(), StoreError> {
+        self.with(|c| {
+            let tx = c.unchecked_transaction()?;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO spend (scope, id, period, micros) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (scope, id, period) DO UPDATE SET micros = micros + excluded.micros",
+                )?;
+                for (scope, id, period, micros) in rows {
+                    stmt.execute(params![scope, id, period, i64::try_from(*micros).unwrap_or(i64::MAX)])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    /// Stored spend in the given periods.
+    pub fn spend(&self, periods: &[String]) -> Result<Vec<crate::budgets::SpendRow>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT scope, id, period, micros FROM spend WHERE period = ?1")?;
+            let mut out = Vec::new();
+            for p in periods {
+                let rows = stmt.query_map(params![p], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                })?;
+                for row in rows {
+                    let (scope, id, period, micros) = row?;
+                    out.push((scope, id, period, u64::try_from(micros).unwrap_or(0)));
+                }
+            }
+            Ok(out)
         })
     }
 

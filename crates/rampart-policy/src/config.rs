@@ -45,6 +45,8 @@ pub struct Config {
     pub audit: crate::AuditConfig,
     /// Tool-call policy for agents.
     pub agent: crate::AgentConfig,
+    /// Spending caps.
+    pub budgets: BudgetsConfig,
 }
 
 impl Default for Config {
@@ -60,6 +62,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             scan: crate::ScanConfig::default(),
             audit: crate::AuditConfig::default(),
+            budgets: BudgetsConfig::default(),
             agent: crate::AgentConfig::default(),
         }
     }
@@ -259,6 +262,64 @@ pub struct ModelConfig {
     /// Limits for this model (all callers together), replacing `[limits.per_model]`.
     #[serde(default)]
     pub limits: Option<Quota>,
+    /// What its tokens cost, for spend accounting and `[budgets]`.
+    #[serde(default)]
+    pub price: Option<Price>,
+}
+
+/// A model's price in US dollars per million tokens, as the provider bills it.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    /// Per million prompt tokens.
+    pub input: f64,
+    /// Per million completion tokens (reasoning tokens included, as providers bill them).
+    pub output: f64,
+    /// Per million prompt tokens served from the provider's cache; `input` when absent.
+    #[serde(default)]
+    pub cached_input: Option<f64>,
+}
+
+impl Price {
+    /// The cost of one exchange in millionths of a dollar, rounded up (a price times a token
+    /// count per million tokens is already in millionths).
+    pub fn micros(&self, prompt: u64, cached: u64, completion: u64) -> u64 {
+        let cached = cached.min(prompt);
+        let cost = (prompt - cached) as f64 * self.input
+            + cached as f64 * self.cached_input.unwrap_or(self.input)
+            + completion as f64 * self.output;
+        cost.max(0.0).ceil() as u64
+    }
+}
+
+/// Spending caps in US dollars; an absent field is unlimited.
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Budget {
+    /// Per UTC calendar day.
+    pub daily_usd: Option<f64>,
+    /// Per UTC calendar month.
+    pub monthly_usd: Option<f64>,
+}
+
+impl Budget {
+    /// Whether any cap is set.
+    pub fn is_set(&self) -> bool {
+        self.daily_usd.is_some() || self.monthly_usd.is_some()
+    }
+}
+
+/// The `[budgets]` section: spending caps per key, user and model, counted from the
+/// upstream's reported usage and the models' `price`.
+#[derive(Debug, Clone, Copy, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct BudgetsConfig {
+    /// For each API key.
+    pub per_key: Budget,
+    /// For each user (a key's owner or an OIDC subject).
+    pub per_user: Budget,
+    /// For each model, all callers together.
+    pub per_model: Budget,
 }
 
 impl ModelConfig {
@@ -270,6 +331,7 @@ impl ModelConfig {
                 model: "rampart-demo-1".into(),
             }],
             limits: None,
+            price: None,
         }
     }
 }
@@ -518,6 +580,44 @@ impl Config {
                 "`limits.max_completion_tokens`, `limits.max_choices` and `limits.max_messages` must be greater than 0"
                     .into(),
             );
+        }
+        let money = |v: Option<f64>| v.is_some_and(|x| !x.is_finite() || x < 0.0);
+        for (name, b) in [
+            ("per_key", self.budgets.per_key),
+            ("per_user", self.budgets.per_user),
+            ("per_model", self.budgets.per_model),
+        ] {
+            if money(b.daily_usd) || money(b.monthly_usd) {
+                at(
+                    0..0,
+                    format!("`budgets.{name}` caps must be dollar amounts of 0 or more"),
+                );
+            }
+        }
+        for m in &self.models {
+            if let Some(p) = m.price {
+                if money(Some(p.input)) || money(Some(p.output)) || money(p.cached_input) {
+                    at(
+                        m.name.span(),
+                        format!(
+                            "model `{}`: prices must be dollar amounts of 0 or more",
+                            m.name.get_ref()
+                        ),
+                    );
+                }
+            }
+        }
+        let budgets = self.budgets;
+        if budgets.per_key.is_set() || budgets.per_user.is_set() || budgets.per_model.is_set() {
+            for m in self.models.iter().filter(|m| m.price.is_none()) {
+                at(
+                    m.name.span(),
+                    format!(
+                        "model `{}` has no `price`, so `[budgets]` cannot count what it costs; give it one (`price = {{ input = 0.0, output = 0.0 }}` for a free model)",
+                        m.name.get_ref()
+                    ),
+                );
+            }
         }
         let mut upstream_names = HashSet::new();
         for u in &self.upstreams {
@@ -803,6 +903,30 @@ targets = [{ upstream = "opanai", model = "gpt-4o" }]
         assert!(p[2].message.contains("strict"), "{p:#?}");
         assert!(p[4].message.contains("api_key_env"), "{p:#?}");
         assert!(p[5].message.contains("opanai"), "{p:#?}");
+    }
+
+    #[test]
+    fn budgets_need_prices_and_money_is_not_negative() {
+        let base = "[[upstreams]]\nname = \"u\"\nbase_url = \"http://x/v1\"\n[[models]]\nname = \"m\"\ntargets = [{ upstream = \"u\", model = \"m\" }]\n";
+        let p = problems(&format!("{base}[budgets]\nper_key = {{ daily_usd = 5.0 }}\n"));
+        assert!(
+            p.iter()
+                .any(|p| p.message.contains("has no `price`") && p.line == Some(5)),
+            "{p:?}"
+        );
+        let p = problems(&format!(
+            "{base}price = {{ input = -1.0, output = 2.0 }}\n[budgets]\nper_user = {{ monthly_usd = -3.0 }}\n"
+        ));
+        assert!(p.iter().any(|p| p.message.contains("prices must be")), "{p:?}");
+        assert!(p.iter().any(|p| p.message.contains("`budgets.per_user`")), "{p:?}");
+        let c = Config::from_toml_str(
+            &format!("{base}price = {{ input = 2.5, output = 10.0, cached_input = 1.25 }}\n"),
+            "t",
+        )
+        .unwrap();
+        let price = c.models[0].price.unwrap();
+        // 1000 prompt tokens of which 400 cached, 100 completion: 600*2.5 + 400*1.25 + 100*10.
+        assert_eq!(price.micros(1000, 400, 100), 3000);
     }
 
     #[test]

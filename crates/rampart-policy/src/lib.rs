@@ -31,8 +31,8 @@ pub use agent::{AgentConfig, ApprovalConfig, ArgCheck, McpServer, TaintConfig, T
 pub use audit::{AuditBackend, AuditConfig, AuditDurability};
 pub use authz::{Action, Decision, PolicyEngine, Principal, ToolRequest};
 pub use config::{
-    AuthConfig, Config, LimitsConfig, LogConfig, LogFormat, ModelConfig, OidcConfig, PolicyConfig, Quota, ServerConfig,
-    SignedModelConfig, Target, TlsConfig, UpstreamConfig, UpstreamKind,
+    AuthConfig, Budget, BudgetsConfig, Config, LimitsConfig, LogConfig, LogFormat, ModelConfig, OidcConfig,
+    PolicyConfig, Price, Quota, ServerConfig, SignedModelConfig, Target, TlsConfig, UpstreamConfig, UpstreamKind,
 };
 pub use error::{ConfigError, ConfigProblem, PolicyError};
 pub use scan::{

@@ -328,6 +328,14 @@ enum AdminCommand {
         #[command(flatten)]
         target: AdminTarget,
     },
+    /// Spend per key, user and model today and this month (UTC), against `[budgets]`.
+    Spend {
+        #[command(flatten)]
+        target: AdminTarget,
+        /// Print the admin API's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Recover from a lost admin credential: revoke every admin credential in the data
     /// directory and print a new one (offline; restart the gateway afterwards).
     NewCredential {
@@ -712,6 +720,14 @@ async fn admin(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
                 .post("/admin/reload", &serde_json::json!({}))
                 .await?;
             eprintln!("configuration reloaded");
+        }
+        AdminCommand::Spend { target, json } => {
+            let v = AdminClient::new(&target)?.get("/admin/spend").await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v["data"])?);
+            } else {
+                print!("{}", crate::table::spend(&v["data"]));
+            }
         }
         AdminCommand::Status { target } => {
             let v = AdminClient::new(&target)?.get("/admin/status").await?;

@@ -126,6 +126,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
     rampart_gateway::audit::spawn_retention(&gw);
     rampart_gateway::audit::spawn_refusal_records(&gw);
+    rampart_gateway::budgets::spawn_flush(&gw);
 
     #[cfg(unix)]
     {
@@ -140,6 +141,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         });
     }
 
-    rampart_gateway::server::serve(listener, tls, rampart_gateway::app::app(gw), shutdown_signal()).await;
+    rampart_gateway::server::serve(listener, tls, rampart_gateway::app::app(gw.clone()), shutdown_signal()).await;
+    rampart_gateway::budgets::flush(&gw).await;
     Ok(ExitCode::SUCCESS)
 }

@@ -80,6 +80,7 @@ pub(super) async fn relay(mut x: Exchange, endpoint: Endpoint, resp: reqwest::Re
     }
     let usage = answer.usage.unwrap_or_default();
     let (prompt, completion) = (usage.prompt_tokens, usage.completion_tokens.unwrap_or(0));
+    let cached = usage.cached();
     // Output scanners see the answer before the client does.
     let mut rewritten: Option<Bytes> = None;
     let mut echoed: Option<serde_json::Value> = None;
@@ -102,7 +103,7 @@ pub(super) async fn relay(mut x: Exchange, endpoint: Endpoint, resp: reqwest::Re
             let guarded = super::guard::guard_answer(&x.gw, state, &mut value);
             state.to_trail(&x.trail);
             if let Err(blocked) = guarded {
-                x.account(prompt, completion);
+                x.account(prompt, cached, completion);
                 tracing::info!(request_id = %x.rid.0, code = blocked.code(), reason = %blocked.message("withheld"), "answer withheld by the output policy");
                 return Err(blocked.error());
             }
@@ -124,11 +125,11 @@ pub(super) async fn relay(mut x: Exchange, endpoint: Endpoint, resp: reqwest::Re
         }
         .map_err(|_| invalid("not a JSON object of the expected shape"))?;
         if let Err(stopped) = tools.answer(&value).await {
-            x.account(prompt, completion);
+            x.account(prompt, cached, completion);
             return Err(stopped.error());
         }
     }
-    x.account(prompt, completion);
+    x.account(prompt, cached, completion);
 
     if let Ok(t) = x.trail.lock() {
         t.log_access("allowed", 200, None);

@@ -332,6 +332,18 @@ async fn handle(
         id: &route.name,
         quota: route.limits,
     });
+    let budgets = &rt.config.budgets;
+    if route.price.is_some() {
+        let mut capped = Vec::with_capacity(3);
+        if let Some(id) = caller.key_id.as_deref() {
+            capped.push((Scope::Key, id, budgets.per_key));
+        }
+        capped.push((Scope::User, caller.principal.user(), budgets.per_user));
+        capped.push((Scope::Model, route.name.as_str(), budgets.per_model));
+        gw.budgets
+            .check(&capped, now())
+            .map_err(|o| ApiError::rate_limited("budget_exceeded", o.message, o.retry_after))?;
+    }
     let permit = gw
         .limiter
         .admit(&subjects, req.prompt_tokens)
@@ -558,7 +570,7 @@ impl Exchange {
     }
 
     /// Charges usage once the upstream reports (or the relay estimated) it.
-    fn account(&self, upstream_prompt: Option<u64>, completion: u64) {
+    fn account(&self, upstream_prompt: Option<u64>, cached: u64, completion: u64) {
         if let Ok(mut t) = self.trail.lock() {
             if let Some(p) = upstream_prompt {
                 t.prompt_tokens = p;
@@ -568,6 +580,23 @@ impl Exchange {
         let correction = upstream_prompt.map_or(0, |p| p as i64 - self.prompt_tokens as i64);
         self.permit.charge(completion as i64 + correction);
         self.gw.metrics.add_tokens(&self.route.name, "completion", completion);
+        if let Some(price) = self.route.price {
+            let micros = price.micros(upstream_prompt.unwrap_or(self.prompt_tokens), cached, completion);
+            let mut subjects = Vec::with_capacity(3);
+            if let Some(id) = self.caller.key_id.as_deref() {
+                subjects.push((Scope::Key, id));
+            }
+            subjects.push((Scope::User, self.caller.principal.user()));
+            subjects.push((Scope::Model, self.route.name.as_str()));
+            self.gw.budgets.charge(&subjects, micros, now());
+            self.gw
+                .metrics
+                .spend
+                .get_or_create(&crate::metrics::ModelLabels {
+                    model: self.route.name.clone(),
+                })
+                .inc_by(crate::budgets::dollars(micros));
+        }
         tracing::debug!(
             request_id = %self.rid.0,
             user = self.caller.principal.user(),

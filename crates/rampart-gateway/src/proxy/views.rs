@@ -14,6 +14,26 @@ pub(super) struct Usage {
     pub prompt_tokens: Option<u64>,
     #[serde(default, alias = "output_tokens")]
     pub completion_tokens: Option<u64>,
+    /// Where the provider says how many prompt tokens came from its cache (billed lower).
+    #[serde(default, alias = "input_tokens_details")]
+    pub prompt_tokens_details: Option<TokenDetails>,
+}
+
+impl Usage {
+    /// Prompt tokens served from the provider's cache.
+    pub fn cached(&self) -> u64 {
+        self.prompt_tokens_details
+            .as_ref()
+            .and_then(|d| d.cached_tokens)
+            .unwrap_or(0)
+    }
+}
+
+/// `prompt_tokens_details` / `input_tokens_details`.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct TokenDetails {
+    #[serde(default)]
+    pub cached_tokens: Option<u64>,
 }
 
 /// A non-streamed answer: `choices` (chat, completions), `data` (embeddings) or `output`

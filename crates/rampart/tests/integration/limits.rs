@@ -153,3 +153,87 @@ async fn body_size_prompt_size_and_max_tokens_cap() {
     assert_eq!(v["received"]["max_tokens"], 3);
     assert_eq!(v["received"]["model"], "echo-1");
 }
+
+/// Budgets in money: spend counted from the upstream's usage and the model's price, per key,
+/// user and model; the exchange that crosses a cap completes, the next is refused with
+/// `budget_exceeded` and `Retry-After`; spend shows in the admin API, `keys list`, `admin
+/// spend` and metrics, and survives a restart.
+#[tokio::test]
+async fn budgets_in_money_cap_spend_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    // $1000 per million tokens: a demo exchange (~20 tokens) costs about two cents.
+    let config = "[[upstreams]]\nname = \"demo\"\nkind = \"demo\"\n\n[[models]]\nname = \"priced\"\ntargets = [{ upstream = \"demo\", model = \"rampart-demo-1\" }]\nprice = { input = 1000.0, output = 1000.0, cached_input = 100.0 }\n\n[budgets]\nper_key = { daily_usd = 0.01 }\nper_model = { monthly_usd = 1000.0 }\n";
+    let gw = harness::start_with(harness::Options {
+        config: Some(config),
+        dir: Some(dir.path()),
+        ..Default::default()
+    });
+    let spender = gw.key(json!({"owner": "alice"})).await;
+    let other = gw.key(json!({"owner": "bob"})).await;
+    assert_eq!(gw.chat(&spender, "priced", "first question").await.status(), 200);
+    let resp = gw.chat(&spender, "priced", "second question").await;
+    assert!(resp.headers().get("retry-after").is_some());
+    let (status, code, v) = error_code(resp).await;
+    assert_eq!((status, code.as_str()), (429, "budget_exceeded"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("daily budget of $0.01"),
+        "{v}"
+    );
+    // Streamed answers are charged too, and caps are per key.
+    let body = json!({"model": "priced", "stream": true, "messages": [{"role": "user", "content": "stream it"}]});
+    let text = gw
+        .post("/v1/chat/completions", &other, body)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("[DONE]"), "{text}");
+    assert_eq!(
+        error_code(gw.chat(&other, "priced", "again").await).await.1,
+        "budget_exceeded"
+    );
+
+    let spend: Value = gw.get("/admin/spend", gw.admin()).await.json().await.unwrap();
+    let rows = spend["data"].as_array().unwrap();
+    let model = rows.iter().find(|r| r["scope"] == "model").unwrap();
+    let today = model["today_usd"].as_f64().unwrap();
+    assert!(today > 0.02 && today < 0.2, "{spend}");
+    assert_eq!(model["monthly_cap_usd"], 1000.0);
+    assert_eq!(rows.iter().filter(|r| r["scope"] == "key").count(), 2, "{spend}");
+    assert!(
+        rows.iter().any(|r| r["scope"] == "user" && r["id"] == "alice"),
+        "{spend}"
+    );
+    let m = gw.metrics().await;
+    assert!(
+        m.lines()
+            .any(|l| l.starts_with("rampart_spend_usd_total{model=\"priced\"}")),
+        "{m}"
+    );
+    let env = [("RAMPART_URL", gw.url.as_str()), ("RAMPART_ADMIN_KEY", gw.admin())];
+    let (code, table, _) = harness::run_cli(&["keys", "list"], &env);
+    assert_eq!(code, 0);
+    assert!(table.contains("SPENT TODAY") && table.contains("$0.0"), "{table}");
+    let (code, table, _) = harness::run_cli(&["admin", "spend"], &env);
+    assert_eq!(code, 0);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("model") && l.contains("priced") && l.contains("$1000.00")),
+        "{table}"
+    );
+
+    // Spend is written once a second; a new process over the same data starts from it.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    drop(gw);
+    let gw = harness::start_with(harness::Options {
+        config: Some(config),
+        dir: Some(dir.path()),
+        ..Default::default()
+    });
+    let (status, code, _) = error_code(gw.chat(&spender, "priced", "after restart").await).await;
+    assert_eq!((status, code.as_str()), (429, "budget_exceeded"));
+}

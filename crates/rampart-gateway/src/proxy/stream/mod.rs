@@ -45,6 +45,8 @@ struct Relay {
     saw_done: bool,
     finished: bool,
     upstream_prompt: Option<u64>,
+    /// Prompt tokens the provider served from its cache.
+    upstream_cached: u64,
     upstream_completion: Option<u64>,
     text_bytes: usize,
     /// Output scanning with hold-back, when the policy has any.
@@ -135,6 +137,7 @@ pub(super) async fn relay(
         saw_done: false,
         finished: false,
         upstream_prompt: None,
+        upstream_cached: 0,
         upstream_completion: None,
         text_bytes: 0,
         end: ("allowed", None),
@@ -365,6 +368,7 @@ impl Relay {
                 }
                 if let Some(u) = &chunk.usage {
                     self.upstream_prompt = u.prompt_tokens.or(self.upstream_prompt);
+                    self.upstream_cached = u.cached().max(self.upstream_cached);
                     self.upstream_completion = u.completion_tokens.or(self.upstream_completion);
                 }
                 if chunk.usage_only() && self.strip_usage {
@@ -568,12 +572,13 @@ impl Relay {
         self.finished = true;
         if let Some(r) = &self.responses {
             self.upstream_prompt = r.usage.0.or(self.upstream_prompt);
+            self.upstream_cached = r.usage.2.max(self.upstream_cached);
             self.upstream_completion = r.usage.1.or(self.upstream_completion);
             self.text_bytes = self.text_bytes.max(r.text_bytes);
         }
         // Without reported usage, charge an estimate of four bytes per token.
         let completion = self.upstream_completion.unwrap_or(self.text_bytes.div_ceil(4) as u64);
-        self.x.account(self.upstream_prompt, completion);
+        self.x.account(self.upstream_prompt, self.upstream_cached, completion);
     }
 }
 

@@ -69,7 +69,7 @@ pub(super) struct Events {
     /// go out, so a refused call leaves no gap).
     held: BTreeMap<u64, Vec<Map<String, Value>>>,
     /// Usage from the final event: input and output tokens.
-    pub(super) usage: (Option<u64>, Option<u64>),
+    pub(super) usage: (Option<u64>, Option<u64>, u64),
     /// Bytes of generated text seen (for an estimate when no usage comes).
     pub(super) text_bytes: usize,
 }
@@ -135,7 +135,7 @@ impl Events {
             texts: HashMap::new(),
             item_ids: HashMap::new(),
             held: BTreeMap::new(),
-            usage: (None, None),
+            usage: (None, None, 0),
             text_bytes: 0,
         }
     }
@@ -487,6 +487,9 @@ impl Events {
                 self.usage = (
                     u.get("input_tokens").and_then(Value::as_u64),
                     u.get("output_tokens").and_then(Value::as_u64),
+                    u.pointer("/input_tokens_details/cached_tokens")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(0),
                 );
             }
             let mut output = r.remove("output").unwrap_or(Value::Array(Vec::new()));
