@@ -4,7 +4,10 @@
 //! Spend is known only after an answer, so a caller is admitted while under its caps and
 //! charged afterwards: the exchange that crosses a cap completes, the next one is refused with
 //! `budget_exceeded` until the period ends (the same after-the-fact charging as tokens per
-//! minute). Counters live in memory and are written to the store once a second in one
+//! minute). So that a burst of concurrent requests cannot all slip in under a cap, each
+//! admitted exchange reserves what it can cost at most as far as known up front (its prompt,
+//! and `max_tokens` of completion when the client set it) until it is charged; admission
+//! counts other exchanges' reservations as spent. Counters live in memory and are written to the store once a second in one
 //! transaction, so a restart keeps them; a crash loses at most the last second of spend.
 
 use std::collections::HashMap;
@@ -115,8 +118,30 @@ pub struct OverBudget {
 #[derive(Debug, Default)]
 pub struct Budgets {
     spent: DashMap<(Scope, String), Spent>,
+    /// What admitted, not yet charged exchanges may cost, per subject (millionths).
+    reserved: DashMap<(Scope, String), u64>,
     /// Charges not yet written to the store: (scope, id, period key) → millionths.
     pending: Mutex<HashMap<(Scope, String, String), u64>>,
+}
+
+/// What an admitted exchange holds against its subjects' caps until it is charged (or
+/// fails); released when dropped.
+#[derive(Debug)]
+pub struct Reservation {
+    budgets: Arc<Budgets>,
+    keys: Vec<(Scope, String)>,
+    micros: u64,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        for k in &self.keys {
+            if let Some(mut r) = self.budgets.reserved.get_mut(k) {
+                *r = r.saturating_sub(self.micros);
+            }
+            self.budgets.reserved.remove_if(k, |_, v| *v == 0);
+        }
+    }
 }
 
 /// A stored spend row: scope, id, period key (`d:2026-12-01` or `m:2026-12`), millionths.
@@ -164,22 +189,50 @@ impl Budgets {
         [p.day_key(), p.month_key()]
     }
 
-    /// Refuses when a subject has already spent its daily or monthly cap.
+    /// Admits an exchange while no subject has spent (or reserved) its daily or monthly cap,
+    /// and reserves `estimate` for each subject until the returned reservation is dropped.
+    pub fn admit(
+        self: &Arc<Self>,
+        subjects: &[(Scope, &str, Budget)],
+        estimate: u64,
+        unix_now: i64,
+    ) -> Result<Reservation, OverBudget> {
+        self.check(subjects, unix_now)?;
+        let keys: Vec<(Scope, String)> = subjects.iter().map(|(s, id, _)| (*s, id.to_string())).collect();
+        for k in &keys {
+            *self.reserved.entry(k.clone()).or_default() += estimate;
+        }
+        Ok(Reservation {
+            budgets: self.clone(),
+            keys,
+            micros: estimate,
+        })
+    }
+
+    /// Refuses when a subject has already spent its daily or monthly cap, counting what
+    /// exchanges in flight have reserved as spent.
     pub fn check(&self, subjects: &[(Scope, &str, Budget)], unix_now: i64) -> Result<(), OverBudget> {
         let now = Periods::at(unix_now);
         for &(scope, id, budget) in subjects {
             if !budget.is_set() {
                 continue;
             }
+            let key = (scope, id.to_string());
+            let held = self.reserved.get(&key).map_or(0, |r| *r);
             let spent = self
                 .spent
-                .get(&(scope, id.to_string()))
+                .get(&key)
                 .map(|s| s.current(now))
                 .unwrap_or(Spent {
                     at: now,
                     day: 0,
                     month: 0,
                 });
+            let spent = Spent {
+                day: spent.day.saturating_add(held),
+                month: spent.month.saturating_add(held),
+                ..spent
+            };
             let over = |cap: Option<f64>, used: u64| cap.filter(|c| dollars(used) >= *c);
             if let Some(cap) = over(budget.monthly_usd, spent.month) {
                 return Err(OverBudget {
@@ -351,6 +404,25 @@ mod tests {
         let e = b.check(&[(Scope::Key, "k", cap)], next).unwrap_err();
         assert!(e.message.contains("monthly budget of $1.50"), "{}", e.message);
         assert_eq!(b.spent(Scope::Key, "k", next), (600_000, 1_600_000));
+    }
+
+    #[test]
+    fn reservations_count_against_caps_until_released() {
+        let b = Arc::new(Budgets::default());
+        let cap = Budget {
+            daily_usd: Some(1.0),
+            monthly_usd: None,
+        };
+        let t = DEC_1_2026;
+        let first = b.admit(&[(Scope::Key, "k", cap)], 600_000, t).unwrap();
+        let second = b.admit(&[(Scope::Key, "k", cap)], 600_000, t).unwrap();
+        // Two exchanges in flight may cost $1.20: a third is refused before either is charged.
+        assert!(b.admit(&[(Scope::Key, "k", cap)], 1, t).is_err());
+        drop(first);
+        drop(second);
+        let third = b.admit(&[(Scope::Key, "k", cap)], 1, t).unwrap();
+        drop(third);
+        assert!(b.reserved.is_empty());
     }
 
     #[test]

@@ -209,7 +209,7 @@ pub struct Gateway {
     /// Limits.
     pub limiter: Limiter,
     /// Spend against `[budgets]`.
-    pub budgets: crate::budgets::Budgets,
+    pub budgets: Arc<crate::budgets::Budgets>,
     /// Metrics.
     pub metrics: Metrics,
     /// Prompt tokenizer.
@@ -252,7 +252,10 @@ impl Gateway {
         let blocks = Blocklist::default();
         blocks.load(&store.blocks()?);
         let t = now();
-        let budgets = crate::budgets::Budgets::load(store.spend(&crate::budgets::Budgets::current_periods(t))?, t);
+        let budgets = Arc::new(crate::budgets::Budgets::load(
+            store.spend(&crate::budgets::Budgets::current_periods(t))?,
+            t,
+        ));
         let http = reqwest::Client::builder()
             .tcp_nodelay(true)
             .build()

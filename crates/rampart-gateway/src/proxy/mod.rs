@@ -333,17 +333,24 @@ async fn handle(
         quota: route.limits,
     });
     let budgets = &rt.config.budgets;
-    if route.price.is_some() {
-        let mut capped = Vec::with_capacity(3);
-        if let Some(id) = caller.key_id.as_deref() {
-            capped.push((Scope::Key, id, budgets.per_key));
+    let reservation = match route.price {
+        Some(price) => {
+            let mut capped = Vec::with_capacity(3);
+            if let Some(id) = caller.key_id.as_deref() {
+                capped.push((Scope::Key, id, budgets.per_key));
+            }
+            capped.push((Scope::User, caller.principal.user(), budgets.per_user));
+            capped.push((Scope::Model, route.name.as_str(), budgets.per_model));
+            // What this exchange can cost as far as is known before it runs.
+            let estimate = price.micros(req.prompt_tokens, 0, req.max_tokens().unwrap_or(0));
+            Some(
+                gw.budgets
+                    .admit(&capped, estimate, now())
+                    .map_err(|o| ApiError::rate_limited("budget_exceeded", o.message, o.retry_after))?,
+            )
         }
-        capped.push((Scope::User, caller.principal.user(), budgets.per_user));
-        capped.push((Scope::Model, route.name.as_str(), budgets.per_model));
-        gw.budgets
-            .check(&capped, now())
-            .map_err(|o| ApiError::rate_limited("budget_exceeded", o.message, o.retry_after))?;
-    }
+        None => None,
+    };
     let permit = gw
         .limiter
         .admit(&subjects, req.prompt_tokens)
@@ -443,6 +450,7 @@ async fn handle(
         route,
         upstream,
         permit,
+        reservation,
         inflight,
         prompt_tokens: req.prompt_tokens,
         scan,
@@ -531,6 +539,8 @@ pub(crate) struct Exchange {
     route: Arc<crate::state::Route>,
     upstream: Arc<crate::upstream::Upstream>,
     permit: crate::limits::Permit,
+    #[allow(dead_code, reason = "held for its Drop, which releases what it held against budgets")]
+    reservation: Option<crate::budgets::Reservation>,
     #[allow(dead_code, reason = "held for its Drop, which lowers the in-flight gauge")]
     inflight: InFlight,
     prompt_tokens: u64,
