@@ -147,16 +147,24 @@ async fn status(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Result<Re
 /// Spend per key, user and model this month (UTC), with the caps that apply.
 async fn list_spend(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Result<Response, ApiError> {
     admit(&gw, &headers, Action::AdminRead).await?;
-    let budgets = gw.runtime.load().config.budgets;
+    let rt = gw.runtime.load();
+    let budgets = &rt.config.budgets;
     let data: Vec<_> = gw
         .budgets
         .all(now())
         .into_iter()
         .map(|(scope, id, today, month)| {
             let cap = match scope {
-                crate::limits::Scope::Key => budgets.per_key,
+                crate::limits::Scope::Key => gw
+                    .keys
+                    .all()
+                    .iter()
+                    .find(|k| k.id == id)
+                    .and_then(|k| k.budget)
+                    .unwrap_or(budgets.per_key),
                 crate::limits::Scope::User => budgets.per_user,
                 crate::limits::Scope::Model => budgets.per_model,
+                crate::limits::Scope::Group => budgets.groups.get(&id).copied().unwrap_or_default(),
             };
             json!({"scope": scope.as_str(), "id": id, "today_usd": crate::budgets::dollars(today),
                    "month_usd": crate::budgets::dollars(month), "daily_cap_usd": cap.daily_usd,
@@ -206,6 +214,9 @@ struct CreateKey {
     /// `application` (default) or `end_user`.
     #[serde(default)]
     caller: rampart_policy::CallerKind,
+    /// Its own spending caps instead of `[budgets] per_key`.
+    #[serde(default)]
+    budget: Option<rampart_policy::Budget>,
 }
 
 async fn create_key(
@@ -220,6 +231,19 @@ async fn create_key(
         return Err(
             ApiError::invalid_request("invalid_value", "`owner` must be 1 to 256 characters").with_param("owner"),
         );
+    }
+    if let Some(b) = req.budget {
+        if [b.daily_usd, b.monthly_usd]
+            .iter()
+            .flatten()
+            .any(|x| !x.is_finite() || *x < 0.0)
+        {
+            return Err(ApiError::invalid_request(
+                "invalid_value",
+                "`budget` caps must be dollar amounts of 0 or more",
+            )
+            .with_param("budget"));
+        }
     }
     let t = now();
     let expires_at = match (req.expires_in_days, req.expires_at) {
@@ -246,6 +270,7 @@ async fn create_key(
             expires_at,
             limits: req.limits,
             caller: req.caller,
+            budget: req.budget,
         },
         t,
     );
@@ -259,7 +284,8 @@ async fn create_key(
         &who(&caller),
         "key.create",
         json!({"request_id": &*rid.0, "key_id": new.record.id, "owner": new.record.owner, "admin": new.record.admin,
-               "models": new.record.models, "expires_at": new.record.expires_at, "caller": new.record.caller}),
+               "models": new.record.models, "expires_at": new.record.expires_at, "caller": new.record.caller,
+               "budget": new.record.budget}),
     )
     .await?;
     let mut v = serde_json::to_value(&new.record).unwrap_or_default();

@@ -133,6 +133,14 @@ pub struct Reservation {
     micros: u64,
 }
 
+impl Reservation {
+    /// Charges the exchange's actual cost to every subject it was admitted under.
+    pub fn charge(&self, micros: u64, unix_now: i64) {
+        let subjects: Vec<(Scope, &str)> = self.keys.iter().map(|(s, id)| (*s, id.as_str())).collect();
+        self.budgets.charge(&subjects, micros, unix_now);
+    }
+}
+
 impl Drop for Reservation {
     fn drop(&mut self) {
         for k in &self.keys {
@@ -152,6 +160,7 @@ fn scope_of(name: &str) -> Option<Scope> {
         "key" => Some(Scope::Key),
         "user" => Some(Scope::User),
         "model" => Some(Scope::Model),
+        "group" => Some(Scope::Group),
         _ => None,
     }
 }
@@ -219,15 +228,11 @@ impl Budgets {
             }
             let key = (scope, id.to_string());
             let held = self.reserved.get(&key).map_or(0, |r| *r);
-            let spent = self
-                .spent
-                .get(&key)
-                .map(|s| s.current(now))
-                .unwrap_or(Spent {
-                    at: now,
-                    day: 0,
-                    month: 0,
-                });
+            let spent = self.spent.get(&key).map(|s| s.current(now)).unwrap_or(Spent {
+                at: now,
+                day: 0,
+                month: 0,
+            });
             let spent = Spent {
                 day: spent.day.saturating_add(held),
                 month: spent.month.saturating_add(held),

@@ -30,6 +30,8 @@ pub enum Scope {
     User,
     /// One model.
     Model,
+    /// One OIDC group (budgets only).
+    Group,
 }
 
 impl Scope {
@@ -39,6 +41,7 @@ impl Scope {
             Scope::Key => "key",
             Scope::User => "user",
             Scope::Model => "model",
+            Scope::Group => "group",
         }
     }
 }

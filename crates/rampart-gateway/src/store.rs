@@ -52,7 +52,8 @@ CREATE TABLE IF NOT EXISTS keys (
     expires_at  INTEGER,
     revoked_at  INTEGER,
     limits      TEXT,
-    caller      TEXT NOT NULL DEFAULT 'application'
+    caller      TEXT NOT NULL DEFAULT 'application',
+    budget      TEXT
 );
 CREATE TABLE IF NOT EXISTS approvals (
     id          TEXT PRIMARY KEY,
@@ -109,6 +110,12 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
         .exists([])?;
     if !has_caller {
         conn.execute_batch("ALTER TABLE keys ADD COLUMN caller TEXT NOT NULL DEFAULT 'application'")?;
+    }
+    let has_budget = conn
+        .prepare("SELECT 1 FROM pragma_table_info('keys') WHERE name = 'budget'")?
+        .exists([])?;
+    if !has_budget {
+        conn.execute_batch("ALTER TABLE keys ADD COLUMN budget TEXT")?;
     }
     Ok(())
 }
@@ -175,11 +182,18 @@ impl Store {
             })?),
             None => None,
         };
+        let budget = match &k.budget {
+            Some(b) => Some(serde_json::to_string(b).map_err(|e| StoreError::Corrupt {
+                table: "keys",
+                reason: e.to_string(),
+            })?),
+            None => None,
+        };
         self.with(|c| {
             c.execute(
-                "INSERT INTO keys (id, secret_hash, owner, name, models, admin, created_at, expires_at, revoked_at, limits, caller)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                params![k.id, k.secret_hash.as_slice(), k.owner, k.name, models, k.admin, k.created_at, k.expires_at, k.revoked_at, limits, k.caller.name()],
+                "INSERT INTO keys (id, secret_hash, owner, name, models, admin, created_at, expires_at, revoked_at, limits, caller, budget)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                params![k.id, k.secret_hash.as_slice(), k.owner, k.name, models, k.admin, k.created_at, k.expires_at, k.revoked_at, limits, k.caller.name(), budget],
             )?;
             Ok(())
         })
@@ -240,7 +254,7 @@ impl Store {
     pub fn keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
         self.with(|c| {
             let mut stmt = c.prepare(
-                "SELECT id, secret_hash, owner, name, models, admin, created_at, expires_at, revoked_at, limits, caller FROM keys ORDER BY created_at, id",
+                "SELECT id, secret_hash, owner, name, models, admin, created_at, expires_at, revoked_at, limits, caller, budget FROM keys ORDER BY created_at, id",
             )?;
             let rows = stmt.query_map([], |r| {
                 Ok((
@@ -255,11 +269,12 @@ impl Store {
                     r.get::<_, Option<i64>>(8)?,
                     r.get::<_, Option<String>>(9)?,
                     r.get::<_, String>(10)?,
+                    r.get::<_, Option<String>>(11)?,
                 ))
             })?;
             let mut out = Vec::new();
             for row in rows {
-                let (id, hash, owner, name, models, admin, created_at, expires_at, revoked_at, limits, caller) = row?;
+                let (id, hash, owner, name, models, admin, created_at, expires_at, revoked_at, limits, caller, budget) = row?;
                 let corrupt = |reason: String| StoreError::Corrupt { table: "keys", reason };
                 let secret_hash: [u8; 32] = hash.try_into().map_err(|_| corrupt(format!("key `{id}` has a bad hash length")))?;
                 let models: Vec<String> = serde_json::from_str(&models).map_err(|e| corrupt(e.to_string()))?;
@@ -268,7 +283,11 @@ impl Store {
                     None => None,
                 };
                 let caller = caller.parse().map_err(corrupt)?;
-                out.push(KeyRecord { id, secret_hash, owner, name, models, admin, created_at, expires_at, revoked_at, limits, caller });
+                let budget = match budget {
+                    Some(b) => Some(serde_json::from_str(&b).map_err(|e| corrupt(e.to_string()))?),
+                    None => None,
+                };
+                out.push(KeyRecord { id, secret_hash, owner, name, models, admin, created_at, expires_at, revoked_at, limits, caller, budget });
             }
             Ok(out)
         })
@@ -561,6 +580,10 @@ mod tests {
                 name: "ci".into(),
                 models: vec!["m".into()],
                 caller: rampart_policy::CallerKind::EndUser,
+                budget: Some(rampart_policy::Budget {
+                    daily_usd: Some(2.5),
+                    monthly_usd: None,
+                }),
                 ..crate::auth::keys::KeySpec::for_owner("alice")
             },
             100,
@@ -580,6 +603,7 @@ mod tests {
         assert_eq!(keys.len(), 1);
         assert_eq!(keys[0].secret_hash, new.record.secret_hash);
         assert_eq!(keys[0].caller, rampart_policy::CallerKind::EndUser);
+        assert_eq!(keys[0].budget.and_then(|b| b.daily_usd), Some(2.5));
         assert_eq!(store.blocks().unwrap()[0].value, "bob");
         assert!(store.revoke_key(&new.record.id, 5).unwrap());
         assert!(!store.revoke_key(&new.record.id, 6).unwrap());

@@ -311,15 +311,28 @@ impl Budget {
 
 /// The `[budgets]` section: spending caps per key, user and model, counted from the
 /// upstream's reported usage and the models' `price`.
-#[derive(Debug, Clone, Copy, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct BudgetsConfig {
-    /// For each API key.
+    /// For each API key (a key may carry its own instead).
     pub per_key: Budget,
     /// For each user (a key's owner or an OIDC subject).
     pub per_user: Budget,
     /// For each model, all callers together.
     pub per_model: Budget,
+    /// For the named OIDC groups, all their members together (`[budgets.groups]`,
+    /// `interns = { daily_usd = 20.0 }`).
+    pub groups: std::collections::BTreeMap<String, Budget>,
+}
+
+impl BudgetsConfig {
+    /// Whether any cap is set.
+    pub fn any(&self) -> bool {
+        self.per_key.is_set()
+            || self.per_user.is_set()
+            || self.per_model.is_set()
+            || self.groups.values().any(Budget::is_set)
+    }
 }
 
 impl ModelConfig {
@@ -582,11 +595,13 @@ impl Config {
             );
         }
         let money = |v: Option<f64>| v.is_some_and(|x| !x.is_finite() || x < 0.0);
-        for (name, b) in [
-            ("per_key", self.budgets.per_key),
-            ("per_user", self.budgets.per_user),
-            ("per_model", self.budgets.per_model),
-        ] {
+        let named = [
+            ("per_key".to_string(), self.budgets.per_key),
+            ("per_user".to_string(), self.budgets.per_user),
+            ("per_model".to_string(), self.budgets.per_model),
+        ];
+        let groups = self.budgets.groups.iter().map(|(g, b)| (format!("groups.{g}"), *b));
+        for (name, b) in named.into_iter().chain(groups) {
             if money(b.daily_usd) || money(b.monthly_usd) {
                 at(
                     0..0,
@@ -607,8 +622,7 @@ impl Config {
                 }
             }
         }
-        let budgets = self.budgets;
-        if budgets.per_key.is_set() || budgets.per_user.is_set() || budgets.per_model.is_set() {
+        if self.budgets.any() {
             for m in self.models.iter().filter(|m| m.price.is_none()) {
                 at(
                     m.name.span(),

@@ -272,6 +272,13 @@ enum KeysCommand {
         /// refused) by `[scan] system_messages`.
         #[arg(long, default_value = "application", value_parser = ["application", "end-user"])]
         caller: String,
+        /// Its own daily spending cap in US dollars (UTC days; on models with a `price`),
+        /// instead of `[budgets] per_key`.
+        #[arg(long)]
+        daily_usd: Option<f64>,
+        /// Its own monthly spending cap in US dollars (UTC months).
+        #[arg(long)]
+        monthly_usd: Option<f64>,
     },
     /// List keys (never their secrets): a table, or JSON with `--json`.
     List {
@@ -606,13 +613,17 @@ async fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
             tpm,
             concurrency,
             caller,
+            daily_usd,
+            monthly_usd,
         } => {
             let client = AdminClient::new(&target)?;
             let caller = caller.replace('-', "_");
             let limits = (rpm.is_some() || tpm.is_some() || concurrency.is_some()).then(|| {
                 serde_json::json!({"requests_per_minute": rpm, "tokens_per_minute": tpm, "concurrent_requests": concurrency})
             });
-            let body = serde_json::json!({"owner": owner, "name": name, "models": models, "expires_in_days": expires_in_days, "limits": limits, "caller": caller});
+            let budget = (daily_usd.is_some() || monthly_usd.is_some())
+                .then(|| serde_json::json!({"daily_usd": daily_usd, "monthly_usd": monthly_usd}));
+            let body = serde_json::json!({"owner": owner, "name": name, "models": models, "expires_in_days": expires_in_days, "limits": limits, "caller": caller, "budget": budget});
             let v = client.post("/admin/keys", &body).await?;
             println!("{}", v.get("key").and_then(|k| k.as_str()).unwrap_or_default());
             eprintln!(

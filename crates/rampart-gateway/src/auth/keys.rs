@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use base64::Engine;
 use dashmap::DashMap;
-use rampart_policy::{CallerKind, Quota};
+use rampart_policy::{Budget, CallerKind, Quota};
 use rand::RngCore;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -46,6 +46,8 @@ pub struct KeyRecord {
     pub limits: Option<Quota>,
     /// Who holds it: an application (its system messages are its own) or an end user.
     pub caller: CallerKind,
+    /// Its own spending caps instead of `[budgets] per_key`.
+    pub budget: Option<Budget>,
 }
 
 /// What a new key is for; everything but the secret.
@@ -65,6 +67,8 @@ pub struct KeySpec {
     pub limits: Option<Quota>,
     /// Who holds it.
     pub caller: CallerKind,
+    /// Its own spending caps.
+    pub budget: Option<Budget>,
 }
 
 impl KeySpec {
@@ -108,6 +112,7 @@ impl NewKey {
             revoked_at: None,
             limits: spec.limits,
             caller: spec.caller,
+            budget: spec.budget,
         };
         NewKey { secret: full, record }
     }

@@ -10,7 +10,7 @@ pub mod oidc;
 use std::sync::Arc;
 
 use http::HeaderMap;
-use rampart_policy::{CallerKind, Principal, Quota};
+use rampart_policy::{Budget, CallerKind, Principal, Quota};
 
 use crate::error::ApiError;
 
@@ -25,6 +25,8 @@ pub struct Caller {
     pub key_limits: Option<Quota>,
     /// An application or an end user: decides whether its system messages are trusted.
     pub kind: CallerKind,
+    /// The key's own spending caps, when set.
+    pub key_budget: Option<Budget>,
 }
 
 impl Caller {
@@ -40,6 +42,7 @@ impl Caller {
             key_id: Some(k.id.clone()),
             key_limits: k.limits,
             kind: k.caller,
+            key_budget: k.budget,
         }
     }
 }
@@ -109,6 +112,7 @@ pub async fn authenticate(
                 principal,
                 key_id: None,
                 key_limits: None,
+                key_budget: None,
             }),
             Err(oidc::OidcError::Expired) => Err(ApiError::unauthenticated(
                 "token_expired",

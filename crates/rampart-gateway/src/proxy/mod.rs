@@ -337,10 +337,18 @@ async fn handle(
         Some(price) => {
             let mut capped = Vec::with_capacity(3);
             if let Some(id) = caller.key_id.as_deref() {
-                capped.push((Scope::Key, id, budgets.per_key));
+                capped.push((Scope::Key, id, caller.key_budget.unwrap_or(budgets.per_key)));
             }
             capped.push((Scope::User, caller.principal.user(), budgets.per_user));
             capped.push((Scope::Model, route.name.as_str(), budgets.per_model));
+            // Groups with a budget of their own share it among their members.
+            if let rampart_policy::Principal::User { groups, .. } = &caller.principal {
+                for g in groups {
+                    if let Some(b) = budgets.groups.get(g) {
+                        capped.push((Scope::Group, g.as_str(), *b));
+                    }
+                }
+            }
             // What this exchange can cost as far as is known before it runs.
             let estimate = price.micros(req.prompt_tokens, 0, req.max_tokens().unwrap_or(0));
             Some(
@@ -539,7 +547,7 @@ pub(crate) struct Exchange {
     route: Arc<crate::state::Route>,
     upstream: Arc<crate::upstream::Upstream>,
     permit: crate::limits::Permit,
-    #[allow(dead_code, reason = "held for its Drop, which releases what it held against budgets")]
+    /// What it holds against budgets, and whom its cost is charged to.
     reservation: Option<crate::budgets::Reservation>,
     #[allow(dead_code, reason = "held for its Drop, which lowers the in-flight gauge")]
     inflight: InFlight,
@@ -590,15 +598,9 @@ impl Exchange {
         let correction = upstream_prompt.map_or(0, |p| p as i64 - self.prompt_tokens as i64);
         self.permit.charge(completion as i64 + correction);
         self.gw.metrics.add_tokens(&self.route.name, "completion", completion);
-        if let Some(price) = self.route.price {
+        if let (Some(price), Some(reservation)) = (self.route.price, self.reservation.as_ref()) {
             let micros = price.micros(upstream_prompt.unwrap_or(self.prompt_tokens), cached, completion);
-            let mut subjects = Vec::with_capacity(3);
-            if let Some(id) = self.caller.key_id.as_deref() {
-                subjects.push((Scope::Key, id));
-            }
-            subjects.push((Scope::User, self.caller.principal.user()));
-            subjects.push((Scope::Model, self.route.name.as_str()));
-            self.gw.budgets.charge(&subjects, micros, now());
+            reservation.charge(micros, now());
             self.gw
                 .metrics
                 .spend

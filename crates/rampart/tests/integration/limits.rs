@@ -196,13 +196,36 @@ async fn budgets_in_money_cap_spend_and_survive_a_restart() {
         "budget_exceeded"
     );
 
+    // A key with its own, larger cap outlives the default one.
+    let env = [("RAMPART_URL", gw.url.as_str()), ("RAMPART_ADMIN_KEY", gw.admin())];
+    let (code, rich, err) = harness::run_cli(&["keys", "create", "--owner", "carol", "--daily-usd", "1000"], &env);
+    assert_eq!(code, 0, "{err}");
+    let rich = rich.trim().to_string();
+    for _ in 0..3 {
+        assert_eq!(gw.chat(&rich, "priced", "many questions").await.status(), 200);
+    }
+    let (status, code, _) = error_code(
+        gw.post(
+            "/admin/keys",
+            gw.admin(),
+            json!({"owner": "x", "budget": {"daily_usd": -1.0}}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!((status, code.as_str()), (400, "invalid_value"));
+
     let spend: Value = gw.get("/admin/spend", gw.admin()).await.json().await.unwrap();
     let rows = spend["data"].as_array().unwrap();
     let model = rows.iter().find(|r| r["scope"] == "model").unwrap();
     let today = model["today_usd"].as_f64().unwrap();
     assert!(today > 0.02 && today < 0.2, "{spend}");
     assert_eq!(model["monthly_cap_usd"], 1000.0);
-    assert_eq!(rows.iter().filter(|r| r["scope"] == "key").count(), 2, "{spend}");
+    assert_eq!(rows.iter().filter(|r| r["scope"] == "key").count(), 3, "{spend}");
+    assert!(
+        rows.iter().any(|r| r["scope"] == "key" && r["daily_cap_usd"] == 1000.0),
+        "{spend}"
+    );
     assert!(
         rows.iter().any(|r| r["scope"] == "user" && r["id"] == "alice"),
         "{spend}"
@@ -213,7 +236,6 @@ async fn budgets_in_money_cap_spend_and_survive_a_restart() {
             .any(|l| l.starts_with("rampart_spend_usd_total{model=\"priced\"}")),
         "{m}"
     );
-    let env = [("RAMPART_URL", gw.url.as_str()), ("RAMPART_ADMIN_KEY", gw.admin())];
     let (code, table, _) = harness::run_cli(&["keys", "list"], &env);
     assert_eq!(code, 0);
     assert!(table.contains("SPENT TODAY") && table.contains("$0.0"), "{table}");

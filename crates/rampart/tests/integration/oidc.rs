@@ -191,6 +191,38 @@ async fn application_groups_mark_application_callers() {
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
 }
 
+/// A group's budget is shared by its members: once `staff` has spent its cap, every staff
+/// token is refused; a token outside the group is not.
+#[tokio::test]
+async fn group_budgets_are_shared_by_members() {
+    let iss = issuer().await;
+    let config = format!(
+        "[[upstreams]]\nname = \"demo\"\nkind = \"demo\"\n\n[[models]]\nname = \"priced\"\ntargets = [{{ upstream = \"demo\", model = \"rampart-demo-1\" }}]\nprice = {{ input = 1000.0, output = 1000.0 }}\n\n[auth.oidc]\nissuer = \"{}\"\naudiences = [\"rampart\"]\n\n[budgets.groups]\nstaff = {{ daily_usd = 0.01 }}\n",
+        iss.url
+    );
+    let gw = harness::start_config(&config);
+    let erin = iss.token(
+        Algorithm::ES256,
+        "ec1",
+        iss.claims(json!({"sub": "erin", "groups": ["staff"]})),
+    );
+    let finn = iss.token(
+        Algorithm::ES256,
+        "ec1",
+        iss.claims(json!({"sub": "finn", "groups": ["staff", "ops"]})),
+    );
+    let gus = iss.token(
+        Algorithm::ES256,
+        "ec1",
+        iss.claims(json!({"sub": "gus", "groups": ["ops"]})),
+    );
+    assert_eq!(gw.chat(&erin, "priced", "hi").await.status(), 200);
+    let (status, code, v) = error_code(gw.chat(&finn, "priced", "hi").await).await;
+    assert_eq!((status, code.as_str()), (429, "budget_exceeded"), "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("this group"), "{v}");
+    assert_eq!(gw.chat(&gus, "priced", "hi").await.status(), 200);
+}
+
 #[tokio::test]
 async fn an_unreachable_issuer_fails_closed_with_503() {
     let dead = std::net::TcpListener::bind("127.0.0.1:0")
