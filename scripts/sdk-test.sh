@@ -32,6 +32,10 @@ admin=$(sed -n 's/^admin credential (shown once, store it now): //p' "$dir/out")
 key=$(RAMPART_URL="$url" RAMPART_ADMIN_KEY="$admin" "$bin" keys create --owner sdk-test 2>/dev/null)
 "$venv/bin/python" tests/sdk/openai_sdk.py "$url/v1" "$key"
 
+echo "== /metrics read by the Prometheus client library's parsers (both formats)"
+"$venv/bin/pip" install -q --disable-pip-version-check 'prometheus_client>=0.20,<1'
+"$venv/bin/python" tests/sdk/metrics_formats.py "$url"
+
 echo "== OpenAI Node SDK and Vercel AI SDK against the gateway"
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive

@@ -72,5 +72,5 @@ echo "== OpenAI Python and Node SDKs and the Vercel AI SDK against the gateway"
 ./scripts/sdk-test.sh 2>&1 | tee -a "$log"
 
 # One closing line for the whole suite (cargo prints one per test binary).
-awk '/^test result:|^openai SDK|^openai Node SDK|^audit-verify:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed[;,]?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1); if ($i ~ /^ignored;?$/) s += $(i-1) } }
+awk '/^test result:|^openai SDK|^openai Node SDK|^prometheus parsers:|^audit-verify:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed[;,]?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1); if ($i ~ /^ignored;?$/) s += $(i-1) } }
      END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"

@@ -265,14 +265,19 @@ async fn metrics(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Result<R
             })
             .set(i64::from(gate.enabled));
     }
-    Ok((
-        [(
-            http::header::CONTENT_TYPE,
+    let accept = headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok());
+    let (content_type, body) = if crate::metrics::wants_openmetrics(accept) {
+        (
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        gw.metrics.encode(),
-    )
-        .into_response())
+            gw.metrics.encode(),
+        )
+    } else {
+        (
+            "text/plain; version=0.0.4; charset=utf-8",
+            crate::metrics::to_prometheus_text(&gw.metrics.encode()),
+        )
+    };
+    Ok(([(http::header::CONTENT_TYPE, content_type)], body).into_response())
 }
 
 async fn not_found() -> ApiError {

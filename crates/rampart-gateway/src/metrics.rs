@@ -286,12 +286,136 @@ impl Metrics {
         }
     }
 
-    /// The text exposition format.
+    /// The OpenMetrics text format.
     pub fn encode(&self) -> String {
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();
         }
         out
+    }
+}
+
+/// Whether a scraper's `Accept` header prefers OpenMetrics over the Prometheus text format
+/// (version 0.0.4). A Prometheus server lists both with weights; a client that names neither
+/// (curl, a browser) gets the older, more widely parsed text format.
+pub fn wants_openmetrics(accept: Option<&str>) -> bool {
+    let (mut om, mut text) = (0.0f32, 0.0f32);
+    for range in accept.unwrap_or("").split(',') {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or("").to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.strip_prefix("q="))
+            .find_map(|q| q.parse::<f32>().ok())
+            .unwrap_or(1.0);
+        match media.as_str() {
+            "application/openmetrics-text" => om = om.max(q),
+            "text/plain" => text = text.max(q),
+            _ => {}
+        }
+    }
+    om > 0.0 && om >= text
+}
+
+/// The Prometheus text format (0.0.4) from OpenMetrics text: no `# EOF` or `# UNIT` lines,
+/// counters' `# TYPE`/`# HELP` named like their `_total` samples, `info` metrics as gauges,
+/// help text without OpenMetrics' quote escapes.
+pub fn to_prometheus_text(openmetrics: &str) -> String {
+    let mut renamed = std::collections::HashMap::new();
+    for line in openmetrics.lines() {
+        let Some(rest) = line.strip_prefix("# TYPE ") else {
+            continue;
+        };
+        let mut it = rest.splitn(2, ' ');
+        let (name, kind) = (it.next().unwrap_or(""), it.next().unwrap_or("").trim());
+        let mapped = match kind {
+            "counter" => Some((format!("{name}_total"), "counter")),
+            "info" => Some((format!("{name}_info"), "gauge")),
+            "stateset" => Some((name.to_string(), "gauge")),
+            "gaugehistogram" => Some((name.to_string(), "histogram")),
+            "unknown" => Some((name.to_string(), "untyped")),
+            _ => None,
+        };
+        if let Some(m) = mapped {
+            renamed.insert(name.to_string(), m);
+        }
+    }
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let name = rest.split(' ').next().unwrap_or("");
+            match renamed.get(name) {
+                Some((new, kind)) => out.push_str(&format!("# TYPE {new} {kind}")),
+                None => out.push_str(line),
+            }
+        } else if let Some(rest) = line.strip_prefix("# HELP ") {
+            let mut it = rest.splitn(2, ' ');
+            let (name, help) = (it.next().unwrap_or(""), it.next().unwrap_or(""));
+            let name = renamed.get(name).map_or(name, |(n, _)| n.as_str());
+            out.push_str(&format!("# HELP {name} {}", help.replace("\\\"", "\"")));
+        } else {
+            // An exemplar (` # {...} v`) has no place in the text format.
+            out.push_str(line.split(" # ").next().unwrap_or(line));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negotiation_follows_the_scrapers_weights() {
+        let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        assert!(wants_openmetrics(Some(prometheus)));
+        assert!(!wants_openmetrics(Some("text/plain;version=0.0.4")));
+        assert!(!wants_openmetrics(Some(
+            "text/plain;version=0.0.4;q=1,application/openmetrics-text;q=0.5"
+        )));
+        assert!(!wants_openmetrics(Some("*/*")));
+        assert!(!wants_openmetrics(None));
+        assert!(!wants_openmetrics(Some("application/openmetrics-text;q=0")));
+    }
+
+    #[test]
+    fn text_format_names_counters_by_their_samples() {
+        let m = Metrics::new();
+        m.add_tokens("gpt", "prompt", 7);
+        m.failovers.inc();
+        let text = to_prometheus_text(&m.encode());
+        assert!(!text.contains("# EOF") && !text.contains("# UNIT"), "{text}");
+        assert!(text.contains("# TYPE rampart_tokens_total counter\n"), "{text}");
+        assert!(text.contains("# HELP rampart_tokens_total "), "{text}");
+        assert!(
+            text.contains("rampart_tokens_total{model=\"gpt\",kind=\"prompt\"} 7\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE rampart_upstream_failovers_total counter\nrampart_upstream_failovers_total 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE rampart_audit_append_duration_seconds histogram"),
+            "{text}"
+        );
+        // Every sample's metric has a TYPE line of its own name (or is a histogram's series).
+        let typed: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split(' ').next())
+            .collect();
+        for sample in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+            let name = sample.split(['{', ' ']).next().unwrap_or("");
+            let base = ["_bucket", "_sum", "_count"].iter().find_map(|s| name.strip_suffix(s));
+            assert!(
+                typed.contains(&name) || base.is_some_and(|b| typed.contains(&b)),
+                "{name} in {text}"
+            );
+        }
     }
 }
