@@ -21,6 +21,8 @@ mod stream;
 mod tools;
 mod views;
 
+pub use stream::check_responses_stream;
+
 use std::sync::Arc;
 
 use axum::body::Body;

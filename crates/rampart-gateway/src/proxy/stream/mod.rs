@@ -658,3 +658,41 @@ impl Relay {
         None
     }
 }
+
+/// The Responses API event relay without a network, for fuzz targets and property tests:
+/// `events` are the `data` of an upstream's events in order, checked under the default output
+/// policy with `canary` planted and `prompt` protected. Returns every byte the client would
+/// receive before the stream ends (by its terminal event, a block, a protocol break or an
+/// upstream error; held text is flushed through the scanners where the relay flushes it).
+#[doc(hidden)]
+pub fn check_responses_stream(gw: &crate::state::Gateway, canary: &str, prompt: &str, events: &[String]) -> Vec<u8> {
+    let mut ctx = rampart_scan::output::OutputContext::new(Some(canary.to_string()), None, Vec::new());
+    ctx.protect(prompt);
+    let state = super::guard::ScanState {
+        policy: rampart_policy::ScanPolicy::default_policy(),
+        ctx,
+        pseudonyms: rampart_scan::transform::Pseudonyms::default(),
+        records: Vec::new(),
+        holdback: gw.scanner.max_output_match().max(256),
+    };
+    let mut r = responses::Events::new(
+        Some(super::guard::StreamGuard::new(state)),
+        None,
+        serde_json::Value::Null,
+    );
+    let mut out = BytesMut::new();
+    for data in events {
+        match r.event(gw, data, &mut out) {
+            Ok(false) => {}
+            Ok(true)
+            | Err(responses::Halt::Stop(super::guard::StreamStop::Blocked(_)))
+            | Err(responses::Halt::Upstream(_)) => {
+                return out.to_vec();
+            }
+            Err(responses::Halt::Stop(super::guard::StreamStop::Invalid(_))) => break,
+        }
+    }
+    // A broken or cut stream: what was held back is scanned and sent before the error.
+    let _ = r.flush(gw, &mut out);
+    out.to_vec()
+}
