@@ -155,6 +155,24 @@ proptest! {
     }
 }
 
+/// Found by the `responses_events` fuzz target: an unknown event type carried the canary's
+/// core out as the SSE event name. Types are identifiers, scanned like everything else.
+#[test]
+fn event_types_carry_nothing_out() {
+    for ty in [
+        "response.function_call_arguments.dely-5f0c1d2e3a4b6978",
+        "response.x5f0c1d2e3a4b6978",
+        "response.output_text.delta\ndata: {}",
+    ] {
+        let events = vec![
+            json!({"type": "response.created", "response": {"id": "r", "object": "response", "status": "in_progress", "output": []}}).to_string(),
+            json!({"type": ty, "output_index": 0}).to_string(),
+        ];
+        let out = String::from_utf8_lossy(&check_responses_stream(gateway(), CANARY, PROMPT, &events)).into_owned();
+        assert!(!out.contains("5f0c1d2e3a4b6978") && !out.contains(ty), "{ty}: {out}");
+    }
+}
+
 #[test]
 fn a_clean_stream_is_released_whole() {
     let text = "The refund takes five working days.";

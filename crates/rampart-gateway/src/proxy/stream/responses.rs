@@ -260,6 +260,23 @@ impl Events {
             Some(Value::String(t)) => t.clone(),
             _ => return Err(invalid("an event without a type")),
         };
+        // The type goes out as the SSE `event:` name too: a protocol identifier, never a place
+        // for text. One that is not shaped like one, or that an output detector finds anything
+        // in (a hostile upstream spelling the canary into it), ends the stream.
+        let identifier = |t: &str| {
+            !t.is_empty()
+                && t.len() <= 128
+                && t.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.')
+        };
+        if !identifier(&ty) {
+            return Err(invalid("an event type that is not a protocol identifier"));
+        }
+        let mut scanned = Value::String(ty.clone());
+        self.whole(gw, &mut scanned, 0)?;
+        if scanned.as_str() != Some(ty.as_str()) {
+            return Err(invalid("an event type that carries text"));
+        }
         v.remove("obfuscation");
         v.remove("logprobs");
         v.remove("sequence_number");
