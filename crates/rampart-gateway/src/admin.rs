@@ -149,19 +149,19 @@ async fn list_spend(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Resul
     admit(&gw, &headers, Action::AdminRead).await?;
     let rt = gw.runtime.load();
     let budgets = &rt.config.budgets;
+    let own: std::collections::HashMap<String, rampart_policy::Budget> = gw
+        .keys
+        .all()
+        .iter()
+        .filter_map(|k| k.budget.map(|b| (k.id.clone(), b)))
+        .collect();
     let data: Vec<_> = gw
         .budgets
         .all(now())
         .into_iter()
         .map(|(scope, id, today, month)| {
             let cap = match scope {
-                crate::limits::Scope::Key => gw
-                    .keys
-                    .all()
-                    .iter()
-                    .find(|k| k.id == id)
-                    .and_then(|k| k.budget)
-                    .unwrap_or(budgets.per_key),
+                crate::limits::Scope::Key => own.get(&id).copied().unwrap_or(budgets.per_key),
                 crate::limits::Scope::User => budgets.per_user,
                 crate::limits::Scope::Model => budgets.per_model,
                 crate::limits::Scope::Group => budgets.groups.get(&id).copied().unwrap_or_default(),

@@ -80,18 +80,6 @@ fn request_id(prefix: &str, body: &Bytes) -> String {
     format!("{prefix}-demo{hex}")
 }
 
-fn text_of(content: Option<&Value>) -> String {
-    match content {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join(" "),
-        _ => String::new(),
-    }
-}
-
 /// The reply text, cut to `max_tokens` words; the bool says whether it was cut.
 fn reply_for(prompt: &str, max_tokens: Option<u64>) -> (String, bool) {
     let quoted: String = prompt.chars().take(200).collect();
@@ -178,9 +166,12 @@ async fn chat(State(opts): State<DemoOptions>, body: Bytes) -> Response {
         .iter()
         .rev()
         .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
-        .map(|m| text_of(m.get("content")))
+        .map(|m| crate::openai::content_text(m.get("content")))
         .unwrap_or_default();
-    let prompt_tokens: u64 = messages.iter().map(|m| words(&text_of(m.get("content")))).sum();
+    let prompt_tokens: u64 = messages
+        .iter()
+        .map(|m| words(&crate::openai::content_text(m.get("content"))))
+        .sum();
     let tool = match (req.get("tools").and_then(Value::as_array), req.get("tool_choice")) {
         (_, Some(Value::String(c))) if c == "none" => None,
         (Some(tools), _) => tools.first().and_then(|t| t.get("function")).cloned(),
@@ -328,7 +319,7 @@ fn responses_prompt(input: Option<&Value>) -> String {
             .iter()
             .rev()
             .find(|i| i.get("role").and_then(Value::as_str) == Some("user"))
-            .map(|m| text_of(m.get("content")))
+            .map(|m| crate::openai::content_text(m.get("content")))
             .unwrap_or_default(),
         _ => String::new(),
     }
@@ -341,7 +332,10 @@ fn responses_input_words(req: &Map<String, Value>) -> u64 {
         Some(Value::String(s)) => words(s),
         Some(Value::Array(items)) => items
             .iter()
-            .map(|i| words(&text_of(i.get("content"))) + i.get("output").and_then(Value::as_str).map_or(0, words))
+            .map(|i| {
+                words(&crate::openai::content_text(i.get("content")))
+                    + i.get("output").and_then(Value::as_str).map_or(0, words)
+            })
             .sum(),
         _ => 0,
     };

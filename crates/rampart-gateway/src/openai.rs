@@ -67,6 +67,20 @@ pub struct InferenceRequest {
     pub body: Map<String, Value>,
 }
 
+/// The text of a message's `content`: a string, or the `text` of each of its parts, joined by
+/// spaces.
+pub(crate) fn content_text(content: Option<&Value>) -> String {
+    match content {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => String::new(),
+    }
+}
+
 fn bad(code: &'static str, param: &str, message: impl Into<String>) -> ApiError {
     ApiError::invalid_request(code, message).with_param(param)
 }

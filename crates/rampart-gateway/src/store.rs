@@ -105,17 +105,17 @@ CREATE TABLE IF NOT EXISTS blocks (
 /// added with their defaults (keys made before callers had kinds were all applications' in
 /// effect: their system messages were the only ones there were).
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
-    let has_caller = conn
-        .prepare("SELECT 1 FROM pragma_table_info('keys') WHERE name = 'caller'")?
-        .exists([])?;
-    if !has_caller {
-        conn.execute_batch("ALTER TABLE keys ADD COLUMN caller TEXT NOT NULL DEFAULT 'application'")?;
-    }
-    let has_budget = conn
-        .prepare("SELECT 1 FROM pragma_table_info('keys') WHERE name = 'budget'")?
-        .exists([])?;
-    if !has_budget {
-        conn.execute_batch("ALTER TABLE keys ADD COLUMN budget TEXT")?;
+    add_column(conn, "keys", "caller", "TEXT NOT NULL DEFAULT 'application'")?;
+    add_column(conn, "keys", "budget", "TEXT")
+}
+
+/// Adds `column` to `table` unless it is there already.
+fn add_column(conn: &Connection, table: &str, column: &str, declaration: &str) -> Result<(), StoreError> {
+    let present = conn
+        .prepare("SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2")?
+        .exists(params![table, column])?;
+    if !present {
+        conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {declaration}"))?;
     }
     Ok(())
 }
@@ -171,24 +171,15 @@ impl Store {
 
     /// Stores a new key.
     pub fn insert_key(&self, k: &KeyRecord) -> Result<(), StoreError> {
-        let models = serde_json::to_string(&k.models).map_err(|e| StoreError::Corrupt {
-            table: "keys",
-            reason: e.to_string(),
-        })?;
-        let limits = match &k.limits {
-            Some(q) => Some(serde_json::to_string(q).map_err(|e| StoreError::Corrupt {
+        fn json(v: &impl serde::Serialize) -> Result<String, StoreError> {
+            serde_json::to_string(v).map_err(|e| StoreError::Corrupt {
                 table: "keys",
                 reason: e.to_string(),
-            })?),
-            None => None,
-        };
-        let budget = match &k.budget {
-            Some(b) => Some(serde_json::to_string(b).map_err(|e| StoreError::Corrupt {
-                table: "keys",
-                reason: e.to_string(),
-            })?),
-            None => None,
-        };
+            })
+        }
+        let models = json(&k.models)?;
+        let limits = k.limits.as_ref().map(json).transpose()?;
+        let budget = k.budget.as_ref().map(json).transpose()?;
         self.with(|c| {
             c.execute(
                 "INSERT INTO keys (id, secret_hash, owner, name, models, admin, created_at, expires_at, revoked_at, limits, caller, budget)
@@ -278,15 +269,13 @@ impl Store {
                 let corrupt = |reason: String| StoreError::Corrupt { table: "keys", reason };
                 let secret_hash: [u8; 32] = hash.try_into().map_err(|_| corrupt(format!("key `{id}` has a bad hash length")))?;
                 let models: Vec<String> = serde_json::from_str(&models).map_err(|e| corrupt(e.to_string()))?;
-                let limits = match limits {
-                    Some(l) => Some(serde_json::from_str(&l).map_err(|e| corrupt(e.to_string()))?),
-                    None => None,
-                };
+                let limits = limits
+                    .map(|l| serde_json::from_str(&l).map_err(|e| corrupt(e.to_string())))
+                    .transpose()?;
                 let caller = caller.parse().map_err(corrupt)?;
-                let budget = match budget {
-                    Some(b) => Some(serde_json::from_str(&b).map_err(|e| corrupt(e.to_string()))?),
-                    None => None,
-                };
+                let budget = budget
+                    .map(|b| serde_json::from_str(&b).map_err(|e| corrupt(e.to_string())))
+                    .transpose()?;
                 out.push(KeyRecord { id, secret_hash, owner, name, models, admin, created_at, expires_at, revoked_at, limits, caller, budget });
             }
             Ok(out)

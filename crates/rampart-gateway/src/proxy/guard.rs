@@ -401,7 +401,7 @@ impl InputGuard<'_> {
         if role == Role::System && system_policy == SystemMessages::Demote && !shadow {
             demote(m);
         } else if role == Role::System {
-            self.kept_system.push(content_text(m.get("content")));
+            self.kept_system.push(crate::openai::content_text(m.get("content")));
         }
         Ok(spotlighted)
     }
@@ -720,19 +720,6 @@ impl InputGuard<'_> {
 
 /// Turns a client system message into a user turn that says what it was: a string content
 /// gets the note in front, typed parts get it as a first text part.
-/// The text of a message's `content`: a string, or the `text` of each of its parts.
-fn content_text(content: Option<&Value>) -> String {
-    match content {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join("\n"),
-        _ => String::new(),
-    }
-}
-
 fn demote(m: &mut Map<String, Value>) {
     m.insert("role".into(), Value::String("user".into()));
     match m.get_mut("content") {
